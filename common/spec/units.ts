@@ -1,0 +1,117 @@
+import { Cron } from 'croner';
+
+/** A parse result: the value, or a message saying what is wrong and what is expected. */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
+
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const fail = <T>(message: string): Parsed<T> => ({ ok: false, message });
+
+const SIZE_FACTORS: Record<string, number> = {
+  b: 1,
+  k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12, p: 1e15, pb: 1e15,
+  ki: 2 ** 10, kib: 2 ** 10, mi: 2 ** 20, mib: 2 ** 20, gi: 2 ** 30, gib: 2 ** 30,
+  ti: 2 ** 40, tib: 2 ** 40, pi: 2 ** 50, pib: 2 ** 50,
+};
+
+/** `16GB` → 16e9 bytes, `512MiB` → 536870912. A unit is required: a bare `16` is ambiguous. */
+export function parseSize(input: unknown): Parsed<number> {
+  if (typeof input === 'number') {
+    return fail(`a size needs a unit: write ${input}GB or ${input}GiB (GB = 1000³ bytes, GiB = 1024³)`);
+  }
+  if (typeof input !== 'string') return fail('expected a size such as 16GB or 512MiB');
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(input);
+  if (!match) return fail(`'${input}' is not a size; write a number and a unit, e.g. 16GB or 512MiB`);
+  const unit = match[2]!.toLowerCase();
+  if (unit === '') return fail(`a size needs a unit: write ${match[1]}GB or ${match[1]}GiB`);
+  const factor = SIZE_FACTORS[unit];
+  if (factor === undefined) {
+    return fail(`unknown size unit '${match[2]}'; use B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024)`);
+  }
+  return ok(Math.round(Number(match[1]) * factor));
+}
+
+const DURATION_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** `90s`, `45m`, `2h`, `1h30m`, `1d` → seconds; a bare number is seconds. */
+export function parseDuration(input: unknown): Parsed<number> {
+  if (typeof input === 'number') return input >= 0 ? ok(input) : fail('a duration cannot be negative');
+  if (typeof input !== 'string') return fail('expected a duration such as 90s, 45m, 2h or 1h30m');
+  const compact = input.replace(/\s+/g, '');
+  if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(compact)) {
+    return fail(`'${input}' is not a duration; write e.g. 90s, 45m, 2h, 1h30m or 1d`);
+  }
+  let seconds = 0;
+  for (const part of compact.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) {
+    seconds += Number(part[1]) * DURATION_SECONDS[part[2]!]!;
+  }
+  return ok(seconds);
+}
+
+/** What a run asks of GPUs: all `count` on one host, optionally of a model and a least memory each. */
+export interface GpuRequest {
+  count: number;
+  type?: string;
+  memoryBytes?: number;
+}
+
+/** `2`, `"A100:2"`, `"A100"` (one), or `{count, type, memory}`. */
+export function parseGpuRequest(input: unknown): Parsed<GpuRequest> {
+  if (typeof input === 'number') {
+    return Number.isInteger(input) && input >= 0 ? ok({ count: input }) : fail('a GPU count is a whole number ≥ 0');
+  }
+  if (typeof input === 'string') {
+    const text = input.trim();
+    if (/^\d+$/.test(text)) return ok({ count: Number(text) });
+    const match = /^([A-Za-z][\w.-]*)(?::(\d+))?$/.exec(text);
+    if (!match) return fail(`'${input}' is not a GPU request; write a count (2), a type and count ("A100:2") or a type ("A100")`);
+    const count = match[2] === undefined ? 1 : Number(match[2]);
+    if (count < 1) return fail(`'${input}' asks for no GPUs of a type; drop the type or ask for 1 or more`);
+    return ok({ count, type: match[1]! });
+  }
+  if (input && typeof input === 'object' && !Array.isArray(input)) {
+    const fields = input as Record<string, unknown>;
+    const count = fields['count'] ?? 1;
+    if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) return fail('`count` is a whole number ≥ 1');
+    const request: GpuRequest = { count };
+    if (fields['type'] !== undefined) {
+      if (typeof fields['type'] !== 'string' || fields['type'].trim() === '') return fail('`type` names a GPU model, e.g. A100');
+      request.type = fields['type'].trim();
+    }
+    if (fields['memory'] !== undefined) {
+      const memory = parseSize(fields['memory']);
+      if (!memory.ok) return memory;
+      request.memoryBytes = memory.value;
+    }
+    return ok(request);
+  }
+  return fail('expected a GPU count (2), a type and count ("A100:2") or {count, type, memory}');
+}
+
+/** Checks a cron expression (5 fields, 6 with leading seconds, or a nickname such as @daily) with the same library the scheduler uses. */
+export function checkCron(input: unknown): Parsed<string> {
+  if (typeof input !== 'string') return fail('a schedule is a cron expression in quotes, e.g. "0 2 * * *"');
+  const fields = input.trim().split(/\s+/);
+  const nickname = fields.length === 1 && fields[0]!.startsWith('@');
+  if (!nickname && (fields.length < 5 || fields.length > 6)) {
+    return fail(`a cron expression has 5 fields (minute hour day-of-month month day-of-week), '${input}' has ${fields.length}`);
+  }
+  try {
+    const cron = new Cron(input, { paused: true });
+    if (cron.nextRun() === null) return fail(`the cron expression '${input}' never fires`);
+    return ok(input.trim());
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.replace(/^CronPattern:\s*/, '') : String(error);
+    return fail(`invalid cron expression '${input}': ${reason}`);
+  }
+}
+
+/** A size for people: 17179869184 → "16 GiB", 16e9 → "16 GB". */
+export function formatSize(bytes: number): string {
+  const binary = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  const decimal = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
+  for (let power = 5; power > 0; power--) {
+    if (bytes % 2 ** (10 * power) === 0) return `${bytes / 2 ** (10 * power)} ${binary[power]}`;
+    if (bytes >= 10 ** (3 * power)) return `${+(bytes / 10 ** (3 * power)).toFixed(2)} ${decimal[power]}`;
+  }
+  return `${bytes} B`;
+}

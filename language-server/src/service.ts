@@ -1,0 +1,25 @@
+import { DiagnosticSeverity, type Diagnostic } from 'vscode-languageserver';
+import { analyzeSpec, type SpecAnalysis, type SpecDiagnostic } from '../../common/spec';
+
+/** Spec text → LSP diagnostics. Transport-free, so tests call it directly. */
+export function doValidation(text: string, fileName: string): Diagnostic[] {
+  const analysis = analyzeSpec(text, fileName);
+  return analysis.diagnostics.map((diagnostic) => toLspDiagnostic(analysis, diagnostic));
+}
+
+const SEVERITY: Record<SpecDiagnostic['severity'], DiagnosticSeverity> = {
+  error: DiagnosticSeverity.Error,
+  warning: DiagnosticSeverity.Warning,
+  information: DiagnosticSeverity.Information,
+};
+
+export function toLspDiagnostic(analysis: SpecAnalysis, diagnostic: SpecDiagnostic): Diagnostic {
+  return {
+    severity: SEVERITY[diagnostic.severity],
+    code: diagnostic.code,
+    source: 'drover',
+    message: diagnostic.message,
+    range: { start: analysis.lines.position(diagnostic.range.start), end: analysis.lines.position(diagnostic.range.end) },
+    ...(diagnostic.suggestion !== undefined && { data: { suggestion: diagnostic.suggestion } }),
+  };
+}
