@@ -1,0 +1,168 @@
+// Drives the bundled language server (bin/drover-language-server.js → dist/language-server.js)
+// over real LSP stdio, as an editor would: initialize, open/change/close a spec, shut down.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import {
+  DidChangeTextDocumentNotification,
+  DidCloseTextDocumentNotification,
+  DidOpenTextDocumentNotification,
+  ExitNotification,
+  InitializedNotification,
+  InitializeRequest,
+  PublishDiagnosticsNotification,
+  ShutdownRequest,
+  type PublishDiagnosticsParams,
+  type Range,
+} from 'vscode-languageserver-protocol';
+
+const repoRoot = path.resolve(__dirname, '../../..');
+const serverBin = path.join(repoRoot, 'bin/drover-language-server.js');
+const serverBundle = path.join(repoRoot, 'dist/language-server.js');
+
+const WAIT_MS = 10_000;
+const URI = 'file:///tmp/ws/train.drover.yaml';
+
+/** Queues every publishDiagnostics the server sends, so none is missed between waits. */
+class DiagnosticsInbox {
+  private readonly queue: PublishDiagnosticsParams[] = [];
+  private waiter: { uri: string; resolve: (params: PublishDiagnosticsParams) => void } | undefined;
+
+  constructor(connection: MessageConnection, private readonly describeServer: () => string) {
+    connection.onNotification(PublishDiagnosticsNotification.type, (params) => {
+      if (this.waiter?.uri === params.uri) {
+        const { resolve } = this.waiter;
+        this.waiter = undefined;
+        resolve(params);
+      } else {
+        this.queue.push(params);
+      }
+    });
+  }
+
+  /** The next diagnostics published for `uri`; rejects after `WAIT_MS` with a clear message. */
+  next(uri: string): Promise<PublishDiagnosticsParams> {
+    const queued = this.queue.findIndex((params) => params.uri === uri);
+    if (queued >= 0) return Promise.resolve(this.queue.splice(queued, 1)[0]);
+    assert.equal(this.waiter, undefined, 'only one diagnostics wait at a time');
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new Error(`no textDocument/publishDiagnostics for ${uri} within ${WAIT_MS} ms; ${this.describeServer()}`));
+      }, WAIT_MS);
+      this.waiter = { uri, resolve: (params) => { clearTimeout(timer); resolve(params); } };
+    });
+  }
+}
+
+/** Asserts that `range` is well-ordered and lies within `text` (positions are 0-based, UTF-16). */
+function assertInside(range: Range, text: string): void {
+  const lines = text.split(/\r?\n/);
+  for (const position of [range.start, range.end]) {
+    assert.ok(position.line >= 0 && position.line < lines.length, `line ${position.line} is outside the ${lines.length}-line document`);
+    const length = lines[position.line].length;
+    assert.ok(position.character >= 0 && position.character <= length,
+      `character ${position.character} is outside line ${position.line} (length ${length})`);
+  }
+  const { start, end } = range;
+  assert.ok(start.line < end.line || (start.line === end.line && start.character <= end.character),
+    `range ends before it starts: ${JSON.stringify(range)}`);
+}
+
+/** Resolves with the exit code once the child exits; rejects after `WAIT_MS`. */
+function exitOf(exited: Promise<number | null>): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the language server did not exit within ${WAIT_MS} ms`)), WAIT_MS);
+  });
+  return Promise.race([exited, timeout]).finally(() => clearTimeout(timer));
+}
+
+describe('language server over LSP stdio', function () {
+  this.timeout(30_000);
+
+  let child: ChildProcessWithoutNullStreams;
+  let connection: MessageConnection;
+  let inbox: DiagnosticsInbox;
+  let exited: Promise<number | null>;
+  let stderr = '';
+
+  before(() => {
+    assert.ok(fs.existsSync(serverBundle), `${serverBundle} does not exist: run \`npm run build\` first`);
+    child = spawn(process.execPath, [serverBin, '--stdio'], { cwd: repoRoot, stdio: 'pipe' });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    connection = createMessageConnection(new StreamMessageReader(child.stdout), new StreamMessageWriter(child.stdin));
+    inbox = new DiagnosticsInbox(connection, () =>
+      `server ${child.exitCode === null ? 'still running' : `exited with ${child.exitCode}`}; stderr: ${stderr || '(empty)'}`);
+    connection.listen();
+  });
+
+  after(() => {
+    connection?.dispose();
+    if (child && child.exitCode === null && child.signalCode === null) child.kill();
+  });
+
+  it('initializes and names itself', async () => {
+    const result = await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {} });
+    assert.equal(result.serverInfo?.name, 'drover-language-server');
+    assert.notEqual(result.capabilities.textDocumentSync, undefined, 'textDocumentSync is set');
+    await connection.sendNotification(InitializedNotification.type, {});
+  });
+
+  it('reports a misspelled key on open', async () => {
+    const text = 'name: train\nrun: python3 train.py\nresurces: { gpus: 1 }\n';
+    const published = inbox.next(URI);
+    await connection.sendNotification(DidOpenTextDocumentNotification.type, {
+      textDocument: { uri: URI, languageId: 'drover-spec', version: 1, text },
+    });
+    const { version, diagnostics } = await published;
+    assert.equal(version, 1);
+    assert.equal(diagnostics.length, 1, JSON.stringify(diagnostics));
+    const [diagnostic] = diagnostics;
+    assert.equal(diagnostic.source, 'drover');
+    assert.equal(diagnostic.code, 'unknown-key');
+    assert.ok(typeof diagnostic.message === 'string', 'a plain-text message');
+    assert.match(diagnostic.message, /did you mean 'resources'/);
+    assert.equal(diagnostic.severity, 1);
+    assert.deepEqual(diagnostic.range, { start: { line: 2, character: 0 }, end: { line: 2, character: 'resurces'.length } });
+  });
+
+  it('clears the diagnostics once the key is fixed', async () => {
+    const published = inbox.next(URI);
+    await connection.sendNotification(DidChangeTextDocumentNotification.type, {
+      textDocument: { uri: URI, version: 2 },
+      contentChanges: [{ text: 'name: train\nrun: python3 train.py\nresources: { gpus: 1 }\n' }],
+    });
+    const { version, diagnostics } = await published;
+    assert.equal(version, 2);
+    assert.deepEqual(diagnostics, []);
+  });
+
+  it('reports broken YAML with ranges inside the document', async () => {
+    const text = 'name: train\nrun: python3 train.py\nplacement: { hosts: [local\n';
+    const published = inbox.next(URI);
+    await connection.sendNotification(DidChangeTextDocumentNotification.type, {
+      textDocument: { uri: URI, version: 3 },
+      contentChanges: [{ text }],
+    });
+    const { version, diagnostics } = await published;
+    assert.equal(version, 3);
+    assert.ok(diagnostics.some((d) => d.code === 'yaml-syntax'), `no yaml-syntax diagnostic in ${JSON.stringify(diagnostics)}`);
+    for (const diagnostic of diagnostics) assertInside(diagnostic.range, text);
+  });
+
+  it('clears the diagnostics on close', async () => {
+    const published = inbox.next(URI);
+    await connection.sendNotification(DidCloseTextDocumentNotification.type, { textDocument: { uri: URI } });
+    assert.deepEqual((await published).diagnostics, []);
+  });
+
+  it('exits with code 0 after shutdown and exit', async () => {
+    await connection.sendRequest(ShutdownRequest.type);
+    await connection.sendNotification(ExitNotification.type);
+    assert.equal(await exitOf(exited), 0, `stderr: ${stderr || '(empty)'}`);
+  });
+});
