@@ -3,7 +3,7 @@ import { alternativesOf, conditionalBranch, jsonTypeOf, propertySchema, resolveS
 import { closestMatch, didYouMean } from './suggest';
 import type { LineIndex, SourceRange } from './text';
 import { checkCron, parseDuration, parseGpuRequest, parseSize, type Parsed } from './units';
-import { plainValue, type MapNode, type SeqNode, type SpecNode } from './yaml-source';
+import { mapEntry, plainValue, type MapNode, type SeqNode, type SpecNode } from './yaml-source';
 
 const FORMAT_CHECKS: Record<string, (value: unknown) => Parsed<unknown>> = {
   size: parseSize,
@@ -91,20 +91,20 @@ class SchemaWalker {
   }
 
   private walkMap(map: MapNode, schema: JsonSchema, place: Place): void {
-    const seen = new Map<string, SourceRange>();
+    const seen = new Set<string>();
     for (const { key, keyRange, plainKey, value } of map.entries) {
       if (!plainKey) {
         this.report('wrong-type', keyRange, `keys in ${label(place)} must be plain names`);
         continue;
       }
-      const first = seen.get(key);
-      if (first) {
+      if (seen.has(key)) {
+        const first = mapEntry(map, key)!.keyRange;
         this.report('duplicate-key', keyRange, `duplicate key '${key}' in ${label(place)}; the first is on line ${this.lines.position(first.start).line + 1}`, {
           related: [{ message: `first '${key}'`, range: first }],
         });
         continue;
       }
-      seen.set(key, keyRange);
+      seen.add(key);
       if (schema.propertyNames?.pattern && !compiled(schema.propertyNames.pattern).test(key)) {
         this.report('invalid-value', keyRange, `'${key}': ${schema.propertyNames.errorMessage ?? `does not match ${schema.propertyNames.pattern}`}`);
       }

@@ -10,14 +10,18 @@ export interface TextPosition {
   character: number;
 }
 
-/** Maps offsets to lines and back for one text. */
+/** Maps offsets to lines and back for one text. The line table is built on first use. */
 export class LineIndex {
-  private readonly lineStarts: number[] = [0];
+  private table: number[] | undefined;
 
-  constructor(readonly text: string) {
-    for (let i = 0; i < text.length; i++) {
-      if (text.charCodeAt(i) === 10) this.lineStarts.push(i + 1);
+  constructor(readonly text: string) {}
+
+  private get lineStarts(): number[] {
+    if (!this.table) {
+      this.table = [0];
+      for (let i = this.text.indexOf('\n'); i >= 0; i = this.text.indexOf('\n', i + 1)) this.table.push(i + 1);
     }
+    return this.table;
   }
 
   get lineCount(): number {
@@ -25,21 +29,23 @@ export class LineIndex {
   }
 
   position(offset: number): TextPosition {
+    const starts = this.lineStarts;
     const clamped = Math.max(0, Math.min(offset, this.text.length));
     let low = 0;
-    let high = this.lineStarts.length - 1;
+    let high = starts.length - 1;
     while (low < high) {
       const middle = (low + high + 1) >> 1;
-      if (this.lineStarts[middle]! <= clamped) low = middle;
+      if (starts[middle]! <= clamped) low = middle;
       else high = middle - 1;
     }
-    return { line: low, character: clamped - this.lineStarts[low]! };
+    return { line: low, character: clamped - starts[low]! };
   }
 
   offset(position: TextPosition): number {
+    const starts = this.lineStarts;
     if (position.line < 0) return 0;
-    if (position.line >= this.lineStarts.length) return this.text.length;
-    const lineEnd = position.line + 1 < this.lineStarts.length ? this.lineStarts[position.line + 1]! - 1 : this.text.length;
-    return Math.min(this.lineStarts[position.line]! + Math.max(0, position.character), lineEnd);
+    if (position.line >= starts.length) return this.text.length;
+    const lineEnd = position.line + 1 < starts.length ? starts[position.line + 1]! - 1 : this.text.length;
+    return Math.min(starts[position.line]! + Math.max(0, position.character), lineEnd);
   }
 }
