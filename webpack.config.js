@@ -1,6 +1,24 @@
 // @ts-check
 'use strict';
+const fs = require('node:fs');
 const path = require('node:path');
+const webpack = require('webpack');
+const { version } = require('./package.json');
+
+/** Files a bundle loads at run time, copied next to it. */
+class CopyBesideBundle {
+  /** @param {string[]} files */
+  constructor(files) {
+    this.files = files;
+  }
+
+  /** @param {import('webpack').Compiler} compiler */
+  apply(compiler) {
+    compiler.hooks.afterEmit.tap('CopyBesideBundle', () => {
+      for (const file of this.files) fs.copyFileSync(path.resolve(__dirname, file), path.join(compiler.options.output.path ?? 'dist', path.basename(file)));
+    });
+  }
+}
 
 /**
  * One bundle per process Drover ships. Type checking is `tsc -b`'s job; webpack only
@@ -25,6 +43,7 @@ function nodeBundle(name, entry, extra = {}) {
     devtool: 'source-map',
     performance: { hints: false },
     ...extra,
+    plugins: [new webpack.DefinePlugin({ __DROVER_VERSION__: JSON.stringify(version) }), ...(extra.plugins ?? [])],
   };
 }
 
@@ -32,4 +51,6 @@ module.exports = [
   nodeBundle('extension', './extension/src/extension.ts', { externals: { vscode: 'commonjs vscode' } }),
   nodeBundle('language-server', './language-server/src/server.ts'),
   nodeBundle('drover', './runner/src/cli/main.ts'),
+  // SQLite as WebAssembly: no native module, so the same bundle runs in VS Code's runtime everywhere.
+  nodeBundle('daemon', './runner/src/daemon/main.ts', { plugins: [new CopyBesideBundle(['node_modules/node-sqlite3-wasm/dist/node-sqlite3-wasm.wasm'])] }),
 ];

@@ -1,28 +1,116 @@
-import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { planCommand, validateCommand } from './spec-commands';
+import { DROVER_VERSION } from '../version';
+import { daemonCommand } from './daemon-commands';
+import { cancelCommand, hostsCommand, logsCommand, metricsCommand, psCommand, runCommand, runsCommand, showCommand, submitCommand } from './job-commands';
 import { CliError, EXIT, type CommandOutput } from './output';
+import { planCommand, validateCommand } from './spec-commands';
 
 interface Command {
   summary: string;
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
-  run(positionals: string[], values: Record<string, unknown>, out: CommandOutput): number;
+  run(positionals: string[], values: Record<string, unknown>, out: CommandOutput): number | Promise<number>;
 }
+
+const json = { json: { type: 'boolean' } } as const;
+const flag = (values: Record<string, unknown>, name: string) => values[name] === true;
+const text = (values: Record<string, unknown>, name: string) => values[name] as string | undefined;
 
 const COMMANDS: Record<string, Command> = {
   validate: {
     summary: 'check specs and report problems as file:line:col: message',
     usage: 'drover validate [--json] SPEC...',
-    options: { json: { type: 'boolean' } },
-    run: (files, values, out) => validateCommand(files, { json: values['json'] === true }, out),
+    options: { ...json },
+    run: (files, values, out) => validateCommand(files, { json: flag(values, 'json') }, out),
   },
   plan: {
     summary: 'show the runs a spec expands to (sweeps and workflow steps), without running them',
     usage: 'drover plan [--json] [-p NAME=VALUE]... [--seed N] SPEC',
-    options: { json: { type: 'boolean' }, param: { type: 'string', short: 'p', multiple: true }, seed: { type: 'string' } },
-    run: (files, values, out) =>
-      planCommand(files, { json: values['json'] === true, params: (values['param'] as string[] | undefined) ?? [], seed: values['seed'] as string | undefined }, out),
+    options: { ...json, param: { type: 'string', short: 'p', multiple: true }, seed: { type: 'string' } },
+    run: (files, values, out) => planCommand(files, { json: flag(values, 'json'), params: (values['param'] as string[] | undefined) ?? [], seed: text(values, 'seed') }, out),
+  },
+  submit: {
+    summary: 'queue the runs of a spec; --wait streams their logs and exits with their result',
+    usage: 'drover submit [--wait] [--json] [-p NAME=VALUE]... SPEC',
+    options: { ...json, wait: { type: 'boolean', short: 'w' }, param: { type: 'string', short: 'p', multiple: true } },
+    run: (files, values, out) => submitCommand(files, { params: (values['param'] as string[] | undefined) ?? [], wait: flag(values, 'wait'), json: flag(values, 'json') }, out),
+  },
+  run: {
+    summary: 'run a command as a job: drover run --gpus 1 -- python train.py',
+    usage: 'drover run [--gpus N|TYPE:N] [--cpus N] [--mem SIZE] [--name NAME] [--timeout DURATION] [--retries N] [--wait] [--json] -- COMMAND...',
+    options: {
+      ...json,
+      wait: { type: 'boolean', short: 'w' },
+      gpus: { type: 'string' },
+      cpus: { type: 'string' },
+      mem: { type: 'string' },
+      name: { type: 'string' },
+      timeout: { type: 'string' },
+      retries: { type: 'string' },
+    },
+    run: (command, values, out) =>
+      runCommand(
+        command,
+        {
+          ...optional('gpus', text(values, 'gpus')),
+          ...optional('cpus', text(values, 'cpus')),
+          ...optional('mem', text(values, 'mem')),
+          ...optional('name', text(values, 'name')),
+          ...optional('timeout', text(values, 'timeout')),
+          ...optional('retries', text(values, 'retries')),
+          wait: flag(values, 'wait'),
+          json: flag(values, 'json'),
+        },
+        out,
+      ),
+  },
+  ps: {
+    summary: 'what is queued and running, and why pending runs wait',
+    usage: 'drover ps [--all] [--json]',
+    options: { ...json, all: { type: 'boolean', short: 'a' } },
+    run: (_, values, out) => psCommand({ all: flag(values, 'all'), json: flag(values, 'json') }, out),
+  },
+  runs: {
+    summary: 'recent runs, newest first',
+    usage: 'drover runs [--limit N] [--json]',
+    options: { ...json, limit: { type: 'string', short: 'n' } },
+    run: (_, values, out) => runsCommand({ limit: text(values, 'limit'), json: flag(values, 'json') }, out),
+  },
+  show: {
+    summary: "a run's details and what reproduces it",
+    usage: 'drover show [--json] ID',
+    options: { ...json },
+    run: (ids, values, out) => showCommand(ids, { json: flag(values, 'json') }, out),
+  },
+  logs: {
+    summary: "a run's output; -f follows it until the run ends",
+    usage: 'drover logs [-f] [--attempt N] ID',
+    options: { follow: { type: 'boolean', short: 'f' }, attempt: { type: 'string' } },
+    run: (ids, values, out) => logsCommand(ids, { follow: flag(values, 'follow'), attempt: text(values, 'attempt') }, out),
+  },
+  cancel: {
+    summary: 'stop runs (SIGTERM, then SIGKILL after a grace period) or drop queued ones',
+    usage: 'drover cancel ID...',
+    options: {},
+    run: (ids, _, out) => cancelCommand(ids, out),
+  },
+  metrics: {
+    summary: 'the metrics a run reported',
+    usage: 'drover metrics [--json] ID',
+    options: { ...json },
+    run: (ids, values, out) => metricsCommand(ids, { json: flag(values, 'json') }, out),
+  },
+  hosts: {
+    summary: 'the hosts Drover can use, their GPUs and who holds them',
+    usage: 'drover hosts [--json]',
+    options: { ...json },
+    run: (_, values, out) => hostsCommand({ json: flag(values, 'json') }, out),
+  },
+  daemon: {
+    summary: 'start, stop or check the background daemon (it also starts on demand)',
+    usage: 'drover daemon start|stop|status',
+    options: {},
+    run: (args, _, out) => daemonCommand(args, out),
   },
 };
 
@@ -32,22 +120,30 @@ function usage(): string {
   return `Usage: drover COMMAND [OPTIONS]\n\nCommands:\n${lines.join('\n')}\n\nRun 'drover COMMAND --help' for a command's options.`;
 }
 
-function version(): string {
-  try {
-    return (JSON.parse(readFileSync(`${__dirname}/../package.json`, 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
+function optional<K extends string>(name: K, value: string | undefined): { [P in K]?: string } {
+  return (value === undefined ? {} : { [name]: value }) as { [P in K]?: string };
 }
 
-export function main(argv: string[], out: CommandOutput): number {
+/** `drover run` options end at `--` or at the first word that is not an option: the command. */
+function splitRunArguments(args: string[]): string[] {
+  const withValue = new Set(['--gpus', '--cpus', '--mem', '--name', '--timeout', '--retries']);
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') return args;
+    if (!arg.startsWith('-')) return [...args.slice(0, i), '--', ...args.slice(i)];
+    if (withValue.has(arg)) i++;
+  }
+  return args;
+}
+
+export async function main(argv: string[], out: CommandOutput): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     out.stdout(usage());
     return name === undefined ? EXIT.usage : EXIT.ok;
   }
   if (name === '--version' || name === '-V') {
-    out.stdout(version());
+    out.stdout(DROVER_VERSION);
     return EXIT.ok;
   }
   const command = COMMANDS[name];
@@ -56,12 +152,13 @@ export function main(argv: string[], out: CommandOutput): number {
     return EXIT.usage;
   }
   try {
-    const { values, positionals } = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
+    const args = name === 'run' ? splitRunArguments(rest) : rest;
+    const { values, positionals } = parseArgs({ args, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
     if (values['help']) {
       out.stdout(`Usage: ${command.usage}\n\n${command.summary}`);
       return EXIT.ok;
     }
-    return command.run(positionals, values, out);
+    return await command.run(positionals, values, out);
   } catch (error) {
     if (error instanceof CliError) {
       out.stderr(`drover ${name}: ${error.message}`);
@@ -77,8 +174,14 @@ export function main(argv: string[], out: CommandOutput): number {
 
 /** The process entry point (bin/drover.js). */
 export function run(): void {
-  process.exitCode = main(process.argv.slice(2), {
-    stdout: (text) => process.stdout.write(`${text}\n`),
-    stderr: (text) => process.stderr.write(`${text}\n`),
-  });
+  void main(process.argv.slice(2), {
+    stdout: (line) => process.stdout.write(`${line}\n`),
+    stderr: (line) => process.stderr.write(`${line}\n`),
+  }).then(
+    (code) => (process.exitCode = code),
+    (error: unknown) => {
+      process.stderr.write(`drover: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exitCode = 70;
+    },
+  );
 }

@@ -13,6 +13,8 @@ export const EXIT = {
   usage: 2,
   /** A file could not be read. */
   noInput: 3,
+  /** The daemon is not running and could not be started, or went away. */
+  unavailable: 4,
 } as const;
 
 /** A failure the user can act on: printed as one line, no stack. */

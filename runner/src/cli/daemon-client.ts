@@ -1,0 +1,110 @@
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { createMessageConnection, ResponseError, SocketMessageReader, SocketMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import { PROTOCOL_VERSION, type DaemonNotifications, type DaemonRequests, type HandshakeResult } from '../../../common/protocol';
+import { DAEMON_EXIT } from '../daemon/main';
+import { daemonPaths, droverHome, type DaemonPaths } from '../daemon/paths';
+import { packageRoot } from '../package-root';
+import { CliError, EXIT } from './output';
+
+/** A connection to the user's daemon, speaking the shared protocol. */
+export class DaemonClient {
+  private constructor(
+    private readonly connection: MessageConnection,
+    private readonly socket: Socket,
+    readonly daemon: HandshakeResult,
+  ) {}
+
+  /** Connects to the running daemon; with `start`, starts one first when none is running. */
+  static async connect(options: { start: boolean; client?: string; env?: NodeJS.ProcessEnv }): Promise<DaemonClient> {
+    const paths = daemonPaths(droverHome(options.env));
+    let socket = await openSocket(paths.socket);
+    if (!socket) {
+      if (!options.start) throw new CliError('the Drover daemon is not running (start it with: drover daemon start)', EXIT.unavailable);
+      await startDaemon(paths, options.env ?? process.env);
+      socket = await openSocket(paths.socket);
+      if (!socket) throw new CliError(`the daemon started but its socket ${paths.socket} does not answer; see ${paths.daemonLog}`, EXIT.unavailable);
+    }
+    const connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
+    connection.listen();
+    let daemon: HandshakeResult;
+    try {
+      daemon = await connection.sendRequest<HandshakeResult>('drover/handshake', { protocolVersion: PROTOCOL_VERSION, client: options.client ?? 'drover-cli' });
+    } catch (error) {
+      connection.dispose();
+      socket.destroy();
+      throw new CliError(error instanceof ResponseError ? error.message : `the daemon did not answer the handshake: ${String(error)}`, EXIT.unavailable);
+    }
+    return new DaemonClient(connection, socket, daemon);
+  }
+
+  async request<M extends keyof DaemonRequests>(method: M, params: DaemonRequests[M]['params']): Promise<DaemonRequests[M]['result']> {
+    try {
+      return await this.connection.sendRequest<DaemonRequests[M]['result']>(method, params);
+    } catch (error) {
+      if (error instanceof ResponseError) throw new CliError(error.message, EXIT.invalid);
+      throw new CliError(`lost the connection to the daemon: ${error instanceof Error ? error.message : String(error)}`, EXIT.unavailable);
+    }
+  }
+
+  on<M extends keyof DaemonNotifications>(method: M, handler: (payload: DaemonNotifications[M]) => void): void {
+    this.connection.onNotification(method, handler);
+  }
+
+  /** Resolves when the daemon goes away. */
+  closed(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.socket.closed) resolve();
+      this.socket.once('close', () => resolve());
+    });
+  }
+
+  close(): void {
+    this.connection.dispose();
+    this.socket.destroy();
+  }
+}
+
+function openSocket(path: string): Promise<Socket | undefined> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', () => resolve(undefined));
+  });
+}
+
+/**
+ * Starts the daemon in the background, detached from this process, and waits until it says it
+ * is ready. A daemon that finds another already running (a race with another client) is fine.
+ */
+export async function startDaemon(paths: DaemonPaths, env: NodeJS.ProcessEnv): Promise<void> {
+  mkdirSync(paths.home, { recursive: true, mode: 0o700 });
+  const log = openSync(paths.daemonLog, 'a', 0o600);
+  const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'drover-daemon.js')], {
+    detached: true,
+    stdio: ['ignore', 'pipe', log],
+    env,
+  });
+  closeSync(log);
+  await new Promise<void>((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new CliError(`the daemon did not start within 15 s; see ${paths.daemonLog}`, EXIT.unavailable)), 15_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (/^ready /m.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      if (code === DAEMON_EXIT.alreadyRunning) return resolve();
+      const said = /^error (.*)$/m.exec(output)?.[1];
+      reject(new CliError(said ?? `the daemon could not start (exit ${code}); see ${paths.daemonLog}`, EXIT.unavailable));
+    });
+  });
+  child.stdout!.destroy();
+  child.unref();
+}

@@ -1,0 +1,390 @@
+import { readFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { FINAL_STATES, type JobView, type LogChunk, type SubmitParams, type SubmitResult } from '../../../common/protocol';
+import { formatSize, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
+import { DaemonClient } from './daemon-client';
+import { CliError, EXIT, formatTable, type CommandOutput } from './output';
+import { parseOverrides } from './spec-commands';
+
+/** Connects (starting the daemon when `start`), runs `work`, and always disconnects. */
+async function withDaemon<T>(start: boolean, work: (client: DaemonClient) => Promise<T>): Promise<T> {
+  const client = await DaemonClient.connect({ start });
+  try {
+    return await work(client);
+  } finally {
+    client.close();
+  }
+}
+
+export async function submitCommand(
+  files: string[],
+  options: { params: string[]; wait: boolean; json: boolean },
+  out: CommandOutput,
+): Promise<number> {
+  if (files.length !== 1) throw new CliError('name exactly one spec file', EXIT.usage);
+  const file = files[0]!;
+  let specText: string;
+  try {
+    specText = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CliError(`cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`, EXIT.noInput);
+  }
+  const overrides = parseOverrides(options.params);
+  return withDaemon(true, (client) => submitAndReport(client, { specText, specPath: file, cwd: process.cwd(), overrides, env: stringEnv() }, options, out));
+}
+
+/** `drover run -- python train.py`: an ad-hoc job, written as a one-job spec. */
+export async function runCommand(
+  argv: string[],
+  options: { gpus?: string; cpus?: string; mem?: string; name?: string; timeout?: string; retries?: string; wait: boolean; json: boolean },
+  out: CommandOutput,
+): Promise<number> {
+  if (argv.length === 0) throw new CliError('name a command to run, after --: drover run --gpus 1 -- python train.py', EXIT.usage);
+  const resources: Record<string, unknown> = {};
+  if (options.gpus !== undefined) {
+    const gpus = /^\d+$/.test(options.gpus) ? Number(options.gpus) : options.gpus;
+    const parsed = parseGpuRequest(gpus);
+    if (!parsed.ok) throw new CliError(`--gpus: ${parsed.message}`, EXIT.usage);
+    resources['gpus'] = gpus;
+  }
+  if (options.cpus !== undefined) {
+    const cpus = Number(options.cpus);
+    if (!(cpus > 0)) throw new CliError(`--cpus takes a number above 0, not '${options.cpus}'`, EXIT.usage);
+    resources['cpus'] = cpus;
+  }
+  if (options.mem !== undefined) {
+    const memory = parseSize(options.mem);
+    if (!memory.ok) throw new CliError(`--mem: ${memory.message}`, EXIT.usage);
+    resources['memory'] = options.mem;
+  }
+  const command = argv.length === 1 ? argv[0]! : argv.map(shellWord).join(' ');
+  const spec: Record<string, unknown> = { name: options.name ?? defaultRunName(argv), run: command, resources };
+  if (options.timeout !== undefined) spec['timeout'] = options.timeout;
+  if (options.retries !== undefined) spec['retries'] = Number(options.retries);
+  return withDaemon(true, (client) => submitAndReport(client, { specText: stringify(spec), cwd: process.cwd(), env: stringEnv() }, options, out));
+}
+
+async function submitAndReport(
+  client: DaemonClient,
+  params: SubmitParams,
+  options: { wait: boolean; json: boolean },
+  out: CommandOutput,
+): Promise<number> {
+  let follower: RunFollower | undefined;
+  if (options.wait) {
+    // Subscribed before submitting, so no event of the new runs is missed.
+    follower = new RunFollower(client, out, { prefix: true, json: options.json });
+    await client.request('drover/subscribe', { topics: ['jobs', 'logs'] });
+  }
+  const result: SubmitResult = await client.request('drover/submit', params);
+  if (!options.wait) {
+    if (options.json) out.stdout(JSON.stringify(result, null, 2));
+    else {
+      const name = result.jobs[0]?.specName ?? 'spec';
+      out.stdout(`submitted ${name}: ${result.jobs.length} run${result.jobs.length === 1 ? '' : 's'} (${describeIds(result.jobs)})`);
+    }
+    return EXIT.ok;
+  }
+  out.stderr(`submitted ${result.jobs[0]?.specName}: ${result.jobs.length} run${result.jobs.length === 1 ? '' : 's'}; following until they end (Ctrl-C stops following, not the runs)`);
+  const finals = await follower!.follow(result.jobs);
+  if (options.json) out.stdout(JSON.stringify(finals, null, 2));
+  return exitCodeOf(finals);
+}
+
+/** A single run's own exit code; for several, 0 only when all succeeded. */
+function exitCodeOf(jobs: JobView[]): number {
+  if (jobs.length === 1) {
+    const [job] = jobs;
+    if (job!.state === 'succeeded') return 0;
+    if (job!.exitCode !== undefined && job!.exitCode !== 0) return job!.exitCode;
+    return 1;
+  }
+  return jobs.every((job) => job.state === 'succeeded') ? 0 : 1;
+}
+
+/**
+ * Follows runs to their end, streaming their logs (prefixed with the run's name when there are
+ * several) and reporting state changes. Log chunks carry byte offsets, so a gap (a chunk sent
+ * before we subscribed, or a dropped notification) is filled from the daemon.
+ */
+class RunFollower {
+  private readonly offsets = new Map<string, number>();
+  private readonly jobs = new Map<number, JobView>();
+  private readonly partial = new Map<number, string>();
+  private pending = Promise.resolve();
+  private resolveDone: (() => void) | undefined;
+
+  constructor(
+    private readonly client: DaemonClient,
+    private readonly out: CommandOutput,
+    private readonly options: { prefix: boolean; json: boolean },
+  ) {
+    client.on('drover/event/job', (job) => this.serially(() => this.onJob(job)));
+    client.on('drover/event/log', (chunk) => this.serially(() => this.onLog(chunk)));
+  }
+
+  async follow(jobs: JobView[]): Promise<JobView[]> {
+    for (const job of jobs) if (!this.jobs.has(job.id)) this.jobs.set(job.id, job);
+    const done = new Promise<void>((resolve) => (this.resolveDone = resolve));
+    // Catch up on what happened between submitting and now.
+    for (const job of jobs) this.serially(async () => this.onJob(await this.client.request('drover/job', { id: job.id })));
+    const closed = this.client.closed().then(() => {
+      throw new CliError('the daemon went away; the runs go on: see drover ps', EXIT.unavailable);
+    });
+    await Promise.race([done, closed]);
+    await this.pending;
+    return [...this.jobs.values()];
+  }
+
+  private serially(work: () => void | Promise<void>): void {
+    this.pending = this.pending.then(work).catch((error: unknown) => this.out.stderr(`drover: ${error instanceof Error ? error.message : String(error)}`));
+  }
+
+  private async onJob(job: JobView): Promise<void> {
+    const known = this.jobs.get(job.id);
+    if (!known) return;
+    if (known.state !== job.state || known.attempts !== job.attempts) this.report(job);
+    this.jobs.set(job.id, job);
+    if (FINAL_STATES.includes(job.state)) await this.drainLog(job.id, job.attempts);
+    if (this.resolveDone && [...this.jobs.values()].every((each) => FINAL_STATES.includes(each.state))) this.resolveDone();
+  }
+
+  private report(job: JobView): void {
+    if (this.options.json) return;
+    const name = `${job.specName}${job.key === job.specName ? '' : `/${job.key}`}`;
+    const where = job.host ? ` on ${job.host}${job.gpus?.length ? ` (GPU ${job.gpus.join(',')})` : ''}` : '';
+    const detail = job.state === 'running' ? `running${where}${job.attempts > 1 ? `, attempt ${job.attempts}` : ''}` : `${job.state}${job.reason ? `: ${job.reason}` : ''}`;
+    this.out.stderr(`[${name}] ${detail}`);
+  }
+
+  private async onLog(chunk: LogChunk): Promise<void> {
+    if (!this.jobs.has(chunk.jobId)) return;
+    const key = `${chunk.jobId}:${chunk.attempt}`;
+    const offset = this.offsets.get(key) ?? 0;
+    if (chunk.offset > offset) await this.fetch(chunk.jobId, chunk.attempt, chunk.offset);
+    const at = this.offsets.get(key) ?? 0;
+    if (chunk.offset + chunk.bytes <= at) return;
+    const skip = at - chunk.offset;
+    this.print(chunk.jobId, skip > 0 ? Buffer.from(chunk.data).subarray(skip).toString() : chunk.data);
+    this.offsets.set(key, chunk.offset + chunk.bytes);
+  }
+
+  /** Reads an attempt's log from where we are up to `until` (or to its end). */
+  private async fetch(jobId: number, attempt: number, until = Infinity): Promise<void> {
+    const key = `${jobId}:${attempt}`;
+    for (;;) {
+      const offset = this.offsets.get(key) ?? 0;
+      if (offset >= until) return;
+      const chunk = await this.client.request('drover/logs', { id: jobId, attempt, offset });
+      if (chunk.bytes === 0) return;
+      this.print(jobId, chunk.data);
+      this.offsets.set(key, offset + chunk.bytes);
+    }
+  }
+
+  private async drainLog(jobId: number, attempts: number): Promise<void> {
+    for (let attempt = 1; attempt <= attempts; attempt++) await this.fetch(jobId, attempt);
+    const rest = this.partial.get(jobId);
+    if (rest) this.emitLine(jobId, rest);
+    this.partial.delete(jobId);
+  }
+
+  private print(jobId: number, data: string): void {
+    if (this.options.json || data === '') return;
+    if (!this.options.prefix || this.jobs.size === 1) {
+      process.stdout.write(data);
+      return;
+    }
+    // Prefix whole lines only, so runs writing at once stay readable.
+    const text = (this.partial.get(jobId) ?? '') + data;
+    const lines = text.split('\n');
+    this.partial.set(jobId, lines.pop()!);
+    for (const line of lines) this.emitLine(jobId, line);
+  }
+
+  private emitLine(jobId: number, line: string): void {
+    const job = this.jobs.get(jobId)!;
+    process.stdout.write(`[${job.key}] ${line}\n`);
+  }
+}
+
+export async function psCommand(options: { all: boolean; json: boolean }, out: CommandOutput): Promise<number> {
+  return withDaemon(false, async (client) => {
+    const jobs = await client.request('drover/jobs', options.all ? {} : { states: ['queued', 'running'] });
+    if (options.json) out.stdout(JSON.stringify(jobs, null, 2));
+    else if (jobs.length === 0) out.stdout('nothing queued or running');
+    else out.stdout(jobTable(jobs, true));
+    return EXIT.ok;
+  });
+}
+
+export async function runsCommand(options: { limit: string | undefined; json: boolean }, out: CommandOutput): Promise<number> {
+  const limit = options.limit === undefined ? 50 : Number(options.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw new CliError(`--limit takes a whole number, not '${options.limit}'`, EXIT.usage);
+  return withDaemon(false, async (client) => {
+    const jobs = await client.request('drover/jobs', { limit });
+    if (options.json) out.stdout(JSON.stringify(jobs, null, 2));
+    else if (jobs.length === 0) out.stdout('no runs yet');
+    else out.stdout(jobTable(jobs, false));
+    return EXIT.ok;
+  });
+}
+
+export async function showCommand(ids: string[], options: { json: boolean }, out: CommandOutput): Promise<number> {
+  const id = singleId(ids);
+  return withDaemon(false, async (client) => {
+    const job = await client.request('drover/job', { id });
+    if (options.json) {
+      out.stdout(JSON.stringify(job, null, 2));
+      return EXIT.ok;
+    }
+    const lines: [string, string][] = [
+      ['run', `${job.id}  ${job.specName}${job.key === job.specName ? '' : `/${job.key}`}`],
+      ['state', `${job.state}${job.reason ? ` (${job.reason})` : ''}`],
+      [job.command !== undefined ? 'command' : 'notebook', job.command ?? job.notebook ?? ''],
+      ['params', Object.entries(job.params).map(([name, value]) => `${name}=${value}`).join(' ') || '-'],
+      ['resources', describeResources(job.resources)],
+      ['workdir', job.record.workdir],
+      ['git', job.record.git ? `${job.record.git.commit.slice(0, 12)}${job.record.git.dirty ? ` (dirty, diff ${job.record.git.diffHash?.slice(0, 12) ?? '?'})` : ''}${job.record.git.branch ? ` on ${job.record.git.branch}` : ''}` : 'not a git work tree'],
+      ['host', job.record.host ? `${job.record.host.name} (${job.record.host.os}${job.record.host.gpuModels.length ? `, ${job.record.host.gpuModels.join(', ')}` : ''}${job.record.host.driverVersion ? `, driver ${job.record.host.driverVersion}` : ''})` : '-'],
+      ['spec', job.record.specPath ?? '(ad hoc)'],
+    ];
+    for (const attempt of job.attemptList) {
+      const end = attempt.endedAt ? `${attempt.outcome}${attempt.exitCode !== undefined ? `, exit ${attempt.exitCode}` : ''}${attempt.signal ? `, ${attempt.signal}` : ''}, ${formatElapsed(attempt.endedAt - attempt.startedAt)}` : 'running';
+      lines.push([`attempt ${attempt.number}`, `${end} on ${attempt.host}${attempt.gpus.length ? ` GPU ${attempt.gpus.join(',')}` : ''}; log ${attempt.logPath}`]);
+    }
+    const width = Math.max(...lines.map(([label]) => label.length));
+    out.stdout(lines.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n'));
+    return EXIT.ok;
+  });
+}
+
+export async function logsCommand(ids: string[], options: { follow: boolean; attempt: string | undefined }, out: CommandOutput): Promise<number> {
+  const id = singleId(ids);
+  return withDaemon(false, async (client) => {
+    const job = await client.request('drover/job', { id });
+    if (options.follow && !FINAL_STATES.includes(job.state)) {
+      const follower = new RunFollower(client, out, { prefix: false, json: false });
+      await client.request('drover/subscribe', { topics: ['jobs', 'logs'], jobIds: [id] });
+      const [final] = await follower.follow([job]);
+      return exitCodeOf([final!]);
+    }
+    const attempt = options.attempt === undefined ? job.attempts : Number(options.attempt);
+    if (attempt === 0) {
+      out.stderr(`run ${id} has not started${job.reason ? `: ${job.reason}` : ''}`);
+      return EXIT.ok;
+    }
+    let offset = 0;
+    for (;;) {
+      const chunk = await client.request('drover/logs', { id, attempt, offset });
+      if (chunk.bytes === 0) break;
+      process.stdout.write(chunk.data);
+      offset += chunk.bytes;
+    }
+    return EXIT.ok;
+  });
+}
+
+export async function cancelCommand(ids: string[], out: CommandOutput): Promise<number> {
+  if (ids.length === 0) throw new CliError('name the runs to cancel: drover cancel ID...', EXIT.usage);
+  const numbers = ids.map((id) => singleId([id]));
+  return withDaemon(false, async (client) => {
+    const { cancelled } = await client.request('drover/cancel', { ids: numbers });
+    const already = numbers.filter((id) => !cancelled.includes(id));
+    if (cancelled.length) out.stdout(`cancelling ${cancelled.join(', ')}`);
+    if (already.length) out.stdout(`already ended: ${already.join(', ')}`);
+    return EXIT.ok;
+  });
+}
+
+export async function hostsCommand(options: { json: boolean }, out: CommandOutput): Promise<number> {
+  return withDaemon(true, async (client) => {
+    const hosts = await client.request('drover/hosts', {});
+    if (options.json) {
+      out.stdout(JSON.stringify(hosts, null, 2));
+      return EXIT.ok;
+    }
+    const rows: string[][] = [];
+    for (const host of hosts) {
+      rows.push([host.name, `${host.state}${host.message ? ` (${host.message})` : ''}`, `${host.cpus} CPUs, ${formatSize(host.memoryBytes)}`, host.gpus.length ? `${host.gpus.length} GPU${host.gpus.length === 1 ? '' : 's'}` : 'no GPUs']);
+      for (const gpu of host.gpus) {
+        const holder = gpu.jobId !== undefined ? `run ${gpu.jobId}` : gpu.foreignPids.length ? `busy: pid ${gpu.foreignPids.join(', ')} (not Drover's)` : 'free';
+        rows.push([`  GPU ${gpu.index}`, holder, gpu.name, `${formatSize(gpu.memoryUsedBytes)} / ${formatSize(gpu.memoryTotalBytes)}${gpu.utilizationPercent !== null ? `, ${gpu.utilizationPercent}%` : ''}`]);
+      }
+    }
+    out.stdout(formatTable(['HOST', 'STATE', 'CAPACITY', 'GPUS'], rows));
+    return EXIT.ok;
+  });
+}
+
+export async function metricsCommand(ids: string[], options: { json: boolean }, out: CommandOutput): Promise<number> {
+  const id = singleId(ids);
+  return withDaemon(false, async (client) => {
+    const series = await client.request('drover/metrics', { id });
+    if (options.json) out.stdout(JSON.stringify(series, null, 2));
+    else if (series.length === 0) out.stdout(`run ${id} has reported no metrics`);
+    else {
+      const rows = series.map(({ name, points }) => {
+        const values = points.map((point) => point.value);
+        const last = points.at(-1)!;
+        return [name, String(points.length), `${formatNumber(last.value)}${last.step !== null ? ` @ step ${last.step}` : ''}`, formatNumber(Math.min(...values)), formatNumber(Math.max(...values))];
+      });
+      out.stdout(formatTable(['METRIC', 'POINTS', 'LAST', 'MIN', 'MAX'], rows));
+    }
+    return EXIT.ok;
+  });
+}
+
+function jobTable(jobs: JobView[], pending: boolean): string {
+  const now = Date.now();
+  const rows = jobs.map((job) => [
+    String(job.id),
+    job.key === job.specName ? job.specName : `${job.specName}/${job.key}`,
+    job.state,
+    job.host ? `${job.host}${job.gpus?.length ? `:${job.gpus.join(',')}` : ''}` : '-',
+    job.startedAt ? formatElapsed((job.endedAt ?? now) - job.startedAt) : '-',
+    pending ? (job.state === 'queued' ? (job.reason ?? 'waiting to be scheduled') : describeResources(job.resources)) : (job.reason ?? (job.exitCode !== undefined ? `exit ${job.exitCode}` : '')),
+  ]);
+  return formatTable(['ID', 'RUN', 'STATE', 'WHERE', 'TIME', pending ? 'WHY PENDING / RESOURCES' : 'NOTE'], rows);
+}
+
+function describeResources(resources: ResourceRequest): string {
+  const parts = [`${resources.cpus ?? 1} CPU`];
+  if (resources.gpus.count > 0) parts.push(`${resources.gpus.type ? `${resources.gpus.type}:` : ''}${resources.gpus.count} GPU`);
+  if (resources.memoryBytes !== undefined) parts.push(formatSize(resources.memoryBytes));
+  return parts.join(', ');
+}
+
+function describeIds(jobs: JobView[]): string {
+  if (jobs.length === 1) return `id ${jobs[0]!.id}`;
+  return `ids ${jobs[0]!.id}–${jobs.at(-1)!.id}`;
+}
+
+function singleId(ids: string[]): number {
+  if (ids.length !== 1) throw new CliError('name one run id', EXIT.usage);
+  const id = Number(ids[0]);
+  if (!Number.isInteger(id) || id < 1) throw new CliError(`'${ids[0]}' is not a run id (see drover ps)`, EXIT.usage);
+  return id;
+}
+
+function defaultRunName(argv: string[]): string {
+  const script = argv.find((arg) => /\.(py|sh|ipynb)$/.test(arg)) ?? argv[0]!;
+  return script.split('/').pop()!.replace(/\.(py|sh|ipynb)$/, '') || 'run';
+}
+
+function formatElapsed(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) return `${Math.max(0, seconds)}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, '0')}s`;
+  return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+function formatNumber(value: number): string {
+  return Math.abs(value) >= 1e4 || (Math.abs(value) < 1e-3 && value !== 0) ? value.toExponential(3) : String(+value.toPrecision(5));
+}
+
+function stringEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) if (value !== undefined) env[name] = value;
+  return env;
+}

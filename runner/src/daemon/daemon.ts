@@ -1,0 +1,643 @@
+import type { ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import {
+  FINAL_STATES,
+  type AttemptOutcome,
+  type DaemonNotifications,
+  type HostView,
+  type JobDetail,
+  type JobState,
+  type JobView,
+  type LogChunk,
+  type MetricSeries,
+  type SubmitParams,
+  type SubmitResult,
+  type Topic,
+} from '../../../common/protocol';
+import { analyzeSpec, expandSpec, ExpansionError, hasErrors } from '../../../common/spec';
+import { probeLocalHost, type HostInventory } from '../hosts/local-host';
+import { attemptFiles, groupAlive, isAlive, launchDetached, processGroupOf, processStartTime, readExitStatus, readWrapperPid, signalGroup } from '../local/detached-process';
+import { LineSplitter, parseMetricJson, parseMetricLine, type MetricPoint } from '../metrics/metric-lines';
+import { gitState, redactEnv } from '../records/reproduction';
+import { schedule, DEFAULT_CPUS, type Allocation } from '../scheduler/placement';
+import { Store, type AttemptRow, type JobRow, type MetricRow } from '../store/store';
+import type { DaemonPaths } from './paths';
+
+/** A problem with what a client asked, reported back to it as is. */
+export class RequestError extends Error {
+  constructor(
+    readonly kind: 'not-found' | 'invalid-spec' | 'invalid-request',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface DaemonSettings {
+  /** The environment for GPU discovery (tests put an nvidia-smi fixture on its PATH). */
+  env: NodeJS.ProcessEnv;
+  /** Wait before the first retry of a failed attempt; it doubles for each further one. */
+  retryBackoffMs: number;
+  /** Between SIGTERM and SIGKILL when a run is cancelled or times out. */
+  killGraceMs: number;
+  /** How often running attempts' logs are read. */
+  pollMs: number;
+  /** How often the local host is probed (GPUs, foreign processes). */
+  hostProbeMs: number;
+}
+
+/** A process the daemon started (or re-adopted after a restart) and watches. */
+interface LiveAttempt {
+  jobId: number;
+  number: number;
+  dir: string;
+  pid: number | null;
+  processStart: string | null;
+  child?: ChildProcess;
+  allocation: Allocation & { group: string };
+  /** Why the daemon is stopping it, if it is. */
+  stopping?: 'cancelled' | 'timed-out';
+  timeoutTimer?: NodeJS.Timeout;
+  killTimer?: NodeJS.Timeout;
+  logOffset: number;
+  metricsOffset: number;
+  logLines: LineSplitter;
+  metricLines: LineSplitter;
+}
+
+/** How an attempt ended, as far as the daemon could tell. */
+interface AttemptEnd {
+  exitCode: number | null;
+  signal: string | null;
+  /** It never started, and why. */
+  failure?: string;
+  /** It vanished without a status while nobody was stopping it. */
+  lost?: boolean;
+}
+
+/** Sends a notification to the clients subscribed to `topic` (and to `jobId`, when given). */
+export type Emit = <M extends keyof DaemonNotifications>(topic: Topic, method: M, payload: DaemonNotifications[M], jobId?: number) => void;
+
+const LOG_READ_LIMIT = 1 << 20;
+
+/**
+ * The one owner of Drover's state: it takes submissions, schedules them on the local host,
+ * runs and watches their processes, and answers clients. Everything it knows is in the store;
+ * what it holds in memory (live processes, timers) is rebuilt from the store on start.
+ */
+export class Daemon {
+  private readonly live = new Map<number, LiveAttempt>();
+  private host: HostInventory | undefined;
+  private scheduleQueued = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    readonly paths: DaemonPaths,
+    private readonly store: Store,
+    private readonly settings: DaemonSettings,
+    private readonly emit: Emit,
+  ) {}
+
+  async start(): Promise<void> {
+    mkdirSync(this.paths.runs, { recursive: true, mode: 0o700 });
+    await this.probeHost();
+    this.readopt();
+    this.pollTimer = setInterval(() => this.pollLive(), this.settings.pollMs);
+    this.probeTimer = setInterval(() => void this.probeHost().then(() => this.requestSchedule()), this.settings.hostProbeMs);
+    this.requestSchedule();
+  }
+
+  /** Stops watching; running processes go on and are re-adopted by the next daemon. */
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.pollTimer);
+    clearInterval(this.probeTimer);
+    clearTimeout(this.retryTimer);
+    for (const attempt of this.live.values()) {
+      clearTimeout(attempt.timeoutTimer);
+      clearTimeout(attempt.killTimer);
+      attempt.child?.removeAllListeners('exit');
+    }
+    this.store.close();
+  }
+
+  // Requests
+
+  async submit(params: SubmitParams): Promise<SubmitResult> {
+    const analysis = analyzeSpec(params.specText, params.specPath);
+    if (hasErrors(analysis.diagnostics) || !analysis.model) {
+      const file = params.specPath ?? 'spec';
+      const lines = analysis.diagnostics
+        .filter((diagnostic) => diagnostic.severity === 'error')
+        .map((diagnostic) => {
+          const { line, character } = analysis.lines.position(diagnostic.range.start);
+          return `${file}:${line + 1}:${character + 1}: ${diagnostic.message}`;
+        });
+      throw new RequestError('invalid-spec', lines.join('\n') || `${file}: not a spec`);
+    }
+    let plans;
+    try {
+      plans = expandSpec(analysis.model, { overrides: params.overrides ?? {} });
+    } catch (error) {
+      if (error instanceof ExpansionError) throw new RequestError('invalid-spec', error.message);
+      throw error;
+    }
+    const base = params.specPath ? dirname(resolve(params.cwd, params.specPath)) : params.cwd;
+    for (const plan of plans) plan.workdir = resolve(base, plan.workdir);
+    const workdir = plans[0]?.workdir ?? base;
+    const git = await gitState(workdir);
+    const record = {
+      ...(params.specPath !== undefined && { specPath: resolve(params.cwd, params.specPath) }),
+      specText: params.specText,
+      overrides: params.overrides ?? {},
+      workdir,
+      env: redactEnv(params.env ?? {}),
+      ...(git && { git }),
+      ...(this.host && {
+        host: { name: this.host.name, os: this.host.os, gpuModels: this.host.gpus.map((gpu) => gpu.name), ...(this.host.driverVersion && { driverVersion: this.host.driverVersion }) },
+      }),
+    };
+    const now = Date.now();
+    const ids = this.store.transaction(() => {
+      const submissionId = this.store.insertSubmission(analysis.model!.name, record, now);
+      const idByKey = new Map<string, number>();
+      for (const plan of plans) idByKey.set(plan.key, this.store.insertJob({ submissionId, plan, state: 'queued', needs: [] }, now));
+      for (const plan of plans) {
+        if (plan.needs.length === 0) continue;
+        const id = idByKey.get(plan.key)!;
+        this.store.setNeeds(id, plan.needs.map((key) => idByKey.get(key)!));
+      }
+      this.store.addEvent(null, 'submitted', `${analysis.model!.name}: ${plans.length} run${plans.length === 1 ? '' : 's'}`, now);
+      return { submissionId, jobIds: [...idByKey.values()] };
+    });
+    const jobs = ids.jobIds.map((id) => this.view(this.store.job(id)!));
+    for (const job of jobs) this.emit('jobs', 'drover/event/job', job, job.id);
+    this.requestSchedule();
+    return { submissionId: ids.submissionId, jobs };
+  }
+
+  jobs(filter: { states?: JobState[]; submissionId?: number; limit?: number }): JobView[] {
+    return this.store.jobs(filter).map((row) => this.view(row));
+  }
+
+  job(id: number): JobDetail {
+    const row = this.requireJob(id);
+    const attempts = this.store.attempts(id);
+    return {
+      ...this.view(row, attempts),
+      needs: row.needs,
+      record: this.store.submissionRecord(row.submissionId)!,
+      attemptList: attempts.map((attempt) => ({
+        number: attempt.number,
+        outcome: attempt.outcome,
+        host: attempt.host,
+        gpus: attempt.gpus,
+        ...(attempt.pid !== null && { pid: attempt.pid }),
+        ...(attempt.exitCode !== null && { exitCode: attempt.exitCode }),
+        ...(attempt.signal !== null && { signal: attempt.signal }),
+        startedAt: attempt.startedAt,
+        ...(attempt.endedAt !== null && { endedAt: attempt.endedAt }),
+        logPath: attemptFiles(attempt.dir).log,
+        logBytes: fileSize(attemptFiles(attempt.dir).log),
+      })),
+    };
+  }
+
+  cancel(ids: number[]): number[] {
+    const cancelled: number[] = [];
+    const now = Date.now();
+    for (const id of ids) {
+      const row = this.requireJob(id);
+      if (FINAL_STATES.includes(row.state)) continue;
+      if (row.state === 'queued') {
+        this.store.transaction(() => {
+          this.store.updateJob(id, { state: 'cancelled', reason: 'cancelled before it started', endedAt: now });
+          this.store.addEvent(id, 'cancelled', 'cancelled before it started', now);
+        });
+        this.emitJob(id);
+      } else {
+        this.store.updateJob(id, { cancelRequested: true });
+        const attempt = this.live.get(id);
+        if (attempt) this.stopAttempt(attempt, 'cancelled');
+      }
+      cancelled.push(id);
+    }
+    if (cancelled.length) this.requestSchedule();
+    return cancelled;
+  }
+
+  logs(id: number, attemptNumber: number | undefined, offset = 0, maxBytes = LOG_READ_LIMIT): LogChunk {
+    const row = this.requireJob(id);
+    const number = attemptNumber ?? row.attempts;
+    const attempt = number > 0 ? this.store.attempt(id, number) : undefined;
+    if (!attempt) return { jobId: id, attempt: number, offset: 0, data: '', bytes: 0, complete: FINAL_STATES.includes(row.state) };
+    const { data, bytes, size } = readUtf8(attemptFiles(attempt.dir).log, offset, Math.min(maxBytes, LOG_READ_LIMIT));
+    return { jobId: id, attempt: number, offset, data, bytes, complete: attempt.outcome !== 'running' && offset + bytes >= size };
+  }
+
+  metrics(id: number): MetricSeries[] {
+    this.requireJob(id);
+    return this.store.metrics(id);
+  }
+
+  hosts(): HostView[] {
+    const held = new Map<number, number>();
+    for (const attempt of this.live.values()) for (const gpu of attempt.allocation.gpus) held.set(gpu, attempt.jobId);
+    return this.store.hosts().map((host) => ({
+      ...host,
+      gpus: host.gpus.map((gpu) => (held.has(gpu.index) ? { ...gpu, jobId: held.get(gpu.index)! } : gpu)),
+    }));
+  }
+
+  // Scheduling
+
+  /** Schedules once after the current burst of work (many submissions or exits make one pass). */
+  requestSchedule(): void {
+    if (this.scheduleQueued || this.stopped) return;
+    this.scheduleQueued = true;
+    setImmediate(() => {
+      this.scheduleQueued = false;
+      if (!this.stopped) this.runSchedule();
+    });
+  }
+
+  private runSchedule(): void {
+    const queued = this.store.jobs({ states: ['queued'] });
+    if (queued.length === 0 || !this.host) return;
+    const now = Date.now();
+    const states = new Map<number, { state: JobState; key: string }>();
+    for (const job of queued) {
+      for (const need of job.needs) {
+        if (states.has(need)) continue;
+        const needed = this.store.job(need);
+        if (needed) states.set(need, { state: needed.state, key: `${needed.specName}/${needed.key}` });
+      }
+    }
+    const ourGroups = new Set([...this.live.values()].map((attempt) => attempt.pid).filter((pid): pid is number => pid !== null));
+    const decisions = schedule({
+      now,
+      queued: queued.map((job) => ({ id: job.id, plan: job.plan, group: `${job.submissionId}:${job.plan.job}`, needs: job.needs, notBefore: job.notBefore })),
+      running: [...this.live.values()].map((attempt) => attempt.allocation),
+      hosts: [
+        {
+          name: this.host.name,
+          usable: true,
+          cpus: this.host.cpus,
+          memoryBytes: this.host.memoryBytes,
+          gpus: this.host.gpus.map((gpu) => ({
+            index: gpu.index,
+            name: gpu.name,
+            memoryTotalBytes: gpu.memoryTotalBytes,
+            foreign: this.host!.foreignProcesses.some((process) => process.gpuUuid === gpu.uuid && !ourGroups.has(processGroupOf(process.pid) ?? -1)),
+          })),
+        },
+      ],
+      states,
+    });
+    const byId = new Map(queued.map((job) => [job.id, job]));
+    const changed: number[] = [];
+    const starting: { job: JobRow; allocation: Allocation; number: number; dir: string }[] = [];
+    this.store.transaction(() => {
+      for (const { jobId, reason } of decisions.skip) {
+        this.store.updateJob(jobId, { state: 'skipped', reason, endedAt: now });
+        this.store.addEvent(jobId, 'skipped', reason, now);
+        changed.push(jobId);
+      }
+      for (const [jobId, reason] of decisions.waiting) {
+        if (byId.get(jobId)!.reason === reason) continue;
+        this.store.updateJob(jobId, { reason });
+        changed.push(jobId);
+      }
+      for (const allocation of decisions.start) {
+        const job = byId.get(allocation.jobId)!;
+        const number = job.attempts + 1;
+        const dir = join(this.paths.runs, String(job.id), String(number));
+        this.store.insertAttempt({
+          jobId: job.id, number, host: allocation.host, gpus: allocation.gpus, pid: null, processStart: null,
+          outcome: 'running', exitCode: null, signal: null, startedAt: now, endedAt: null, dir,
+        });
+        this.store.updateJob(job.id, { state: 'running', attempts: number, reason: null, notBefore: null, ...(job.startedAt === null && { startedAt: now }) });
+        starting.push({ job, allocation, number, dir });
+      }
+    });
+    for (const start of starting) this.launch(start.job, start.allocation, start.number, start.dir);
+    if (starting.length) {
+      this.store.transaction(() => {
+        for (const { job, number } of starting) {
+          const attempt = this.live.get(job.id);
+          if (attempt) this.store.updateAttempt(job.id, number, { pid: attempt.pid, processStart: attempt.processStart });
+        }
+      });
+    }
+    for (const id of [...changed, ...starting.map((start) => start.job.id)]) this.emitJob(id);
+    if (decisions.skip.length) this.requestSchedule();
+    this.armRetryTimer(queued, now);
+  }
+
+  private armRetryTimer(queued: JobRow[], now: number): void {
+    const next = Math.min(...queued.map((job) => job.notBefore ?? Infinity).filter((at) => at > now));
+    clearTimeout(this.retryTimer);
+    if (Number.isFinite(next)) this.retryTimer = setTimeout(() => this.requestSchedule(), next - now);
+  }
+
+  // Processes
+
+  private launch(job: JobRow, allocation: Allocation, number: number, dir: string): void {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const files = attemptFiles(dir);
+    const env: Record<string, string> = {
+      ...stringEnv(process.env),
+      ...job.plan.env,
+      CUDA_VISIBLE_DEVICES: allocation.gpus.join(','),
+      DROVER_RUN_ID: String(job.id),
+      DROVER_ATTEMPT: String(number),
+      DROVER_METRICS: files.metrics,
+    };
+    const live: LiveAttempt = {
+      jobId: job.id, number, dir, pid: null, processStart: null, allocation: { ...allocation, group: `${job.submissionId}:${job.plan.job}` },
+      logOffset: 0, metricsOffset: 0, logLines: new LineSplitter(), metricLines: new LineSplitter(),
+    };
+    this.live.set(job.id, live);
+    const command = job.plan.command ?? notebookCommand(job.plan.notebook!);
+    try {
+      if (!existsSync(job.plan.workdir)) throw new Error(`the workdir ${job.plan.workdir} does not exist`);
+      const launched = launchDetached(command, { dir, cwd: job.plan.workdir, env });
+      live.pid = launched.pid;
+      live.processStart = launched.processStart;
+      live.child = launched.child;
+      launched.child.once('exit', () => this.checkAttempt(live));
+      launched.child.once('error', () => this.checkAttempt(live));
+    } catch (error) {
+      this.finish(live, { exitCode: null, signal: null, failure: `could not start: ${error instanceof Error ? error.message : String(error)}` });
+      return;
+    }
+    this.armTimeout(live, job, Date.now());
+  }
+
+  private armTimeout(attempt: LiveAttempt, job: JobRow, startedAt: number): void {
+    if (job.plan.timeoutSeconds === undefined) return;
+    const remaining = Math.max(0, startedAt + job.plan.timeoutSeconds * 1000 - Date.now());
+    attempt.timeoutTimer = setTimeout(() => this.stopAttempt(attempt, 'timed-out'), remaining);
+  }
+
+  private stopAttempt(attempt: LiveAttempt, why: 'cancelled' | 'timed-out'): void {
+    if (attempt.stopping || attempt.pid === null) return;
+    attempt.stopping = why;
+    signalGroup(attempt.pid, 'SIGTERM');
+    attempt.killTimer = setTimeout(() => {
+      if (attempt.pid !== null && groupAlive(attempt.pid)) signalGroup(attempt.pid, 'SIGKILL');
+    }, this.settings.killGraceMs);
+  }
+
+  private endGroup(pid: number): void {
+    signalGroup(pid, 'SIGTERM');
+    setTimeout(() => {
+      if (groupAlive(pid)) signalGroup(pid, 'SIGKILL');
+    }, this.settings.killGraceMs).unref();
+  }
+
+  /** After a restart: watch again what was running, and settle what ended meanwhile. */
+  private readopt(): void {
+    for (const row of this.store.runningAttempts()) {
+      const job = this.store.job(row.jobId)!;
+      const live: LiveAttempt = {
+        jobId: row.jobId, number: row.number, dir: row.dir, pid: row.pid ?? readWrapperPid(row.dir) ?? null, processStart: row.processStart,
+        allocation: { jobId: row.jobId, host: row.host, cpus: job.plan.resources.cpus ?? DEFAULT_CPUS, memoryBytes: job.plan.resources.memoryBytes ?? 0, gpus: row.gpus, group: `${job.submissionId}:${job.plan.job}` },
+        logOffset: row.logScanned, metricsOffset: row.metricsScanned, logLines: new LineSplitter(), metricLines: new LineSplitter(),
+      };
+      if (live.pid !== null && live.processStart === null) live.processStart = processStartTime(live.pid);
+      this.live.set(row.jobId, live);
+      this.store.addEvent(row.jobId, 'readopted', `attempt ${row.number} (pid ${live.pid ?? 'unknown'}) watched again after a daemon restart`, Date.now());
+      if (job.cancelRequested) this.stopAttempt(live, 'cancelled');
+      else this.armTimeout(live, job, row.startedAt);
+      this.checkAttempt(live);
+    }
+  }
+
+  private pollLive(): void {
+    for (const attempt of [...this.live.values()]) this.checkAttempt(attempt);
+  }
+
+  /** Reads new output and, if the attempt has ended, settles it. */
+  private checkAttempt(attempt: LiveAttempt): void {
+    if (this.live.get(attempt.jobId) !== attempt) return;
+    this.drain(attempt);
+    const status = readExitStatus(attempt.dir);
+    if (status) {
+      this.finish(attempt, { exitCode: status.exitCode, signal: status.signal ?? null });
+      return;
+    }
+    const alive = attempt.pid !== null && (attempt.child ? attempt.child.exitCode === null && attempt.child.signalCode === null : isAlive(attempt.pid, attempt.processStart));
+    if (alive) return;
+    // The wrapper is gone without writing a status: killed (SIGKILL after a grace period, or by someone else).
+    const late = readExitStatus(attempt.dir);
+    if (late) this.finish(attempt, { exitCode: late.exitCode, signal: late.signal ?? null });
+    else this.finish(attempt, { exitCode: null, signal: attempt.child?.signalCode ?? (attempt.stopping ? 'SIGKILL' : null), lost: !attempt.stopping });
+  }
+
+  /** Forwards new log bytes to subscribers and records the metrics in them. */
+  private drain(attempt: LiveAttempt): void {
+    const files = attemptFiles(attempt.dir);
+    const points: MetricRow[] = [];
+    const now = Date.now();
+    const collect = (found: MetricPoint[] | null) => {
+      for (const point of found ?? []) points.push({ jobId: attempt.jobId, attempt: attempt.number, name: point.name, step: point.step, value: point.value, at: point.at ?? now });
+    };
+    const log = readUtf8(files.log, attempt.logOffset, LOG_READ_LIMIT);
+    if (log.bytes > 0) {
+      this.emit('logs', 'drover/event/log', { jobId: attempt.jobId, attempt: attempt.number, offset: attempt.logOffset, data: log.data, bytes: log.bytes, complete: false }, attempt.jobId);
+      for (const line of attempt.logLines.feed(Buffer.from(log.data))) collect(parseMetricLine(line));
+      attempt.logOffset += log.bytes;
+    }
+    const metrics = readUtf8(files.metrics, attempt.metricsOffset, LOG_READ_LIMIT);
+    if (metrics.bytes > 0) {
+      for (const line of attempt.metricLines.feed(Buffer.from(metrics.data))) collect(parseMetricJson(line));
+      attempt.metricsOffset += metrics.bytes;
+    }
+    if (log.bytes === 0 && metrics.bytes === 0) return;
+    this.store.transaction(() => {
+      this.store.addMetrics(points);
+      this.store.updateAttempt(attempt.jobId, attempt.number, { logScanned: attempt.logOffset, metricsScanned: attempt.metricsOffset });
+    });
+    for (const point of points) {
+      this.emit('metrics', 'drover/event/metric', { jobId: point.jobId, attempt: point.attempt, name: point.name, point: { step: point.step, value: point.value, at: point.at } }, point.jobId);
+    }
+  }
+
+  private finish(attempt: LiveAttempt, end: AttemptEnd): void {
+    clearTimeout(attempt.timeoutTimer);
+    clearTimeout(attempt.killTimer);
+    this.drain(attempt);
+    this.live.delete(attempt.jobId);
+    // What the command left running in its group (stray background processes) ends with it.
+    if (attempt.pid !== null && groupAlive(attempt.pid)) this.endGroup(attempt.pid);
+    const job = this.store.job(attempt.jobId)!;
+    const now = Date.now();
+    let outcome: AttemptOutcome;
+    if (job.cancelRequested) outcome = 'cancelled';
+    else if (attempt.stopping === 'timed-out') outcome = 'timed-out';
+    else if (end.exitCode === 0) outcome = 'succeeded';
+    else if (end.lost) outcome = 'lost';
+    else outcome = 'failed';
+    const described = describeEnd(outcome, end, job);
+    const retriesLeft = job.plan.retries - (attempt.number - 1);
+    const retry = (outcome === 'failed' || outcome === 'timed-out' || outcome === 'lost') && retriesLeft > 0;
+    const backoff = this.settings.retryBackoffMs * 2 ** (attempt.number - 1);
+    this.store.transaction(() => {
+      this.store.updateAttempt(attempt.jobId, attempt.number, { outcome, exitCode: end.exitCode, signal: end.signal, endedAt: now, logScanned: attempt.logOffset, metricsScanned: attempt.metricsOffset });
+      if (retry) {
+        const reason = `attempt ${attempt.number} ${described}; retrying in ${formatDelay(backoff)} (${retriesLeft} ${retriesLeft === 1 ? 'retry' : 'retries'} left)`;
+        this.store.updateJob(attempt.jobId, { state: 'queued', reason, notBefore: now + backoff });
+        this.store.addEvent(attempt.jobId, 'retry', reason, now);
+      } else {
+        const state: JobState = outcome === 'succeeded' ? 'succeeded' : outcome === 'cancelled' ? 'cancelled' : 'failed';
+        this.store.updateJob(attempt.jobId, { state, reason: state === 'succeeded' ? null : described, endedAt: now, exitCode: end.exitCode, signal: end.signal });
+        this.store.addEvent(attempt.jobId, state, described, now);
+      }
+    });
+    const tail = readUtf8(attemptFiles(attempt.dir).log, attempt.logOffset, 0);
+    this.emit('logs', 'drover/event/log', { jobId: attempt.jobId, attempt: attempt.number, offset: attempt.logOffset, data: '', bytes: 0, complete: tail.size <= attempt.logOffset }, attempt.jobId);
+    this.emitJob(attempt.jobId);
+    this.requestSchedule();
+  }
+
+  private async probeHost(): Promise<void> {
+    const inventory = await probeLocalHost({ env: this.settings.env });
+    if (this.stopped) return;
+    this.host = inventory;
+    this.store.transaction(() =>
+      this.store.saveHost({
+        name: inventory.name,
+        kind: 'local',
+        state: inventory.state,
+        ...(inventory.message !== undefined && { message: inventory.message }),
+        os: inventory.os,
+        cpus: inventory.cpus,
+        memoryBytes: inventory.memoryBytes,
+        ...(inventory.driverVersion !== undefined && { driverVersion: inventory.driverVersion }),
+        updatedAt: inventory.probedAt,
+        gpus: inventory.gpus.map((gpu) => ({
+          ...gpu,
+          foreignPids: inventory.foreignProcesses.filter((process) => process.gpuUuid === gpu.uuid).map((process) => process.pid),
+        })),
+      }),
+    );
+    for (const host of this.hosts()) this.emit('hosts', 'drover/event/host', host);
+  }
+
+  // Views
+
+  private requireJob(id: number): JobRow {
+    const row = this.store.job(id);
+    if (!row) throw new RequestError('not-found', `no run ${id}`);
+    return row;
+  }
+
+  private emitJob(id: number): void {
+    const row = this.store.job(id);
+    if (row) this.emit('jobs', 'drover/event/job', this.view(row), id);
+  }
+
+  private view(row: JobRow, attempts?: AttemptRow[]): JobView {
+    const last = (attempts ?? (row.attempts > 0 ? [this.store.attempt(row.id, row.attempts)!] : [])).at(-1);
+    const view: JobView = {
+      id: row.id,
+      submissionId: row.submissionId,
+      specName: row.specName,
+      key: row.key,
+      state: row.state,
+      priority: row.priority,
+      resources: row.plan.resources,
+      params: row.plan.params,
+      attempts: row.attempts,
+      createdAt: row.createdAt,
+    };
+    if (row.plan.command !== undefined) view.command = row.plan.command;
+    if (row.plan.notebook !== undefined) view.notebook = row.plan.notebook;
+    if (row.reason !== null) view.reason = row.reason;
+    if (last) {
+      view.host = last.host;
+      view.gpus = last.gpus;
+    }
+    if (row.exitCode !== null) view.exitCode = row.exitCode;
+    if (row.signal !== null) view.signal = row.signal;
+    if (row.startedAt !== null) view.startedAt = row.startedAt;
+    if (row.endedAt !== null) view.endedAt = row.endedAt;
+    return view;
+  }
+}
+
+function describeEnd(outcome: AttemptOutcome, end: AttemptEnd, job: JobRow): string {
+  if (outcome === 'succeeded') return 'succeeded';
+  if (outcome === 'cancelled') return 'cancelled';
+  if (outcome === 'timed-out') return `timed out after ${formatDelay((job.plan.timeoutSeconds ?? 0) * 1000)}`;
+  if (end.failure) return end.failure;
+  if (end.lost) return 'the process disappeared without an exit status';
+  if (end.signal) return `killed by ${end.signal}`;
+  return `exited with code ${end.exitCode}`;
+}
+
+function formatDelay(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  const seconds = ms / 1000;
+  if (seconds < 120) return `${+seconds.toFixed(1)} s`;
+  return `${+(seconds / 60).toFixed(1)} min`;
+}
+
+/** Runs a notebook job (the notebook issue replaces this with a per-cell driver). */
+function notebookCommand(notebook: string): string {
+  const quoted = `'${notebook.replace(/'/g, `'\\''`)}'`;
+  return `jupyter nbconvert --to notebook --execute --output executed.ipynb ${quoted}`;
+}
+
+function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) if (value !== undefined) result[name] = value;
+  return result;
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Reads up to `limit` bytes from `offset`, ending on a whole UTF-8 character. */
+function readUtf8(file: string, offset: number, limit: number): { data: string; bytes: number; size: number } {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return { data: '', bytes: 0, size: 0 };
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const length = Math.max(0, Math.min(limit, size - offset));
+    if (length === 0) return { data: '', bytes: 0, size };
+    const buffer = Buffer.alloc(length);
+    const read = readSync(fd, buffer, 0, length, offset);
+    const whole = completeUtf8Length(buffer.subarray(0, read));
+    return { data: buffer.subarray(0, whole).toString('utf8'), bytes: whole, size };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The length of the longest prefix that does not end inside a UTF-8 character. */
+function completeUtf8Length(buffer: Buffer): number {
+  let end = buffer.length;
+  for (let back = 1; back <= Math.min(3, buffer.length); back++) {
+    const byte = buffer[buffer.length - back]!;
+    if ((byte & 0xc0) === 0x80) continue;
+    const size = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    if (size > back) end = buffer.length - back;
+    break;
+  }
+  return end;
+}

@@ -1,0 +1,79 @@
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { Store, StoreError } from '../store/store';
+import { Daemon, type DaemonSettings } from './daemon';
+import { acquireLock, AlreadyRunning } from './lock';
+import { daemonPaths, droverHome } from './paths';
+import { serve, Subscribers } from './server';
+import { DROVER_VERSION } from '../version';
+
+/** Exit codes the CLI reads when it starts a daemon. */
+export const DAEMON_EXIT = { alreadyRunning: 75, badState: 78 } as const;
+
+function settingsFrom(env: NodeJS.ProcessEnv): DaemonSettings {
+  const number = (name: string, fallback: number) => {
+    const value = Number(env[name]);
+    return env[name] !== undefined && Number.isFinite(value) && value >= 0 ? value : fallback;
+  };
+  return {
+    env,
+    retryBackoffMs: number('DROVER_RETRY_BACKOFF_MS', 5_000),
+    killGraceMs: number('DROVER_KILL_GRACE_MS', 10_000),
+    pollMs: number('DROVER_POLL_MS', 100),
+    hostProbeMs: number('DROVER_HOST_PROBE_MS', 15_000),
+  };
+}
+
+/**
+ * Ends a daemon that cannot start. The message goes to stdout, where the client that started
+ * the daemon reads it (`error …`), and to stderr, the daemon's log.
+ */
+function fail(message: string, code: number): never {
+  console.log(`error ${message}`);
+  console.error(`drover daemon: ${message}`);
+  process.exit(code);
+}
+
+/**
+ * The daemon process: takes the lock, opens the state, serves, and prints `ready` on stdout when
+ * it does. After that it never writes to stdout, which its starter stops reading.
+ */
+export async function run(): Promise<void> {
+  const paths = daemonPaths(droverHome());
+  let release: () => void;
+  try {
+    mkdirSync(paths.home, { recursive: true, mode: 0o700 });
+    chmodSync(paths.home, 0o700);
+    release = acquireLock(paths.lock);
+    // SQLite's own lock folder, left behind if a daemon was killed: ours to clear, as the daemon lock is ours.
+    rmSync(`${paths.database}.lock`, { recursive: true, force: true });
+  } catch (error) {
+    if (error instanceof AlreadyRunning) fail(error.message, DAEMON_EXIT.alreadyRunning);
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    fail(`cannot use the state folder ${paths.home} (${code}); it must be a folder this user can write`, DAEMON_EXIT.badState);
+  }
+  let store: Store;
+  try {
+    store = Store.open(paths.database);
+  } catch (error) {
+    release();
+    if (error instanceof StoreError) fail(error.message, DAEMON_EXIT.badState);
+    throw error;
+  }
+  const subscribers = new Subscribers();
+  const daemon = new Daemon(paths, store, settingsFrom(process.env), (topic, method, payload, jobId) => subscribers.emit(topic, method, payload, jobId));
+  let stopping = false;
+  const shutdown = () => {
+    if (stopping) return;
+    stopping = true;
+    served.close();
+    daemon.stop();
+    release();
+    // Nothing should keep the process up now; should something, it still ends.
+    setTimeout(() => process.exit(0), 2_000).unref();
+  };
+  await daemon.start();
+  const served = await serve(daemon, subscribers, paths.socket, DROVER_VERSION, shutdown);
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+  console.log(`ready ${paths.socket}`);
+}

@@ -1,0 +1,160 @@
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { createMessageConnection, ResponseError, SocketMessageReader, SocketMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import { DaemonErrorCode, PROTOCOL_VERSION, type DaemonNotifications, type DaemonRequests, type JobState, type Topic } from '../../../common/protocol';
+import { RequestError, type Daemon } from './daemon';
+
+interface Client {
+  connection: MessageConnection;
+  topics: Set<Topic>;
+  /** Only these jobs' events, when set. */
+  jobIds?: Set<number>;
+}
+
+/** The clients subscribed to events; the daemon emits through it without knowing who listens. */
+export class Subscribers {
+  private readonly clients = new Set<Client>();
+
+  add(client: Client): void {
+    this.clients.add(client);
+  }
+
+  remove(client: Client): void {
+    this.clients.delete(client);
+  }
+
+  emit<M extends keyof DaemonNotifications>(topic: Topic, method: M, payload: DaemonNotifications[M], jobId?: number): void {
+    for (const client of this.clients) {
+      if (!client.topics.has(topic)) continue;
+      if (jobId !== undefined && client.jobIds && !client.jobIds.has(jobId)) continue;
+      void client.connection.sendNotification(method, payload).catch(() => this.clients.delete(client));
+    }
+  }
+}
+
+export interface Served {
+  /** Stops accepting clients and closes the open connections once their replies are sent. */
+  close(): void;
+}
+
+type Handlers = { [M in keyof DaemonRequests]: (params: DaemonRequests[M]['params'], client: Client) => DaemonRequests[M]['result'] | Promise<DaemonRequests[M]['result']> };
+
+const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'skipped'];
+const TOPICS: readonly Topic[] = ['jobs', 'logs', 'metrics', 'hosts'];
+
+/**
+ * Serves the daemon on a Unix socket (a named pipe on Windows) that only its user can reach.
+ * A client must open with a handshake naming its protocol version.
+ */
+export function serve(daemon: Daemon, subscribers: Subscribers, socketPath: string, daemonVersion: string, onShutdown: () => void): Promise<Served> {
+  const sockets = new Set<Socket>();
+  const handlers: Handlers = {
+    'drover/handshake': () => ({ protocolVersion: PROTOCOL_VERSION, daemonVersion, pid: process.pid, home: daemon.paths.home }),
+    'drover/submit': (params) => {
+      if (typeof params?.specText !== 'string' || typeof params.cwd !== 'string') throw new RequestError('invalid-request', 'submit needs specText and cwd (strings)');
+      return daemon.submit(params);
+    },
+    'drover/jobs': (params) => {
+      const states = params?.states;
+      if (states !== undefined && (!Array.isArray(states) || states.some((state) => !JOB_STATES.includes(state)))) {
+        throw new RequestError('invalid-request', `states must be a list of ${JOB_STATES.join(', ')}`);
+      }
+      return daemon.jobs({
+        ...(states && { states }),
+        ...(params?.submissionId !== undefined && { submissionId: integer(params.submissionId, 'submissionId') }),
+        ...(params?.limit !== undefined && { limit: integer(params.limit, 'limit') }),
+      });
+    },
+    'drover/job': (params) => daemon.job(integer(params?.id, 'id')),
+    'drover/cancel': (params) => {
+      if (!Array.isArray(params?.ids)) throw new RequestError('invalid-request', 'cancel needs ids, a list of run ids');
+      return { cancelled: daemon.cancel(params.ids.map((id) => integer(id, 'ids[]'))) };
+    },
+    'drover/logs': (params) =>
+      daemon.logs(
+        integer(params?.id, 'id'),
+        params.attempt === undefined ? undefined : integer(params.attempt, 'attempt'),
+        params.offset === undefined ? 0 : integer(params.offset, 'offset'),
+        params.maxBytes === undefined ? undefined : integer(params.maxBytes, 'maxBytes'),
+      ),
+    'drover/metrics': (params) => daemon.metrics(integer(params?.id, 'id')),
+    'drover/hosts': () => daemon.hosts(),
+    'drover/subscribe': (params, client) => {
+      if (!Array.isArray(params?.topics) || params.topics.some((topic) => !TOPICS.includes(topic))) {
+        throw new RequestError('invalid-request', `topics must be a list of ${TOPICS.join(', ')}`);
+      }
+      for (const topic of params.topics) client.topics.add(topic);
+      if (params.jobIds) client.jobIds = new Set(params.jobIds.map((id) => integer(id, 'jobIds[]')));
+      subscribers.add(client);
+      return {};
+    },
+    'drover/shutdown': () => {
+      setImmediate(onShutdown);
+      return {};
+    },
+  };
+
+  const server = createServer((socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    const connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
+    const client: Client = { connection, topics: new Set() };
+    let greeted = false;
+    for (const method of Object.keys(handlers) as (keyof DaemonRequests)[]) {
+      connection.onRequest(method, async (params: unknown) => {
+        if (method === 'drover/handshake') {
+          const version = (params as { protocolVersion?: unknown } | undefined)?.protocolVersion;
+          if (version !== PROTOCOL_VERSION) {
+            throw new ResponseError(
+              DaemonErrorCode.protocolMismatch,
+              `protocol mismatch: the client speaks version ${String(version)}, this daemon (Drover ${daemonVersion}) speaks version ${PROTOCOL_VERSION}; stop the daemon (drover daemon stop) so the new one starts`,
+            );
+          }
+          greeted = true;
+        } else if (!greeted) {
+          throw new ResponseError(DaemonErrorCode.handshakeRequired, 'send drover/handshake first');
+        }
+        try {
+          return await (handlers[method] as (params: unknown, client: Client) => unknown)(params, client);
+        } catch (error) {
+          throw toResponseError(error);
+        }
+      });
+    }
+    connection.onClose(() => subscribers.remove(client));
+    // A broken stream (garbage instead of JSON-RPC) ends that connection, never the daemon.
+    connection.onError(() => socket.destroy());
+    socket.on('error', () => connection.dispose());
+    connection.listen();
+  });
+
+  return new Promise((resolve, reject) => {
+    // The lock is ours, so a socket file left here is a dead daemon's.
+    if (process.platform !== 'win32' && existsSync(socketPath)) unlinkSync(socketPath);
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      if (process.platform !== 'win32') chmodSync(socketPath, 0o600);
+      resolve({
+        close: () => {
+          server.close();
+          // end() sends what is still queued (the answer to a shutdown request) before closing.
+          for (const socket of sockets) socket.end();
+        },
+      });
+    });
+  });
+}
+
+function integer(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw new RequestError('invalid-request', `${name} must be a whole number, not ${JSON.stringify(value)}`);
+  return value;
+}
+
+function toResponseError(error: unknown): ResponseError<void> {
+  if (error instanceof ResponseError) return error;
+  if (error instanceof RequestError) {
+    const code = error.kind === 'not-found' ? DaemonErrorCode.notFound : error.kind === 'invalid-spec' ? DaemonErrorCode.invalidSpec : DaemonErrorCode.invalidRequest;
+    return new ResponseError(code, error.message);
+  }
+  return new ResponseError(-32603, `internal error: ${error instanceof Error ? error.message : String(error)}`);
+}

@@ -1,0 +1,91 @@
+/**
+ * Versioned schema migrations, applied in order inside one transaction each. Never edit a
+ * released step: add a new one. `PRAGMA user_version` records how many have run.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE submissions (
+    id INTEGER PRIMARY KEY,
+    spec_name TEXT NOT NULL,
+    record TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    submission_id INTEGER NOT NULL REFERENCES submissions(id),
+    key TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    state TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    needs TEXT NOT NULL,
+    reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    ended_at INTEGER,
+    exit_code INTEGER,
+    signal TEXT
+  );
+  CREATE INDEX jobs_by_state ON jobs(state, priority DESC, id);
+  CREATE INDEX jobs_by_submission ON jobs(submission_id);
+  CREATE TABLE attempts (
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    number INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    gpus TEXT NOT NULL,
+    pid INTEGER,
+    process_start TEXT,
+    outcome TEXT NOT NULL,
+    exit_code INTEGER,
+    signal TEXT,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    dir TEXT NOT NULL,
+    log_scanned INTEGER NOT NULL DEFAULT 0,
+    metrics_scanned INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, number)
+  );
+  CREATE INDEX attempts_by_outcome ON attempts(outcome);
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL
+  );
+  CREATE INDEX events_by_job ON events(job_id);
+  CREATE TABLE metrics (
+    job_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    step INTEGER,
+    value REAL NOT NULL,
+    at INTEGER NOT NULL
+  );
+  CREATE INDEX metrics_by_job ON metrics(job_id, name);
+  CREATE TABLE hosts (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    message TEXT,
+    os TEXT NOT NULL,
+    cpus INTEGER NOT NULL,
+    memory_bytes INTEGER NOT NULL,
+    driver_version TEXT,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE TABLE gpus (
+    host TEXT NOT NULL REFERENCES hosts(name),
+    idx INTEGER NOT NULL,
+    uuid TEXT NOT NULL,
+    name TEXT NOT NULL,
+    memory_total_bytes INTEGER NOT NULL,
+    memory_used_bytes INTEGER NOT NULL,
+    utilization INTEGER,
+    foreign_pids TEXT NOT NULL,
+    PRIMARY KEY (host, idx)
+  );
+  `,
+];

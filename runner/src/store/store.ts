@@ -1,0 +1,356 @@
+import { Database, type SQLiteValue } from 'node-sqlite3-wasm';
+import type { AttemptOutcome, HostView, JobState, MetricSeries, RunRecord } from '../../../common/protocol';
+import type { RunPlan } from '../../../common/spec';
+import { MIGRATIONS } from './migrations';
+
+/** A state file that cannot be used, with what to do about it. Nothing is changed when it is thrown. */
+export class StoreError extends Error {}
+
+export interface JobRow {
+  id: number;
+  submissionId: number;
+  specName: string;
+  key: string;
+  plan: RunPlan;
+  state: JobState;
+  priority: number;
+  needs: number[];
+  reason: string | null;
+  attempts: number;
+  notBefore: number | null;
+  cancelRequested: boolean;
+  createdAt: number;
+  startedAt: number | null;
+  endedAt: number | null;
+  exitCode: number | null;
+  signal: string | null;
+}
+
+export interface AttemptRow {
+  jobId: number;
+  number: number;
+  host: string;
+  gpus: number[];
+  pid: number | null;
+  processStart: string | null;
+  outcome: AttemptOutcome;
+  exitCode: number | null;
+  signal: string | null;
+  startedAt: number;
+  endedAt: number | null;
+  /** The attempt's folder: output.log, exit-status, metrics.jsonl. */
+  dir: string;
+  /** Bytes of output.log and metrics.jsonl already read for metrics (so a restart reads on from there). */
+  logScanned: number;
+  metricsScanned: number;
+}
+
+export interface MetricRow {
+  jobId: number;
+  attempt: number;
+  name: string;
+  step: number | null;
+  value: number;
+  at: number;
+}
+
+type Row = Record<string, SQLiteValue>;
+
+const JOB_COLUMNS = `jobs.*, submissions.spec_name`;
+
+/**
+ * The daemon's state, in one SQLite file. Only the daemon opens it (exclusive locking, which
+ * also lets WAL work without shared memory); every change is a transaction, synced to disk.
+ */
+export class Store {
+  private constructor(private readonly db: Database) {}
+
+  static open(file: string): Store {
+    let db: Database;
+    try {
+      db = new Database(file);
+    } catch (error) {
+      throw new StoreError(`cannot open the state file ${file}: ${describe(error)}; check that its folder exists and is writable`);
+    }
+    try {
+      db.exec('PRAGMA locking_mode = EXCLUSIVE');
+      db.exec('PRAGMA journal_mode = WAL');
+      db.exec('PRAGMA synchronous = FULL');
+      db.exec('PRAGMA foreign_keys = ON');
+      const store = new Store(db);
+      store.migrate(file);
+      return store;
+    } catch (error) {
+      db.close();
+      if (error instanceof StoreError) throw error;
+      const reason = describe(error);
+      if (/not a database|malformed|corrupt/i.test(reason)) {
+        throw new StoreError(`the state file ${file} is damaged (${reason}); it was left as it is: move it aside to start afresh, or restore a backup`);
+      }
+      if (/readonly|read-only|permission|EACCES|EROFS/i.test(reason)) {
+        throw new StoreError(`the state file ${file} cannot be written (${reason}); make its folder writable`);
+      }
+      throw new StoreError(`cannot use the state file ${file}: ${reason}`);
+    }
+  }
+
+  private migrate(file: string): void {
+    const version = Number(this.db.get('PRAGMA user_version')!['user_version']);
+    if (version > MIGRATIONS.length) {
+      throw new StoreError(`the state file ${file} was written by a newer Drover (schema ${version}, this one knows ${MIGRATIONS.length}); upgrade Drover`);
+    }
+    for (let step = version; step < MIGRATIONS.length; step++) {
+      this.transaction(() => {
+        this.db.exec(MIGRATIONS[step]!);
+        this.db.exec(`PRAGMA user_version = ${step + 1}`);
+      });
+    }
+  }
+
+  close(): void {
+    if (this.db.isOpen) this.db.close();
+  }
+
+  /** Runs `work` atomically: all of its changes reach the disk together, or none do. */
+  transaction<T>(work: () => T): T {
+    if (this.db.inTransaction) return work();
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      this.db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  // Submissions and jobs
+
+  insertSubmission(specName: string, record: RunRecord, now: number): number {
+    return Number(this.db.run('INSERT INTO submissions (spec_name, record, created_at) VALUES (?, ?, ?)', [specName, JSON.stringify(record), now]).lastInsertRowid);
+  }
+
+  submissionRecord(id: number): RunRecord | undefined {
+    const row = this.db.get('SELECT record FROM submissions WHERE id = ?', [id]) as Row | null;
+    return row ? (JSON.parse(String(row['record'])) as RunRecord) : undefined;
+  }
+
+  insertJob(job: { submissionId: number; plan: RunPlan; state: JobState; needs: number[]; reason?: string }, now: number): number {
+    const result = this.db.run(
+      'INSERT INTO jobs (submission_id, key, plan, state, priority, needs, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      [job.submissionId, job.plan.key, JSON.stringify(job.plan), job.state, job.plan.priority, JSON.stringify(job.needs), job.reason ?? null, now],
+    );
+    return Number(result.lastInsertRowid);
+  }
+
+  /** Sets which jobs a job needs (after all of a submission's jobs have ids). */
+  setNeeds(id: number, needs: number[]): void {
+    this.db.run('UPDATE jobs SET needs = ? WHERE id = ?', [JSON.stringify(needs), id]);
+  }
+
+  job(id: number): JobRow | undefined {
+    const row = this.db.get(`SELECT ${JOB_COLUMNS} FROM jobs JOIN submissions ON submissions.id = jobs.submission_id WHERE jobs.id = ?`, [id]) as Row | null;
+    return row ? jobFromRow(row) : undefined;
+  }
+
+  /** Jobs in scheduling order: higher priority first, then first come, first served. */
+  jobs(filter: { states?: readonly JobState[]; submissionId?: number; limit?: number } = {}): JobRow[] {
+    const where: string[] = [];
+    const values: SQLiteValue[] = [];
+    if (filter.states) {
+      where.push(`jobs.state IN (${filter.states.map(() => '?').join(', ')})`);
+      values.push(...filter.states);
+    }
+    if (filter.submissionId !== undefined) {
+      where.push('jobs.submission_id = ?');
+      values.push(filter.submissionId);
+    }
+    const order = filter.limit !== undefined ? 'ORDER BY jobs.id DESC LIMIT ?' : 'ORDER BY jobs.priority DESC, jobs.id';
+    if (filter.limit !== undefined) values.push(filter.limit);
+    const sql = `SELECT ${JOB_COLUMNS} FROM jobs JOIN submissions ON submissions.id = jobs.submission_id ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ${order}`;
+    return (this.db.all(sql, values) as Row[]).map(jobFromRow);
+  }
+
+  updateJob(id: number, changes: Partial<Pick<JobRow, 'state' | 'reason' | 'attempts' | 'notBefore' | 'cancelRequested' | 'startedAt' | 'endedAt' | 'exitCode' | 'signal'>>): void {
+    const columns: Record<string, string> = {
+      state: 'state', reason: 'reason', attempts: 'attempts', notBefore: 'not_before', cancelRequested: 'cancel_requested',
+      startedAt: 'started_at', endedAt: 'ended_at', exitCode: 'exit_code', signal: 'signal',
+    };
+    const sets: string[] = [];
+    const values: SQLiteValue[] = [];
+    for (const [field, value] of Object.entries(changes)) {
+      sets.push(`${columns[field]} = ?`);
+      values.push(typeof value === 'boolean' ? Number(value) : (value as SQLiteValue | undefined) ?? null);
+    }
+    if (sets.length === 0) return;
+    this.db.run(`UPDATE jobs SET ${sets.join(', ')} WHERE id = ?`, [...values, id]);
+  }
+
+  // Attempts
+
+  insertAttempt(attempt: Omit<AttemptRow, 'logScanned' | 'metricsScanned'>): void {
+    this.db.run(
+      'INSERT INTO attempts (job_id, number, host, gpus, pid, process_start, outcome, exit_code, signal, started_at, ended_at, dir) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      [attempt.jobId, attempt.number, attempt.host, JSON.stringify(attempt.gpus), attempt.pid, attempt.processStart, attempt.outcome, attempt.exitCode, attempt.signal, attempt.startedAt, attempt.endedAt, attempt.dir],
+    );
+  }
+
+  updateAttempt(jobId: number, number: number, changes: Partial<Pick<AttemptRow, 'pid' | 'processStart' | 'outcome' | 'exitCode' | 'signal' | 'endedAt' | 'logScanned' | 'metricsScanned'>>): void {
+    const columns: Record<string, string> = {
+      pid: 'pid', processStart: 'process_start', outcome: 'outcome', exitCode: 'exit_code', signal: 'signal', endedAt: 'ended_at',
+      logScanned: 'log_scanned', metricsScanned: 'metrics_scanned',
+    };
+    const sets: string[] = [];
+    const values: SQLiteValue[] = [];
+    for (const [field, value] of Object.entries(changes)) {
+      sets.push(`${columns[field]} = ?`);
+      values.push((value as SQLiteValue | undefined) ?? null);
+    }
+    if (sets.length === 0) return;
+    this.db.run(`UPDATE attempts SET ${sets.join(', ')} WHERE job_id = ? AND number = ?`, [...values, jobId, number]);
+  }
+
+  attempts(jobId: number): AttemptRow[] {
+    return (this.db.all('SELECT * FROM attempts WHERE job_id = ? ORDER BY number', [jobId]) as Row[]).map(attemptFromRow);
+  }
+
+  attempt(jobId: number, number: number): AttemptRow | undefined {
+    const row = this.db.get('SELECT * FROM attempts WHERE job_id = ? AND number = ?', [jobId, number]) as Row | null;
+    return row ? attemptFromRow(row) : undefined;
+  }
+
+  runningAttempts(): AttemptRow[] {
+    return (this.db.all("SELECT * FROM attempts WHERE outcome = 'running' ORDER BY job_id") as Row[]).map(attemptFromRow);
+  }
+
+  // Events and metrics
+
+  addEvent(jobId: number | null, kind: string, message: string, now: number): void {
+    this.db.run('INSERT INTO events (job_id, at, kind, message) VALUES (?, ?, ?, ?)', [jobId, now, kind, message]);
+  }
+
+  events(jobId: number): { at: number; kind: string; message: string }[] {
+    return (this.db.all('SELECT at, kind, message FROM events WHERE job_id = ? ORDER BY id', [jobId]) as Row[]).map((row) => ({
+      at: Number(row['at']),
+      kind: String(row['kind']),
+      message: String(row['message']),
+    }));
+  }
+
+  addMetrics(points: readonly MetricRow[]): void {
+    if (points.length === 0) return;
+    const statement = this.db.prepare('INSERT INTO metrics (job_id, attempt, name, step, value, at) VALUES (?, ?, ?, ?, ?, ?)');
+    try {
+      for (const point of points) statement.run([point.jobId, point.attempt, point.name, point.step, point.value, point.at]);
+    } finally {
+      statement.finalize();
+    }
+  }
+
+  metrics(jobId: number): MetricSeries[] {
+    const series = new Map<string, MetricSeries>();
+    for (const row of this.db.all('SELECT name, step, value, at FROM metrics WHERE job_id = ? ORDER BY attempt, rowid', [jobId]) as Row[]) {
+      const name = String(row['name']);
+      let entry = series.get(name);
+      if (!entry) series.set(name, (entry = { name, points: [] }));
+      entry.points.push({ step: row['step'] === null ? null : Number(row['step']), value: Number(row['value']), at: Number(row['at']) });
+    }
+    return [...series.values()];
+  }
+
+  // Hosts
+
+  saveHost(host: Omit<HostView, 'gpus'> & { gpus: Omit<HostView['gpus'][number], 'jobId'>[] }): void {
+    this.db.run(
+      `INSERT INTO hosts (name, kind, state, message, os, cpus, memory_bytes, driver_version, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, state = excluded.state, message = excluded.message, os = excluded.os, cpus = excluded.cpus,
+         memory_bytes = excluded.memory_bytes, driver_version = excluded.driver_version, updated_at = excluded.updated_at`,
+      [host.name, host.kind, host.state, host.message ?? null, host.os, host.cpus, host.memoryBytes, host.driverVersion ?? null, host.updatedAt],
+    );
+    this.db.run('DELETE FROM gpus WHERE host = ?', [host.name]);
+    for (const gpu of host.gpus) {
+      this.db.run('INSERT INTO gpus (host, idx, uuid, name, memory_total_bytes, memory_used_bytes, utilization, foreign_pids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
+        host.name, gpu.index, gpu.uuid, gpu.name, gpu.memoryTotalBytes, gpu.memoryUsedBytes, gpu.utilizationPercent, JSON.stringify(gpu.foreignPids),
+      ]);
+    }
+  }
+
+  hosts(): HostView[] {
+    const gpus = this.db.all('SELECT * FROM gpus ORDER BY host, idx') as Row[];
+    return (this.db.all('SELECT * FROM hosts ORDER BY name') as Row[]).map((row) => {
+      const host: HostView = {
+        name: String(row['name']),
+        kind: 'local',
+        state: String(row['state']) as HostView['state'],
+        os: String(row['os']),
+        cpus: Number(row['cpus']),
+        memoryBytes: Number(row['memory_bytes']),
+        gpus: gpus
+          .filter((gpu) => gpu['host'] === row['name'])
+          .map((gpu) => ({
+            index: Number(gpu['idx']),
+            uuid: String(gpu['uuid']),
+            name: String(gpu['name']),
+            memoryTotalBytes: Number(gpu['memory_total_bytes']),
+            memoryUsedBytes: Number(gpu['memory_used_bytes']),
+            utilizationPercent: gpu['utilization'] === null ? null : Number(gpu['utilization']),
+            foreignPids: JSON.parse(String(gpu['foreign_pids'])) as number[],
+          })),
+        updatedAt: Number(row['updated_at']),
+      };
+      if (row['message'] !== null) host.message = String(row['message']);
+      if (row['driver_version'] !== null) host.driverVersion = String(row['driver_version']);
+      return host;
+    });
+  }
+}
+
+function jobFromRow(row: Row): JobRow {
+  return {
+    id: Number(row['id']),
+    submissionId: Number(row['submission_id']),
+    specName: String(row['spec_name']),
+    key: String(row['key']),
+    plan: JSON.parse(String(row['plan'])) as RunPlan,
+    state: String(row['state']) as JobState,
+    priority: Number(row['priority']),
+    needs: JSON.parse(String(row['needs'])) as number[],
+    reason: row['reason'] === null ? null : String(row['reason']),
+    attempts: Number(row['attempts']),
+    notBefore: nullableNumber(row['not_before']),
+    cancelRequested: Number(row['cancel_requested']) === 1,
+    createdAt: Number(row['created_at']),
+    startedAt: nullableNumber(row['started_at']),
+    endedAt: nullableNumber(row['ended_at']),
+    exitCode: nullableNumber(row['exit_code']),
+    signal: row['signal'] === null ? null : String(row['signal']),
+  };
+}
+
+function attemptFromRow(row: Row): AttemptRow {
+  return {
+    jobId: Number(row['job_id']),
+    number: Number(row['number']),
+    host: String(row['host']),
+    gpus: JSON.parse(String(row['gpus'])) as number[],
+    pid: nullableNumber(row['pid']),
+    processStart: row['process_start'] === null ? null : String(row['process_start']),
+    outcome: String(row['outcome']) as AttemptOutcome,
+    exitCode: nullableNumber(row['exit_code']),
+    signal: row['signal'] === null ? null : String(row['signal']),
+    startedAt: Number(row['started_at']),
+    endedAt: nullableNumber(row['ended_at']),
+    dir: String(row['dir']),
+    logScanned: Number(row['log_scanned']),
+    metricsScanned: Number(row['metrics_scanned']),
+  };
+}
+
+function nullableNumber(value: SQLiteValue | undefined): number | null {
+  return value === null || value === undefined ? null : Number(value);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,333 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createMessageConnection, SocketMessageReader, SocketMessageWriter } from 'vscode-jsonrpc/node';
+import { PROTOCOL_VERSION, type JobDetail, type JobView } from '../../common/protocol';
+import { daemonPaths } from '../../runner/src/daemon/paths';
+import { groupMembers, processRunning } from '../../runner/src/local/detached-process';
+import { DaemonHarness, ROOT, waitFor } from '../support/daemon-harness';
+
+/** Submits a spec text and returns its runs. */
+async function submit(harness: DaemonHarness, specText: string, cwd = ROOT): Promise<JobView[]> {
+  const client = await harness.client();
+  try {
+    return (await client.request('drover/submit', { specText, cwd })).jobs;
+  } finally {
+    client.close();
+  }
+}
+
+async function job(harness: DaemonHarness, id: number): Promise<JobDetail> {
+  const client = await harness.client();
+  try {
+    return await client.request('drover/job', { id });
+  } finally {
+    client.close();
+  }
+}
+
+function untilState(harness: DaemonHarness, id: number, states: JobView['state'][], timeoutMs?: number): Promise<JobDetail> {
+  return waitFor(`run ${id} to be ${states.join(' or ')}`, async () => {
+    const detail = await job(harness, id);
+    return states.includes(detail.state) ? detail : undefined;
+  }, timeoutMs);
+}
+
+const alive = processRunning;
+
+describe('runner daemon', function () {
+  this.timeout(60_000);
+  let harness: DaemonHarness;
+
+  afterEach(async () => harness?.dispose());
+
+  describe('running', () => {
+    it('runs a command, streams its output and exits with its exit code', async () => {
+      harness = new DaemonHarness();
+      const ok = await harness.cli(['run', '--wait', '--', 'sh', '-c', 'echo hello from drover; echo to stderr >&2']);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /hello from drover\nto stderr\n/);
+      assert.match(ok.stderr, /succeeded/);
+      const failed = await harness.cli(['run', '--wait', '--', 'sh', '-c', 'echo failing; exit 3']);
+      assert.equal(failed.code, 3);
+      assert.match(failed.stderr, /failed: exited with code 3/);
+    });
+
+    it('runs the example sweep end to end and records metrics and what reproduces each run', async () => {
+      harness = new DaemonHarness();
+      const result = await harness.cli(['submit', '--wait', '-p', 'seed=0', 'examples/train.drover.yaml']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stderr, /submitted lr-sweep: 3 runs/);
+      const runs = JSON.parse((await harness.cli(['runs', '--json'])).stdout) as JobView[];
+      assert.deepEqual(runs.map((run) => run.state), ['succeeded', 'succeeded', 'succeeded']);
+      const id = runs.find((run) => run.params['lr'] === 0.3)!.id;
+      const metrics = JSON.parse((await harness.cli(['metrics', '--json', String(id)])).stdout) as { name: string; points: { step: number; value: number }[] }[];
+      const accuracy = metrics.find((series) => series.name === 'val_acc')!;
+      assert.equal(accuracy.points.length, 20, 'one validation point per epoch, counted once');
+      assert.ok(accuracy.points.at(-1)!.value > 0.85);
+      const detail = await job(harness, id);
+      assert.equal(detail.command, 'python3 train.py --lr 0.3 --seed 0 --out outputs/lr0.3-s0');
+      assert.equal(detail.record.workdir, join(ROOT, 'examples'));
+      assert.equal(detail.record.specPath, join(ROOT, 'examples/train.drover.yaml'));
+      assert.deepEqual(detail.record.overrides, { seed: 0 });
+      assert.match(detail.record.git?.commit ?? 'no git', /^[0-9a-f]{40}$|no git/);
+      rmSync(join(ROOT, 'examples/outputs'), { recursive: true, force: true });
+    });
+
+    it('records metrics from ::metric lines and from $DROVER_METRICS, and resumes logs at an offset', async () => {
+      harness = new DaemonHarness();
+      const script = `echo '::metric step=1 loss=0.5'; echo '::metric step=2 loss=0.25'; printf '{"step": 3, "acc": 0.9}\\n' >> "$DROVER_METRICS"; echo done`;
+      const [run] = await submit(harness, `name: metrics\nrun: ${JSON.stringify(script)}\n`);
+      await untilState(harness, run!.id, ['succeeded']);
+      const client = await harness.client();
+      const series = await client.request('drover/metrics', { id: run!.id });
+      assert.deepEqual(
+        series.map(({ name, points }) => [name, points.map((point) => [point.step, point.value])]),
+        [['loss', [[1, 0.5], [2, 0.25]]], ['acc', [[3, 0.9]]]],
+      );
+      const whole = await client.request('drover/logs', { id: run!.id });
+      assert.equal(whole.data, '::metric step=1 loss=0.5\n::metric step=2 loss=0.25\ndone\n');
+      assert.equal(whole.complete, true);
+      const rest = await client.request('drover/logs', { id: run!.id, offset: 25 });
+      assert.equal(rest.data, '::metric step=2 loss=0.25\ndone\n');
+      assert.equal(rest.offset, 25);
+      client.close();
+    });
+
+    it('keeps a sweep within max_parallel', async () => {
+      harness = new DaemonHarness();
+      const spec = 'name: par\nrun: "sleep 0.4 # ${{ params.i }}"\nresources: { cpus: 0.1 }\nsweep: { max_parallel: 2, parameters: { i: { range: [0, 5] } } }\n';
+      const runs = await submit(harness, spec);
+      const details = await Promise.all(runs.map((run) => untilState(harness, run.id, ['succeeded'])));
+      const spans = details.map((detail) => [detail.attemptList[0]!.startedAt, detail.attemptList[0]!.endedAt!] as const);
+      const most = Math.max(...spans.map(([start]) => spans.filter(([other, end]) => other <= start && start < end).length));
+      assert.equal(most, 2);
+    });
+
+    it('starts a workflow step when what it needs succeeded, and skips what follows a failure', async () => {
+      harness = new DaemonHarness();
+      const spec = [
+        'name: wf',
+        'jobs:',
+        '  prepare: { run: "echo prepared", resources: { cpus: 0.1 } }',
+        '  train: { needs: [prepare], run: "exit 4", resources: { cpus: 0.1 } }',
+        '  report: { needs: [train], run: "echo never", resources: { cpus: 0.1 } }',
+        '  lint: { needs: [prepare], run: "echo fine", resources: { cpus: 0.1 } }',
+        '',
+      ].join('\n');
+      const dir = mkdtempSync(join(tmpdir(), 'drover-wf-'));
+      writeFileSync(join(dir, 'wf.drover.yaml'), spec);
+      const result = await harness.cli(['submit', '--wait', 'wf.drover.yaml'], dir);
+      rmSync(dir, { recursive: true, force: true });
+      assert.equal(result.code, 1);
+      const runs = JSON.parse((await harness.cli(['runs', '--json'])).stdout) as JobView[];
+      const byKey = Object.fromEntries(runs.map((run) => [run.key, run]));
+      assert.equal(byKey['prepare']!.state, 'succeeded');
+      assert.equal(byKey['train']!.state, 'failed');
+      assert.equal(byKey['lint']!.state, 'succeeded');
+      assert.equal(byKey['report']!.state, 'skipped');
+      assert.equal(byKey['report']!.reason, 'skipped: it needs wf/train, which failed');
+      assert.ok(byKey['train']!.startedAt! >= byKey['prepare']!.endedAt!);
+    });
+
+    it('refuses a broken spec with file:line:col messages', async () => {
+      harness = new DaemonHarness();
+      const dir = mkdtempSync(join(tmpdir(), 'drover-bad-'));
+      writeFileSync(join(dir, 'bad.drover.yaml'), 'name: bad\nrun: echo\nresurces: { gpus: 1 }\n');
+      const result = await harness.cli(['submit', 'bad.drover.yaml'], dir);
+      rmSync(dir, { recursive: true, force: true });
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /bad\.drover\.yaml:3:1: unknown key 'resurces' in the spec; did you mean 'resources'\?/);
+    });
+  });
+
+  describe('stopping', () => {
+    it('cancels a running job: its whole process group ends', async () => {
+      harness = new DaemonHarness();
+      const [run] = await submit(harness, 'name: long\nrun: "sleep 30 & sleep 30; wait"\nresources: { cpus: 0.1 }\n');
+      const running = await untilState(harness, run!.id, ['running']);
+      const pid = await waitFor('the pid', async () => (await job(harness, run!.id)).attemptList[0]?.pid ?? running.attemptList[0]?.pid);
+      const cancel = await harness.cli(['cancel', String(run!.id)]);
+      assert.match(cancel.stdout, new RegExp(`cancelling ${run!.id}`));
+      const ended = await untilState(harness, run!.id, ['cancelled']);
+      assert.equal(ended.attemptList[0]!.outcome, 'cancelled');
+      assert.ok(!alive(pid), 'the wrapper is gone');
+      await waitFor('no process of the group to be left', () => groupMembers(pid).length === 0);
+    });
+
+    it('kills a job that ignores SIGTERM after the grace period', async () => {
+      harness = new DaemonHarness();
+      const [run] = await submit(harness, `name: stubborn\nrun: "trap '' TERM; sleep 30"\nresources: { cpus: 0.1 }\n`);
+      await untilState(harness, run!.id, ['running']);
+      await harness.cli(['cancel', String(run!.id)]);
+      const ended = await untilState(harness, run!.id, ['cancelled']);
+      assert.equal(ended.attemptList[0]!.signal, 'SIGKILL');
+    });
+
+    it('stops an attempt at its timeout and retries it, with backoff, as many times as asked', async () => {
+      harness = new DaemonHarness();
+      const [run] = await submit(harness, 'name: slow\nrun: sleep 30\ntimeout: 1s\nretries: 1\nresources: { cpus: 0.1 }\n');
+      const ended = await untilState(harness, run!.id, ['failed'], 20_000);
+      assert.deepEqual(ended.attemptList.map((attempt) => attempt.outcome), ['timed-out', 'timed-out']);
+      assert.equal(ended.reason, 'timed out after 1 s');
+      const gap = ended.attemptList[1]!.startedAt - ended.attemptList[0]!.endedAt!;
+      assert.ok(gap >= 100, `the retry waited its backoff (${gap} ms)`);
+    });
+
+    it('retries a failed attempt and succeeds', async () => {
+      harness = new DaemonHarness();
+      const dir = mkdtempSync(join(tmpdir(), 'drover-flaky-'));
+      const [run] = await submit(harness, 'name: flaky\nrun: "if [ -e marker ]; then echo second time lucky; else touch marker; exit 1; fi"\nretries: 2\nresources: { cpus: 0.1 }\n', dir);
+      const ended = await untilState(harness, run!.id, ['succeeded']);
+      rmSync(dir, { recursive: true, force: true });
+      assert.deepEqual(ended.attemptList.map((attempt) => [attempt.outcome, attempt.exitCode]), [['failed', 1], ['succeeded', 0]]);
+    });
+  });
+
+  describe('GPUs', () => {
+    it('assigns free GPUs, skips ones held by foreign processes, and says why others wait', async () => {
+      harness = new DaemonHarness({ gpus: 'two-a100.json' });
+      const [first] = await submit(harness, 'name: gpu-a\nrun: "echo CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES; sleep 30"\nresources: { gpus: 1, cpus: 0.1 }\n');
+      const running = await untilState(harness, first!.id, ['running']);
+      assert.deepEqual(running.gpus, [1], 'GPU 0 is held by another user');
+      const [second] = await submit(harness, 'name: gpu-b\nrun: "true"\nresources: { gpus: 1, cpus: 0.1 }\n');
+      const [huge] = await submit(harness, 'name: gpu-c\nrun: "true"\nresources: { gpus: "A100:4", cpus: 0.1 }\n');
+      const waiting = await waitFor('reasons', async () => {
+        const [b, c] = await Promise.all([job(harness, second!.id), job(harness, huge!.id)]);
+        return b.reason && c.reason ? [b, c] : undefined;
+      });
+      assert.equal(waiting[0].reason, 'waiting for 1 GPU; 0 free on local');
+      assert.equal(waiting[1].reason, 'local has 2 GPUs of type A100, the job needs 4');
+      const ps = await harness.cli(['ps']);
+      assert.match(ps.stdout, /waiting for 1 GPU; 0 free on local/);
+      const hosts = await harness.cli(['hosts']);
+      assert.match(hosts.stdout, /GPU 0\s+busy: pid 4242 \(not Drover's\)\s+NVIDIA A100-SXM4-40GB/);
+      assert.match(hosts.stdout, new RegExp(`GPU 1\\s+run ${first!.id}\\s`));
+      const log = await harness.cli(['logs', String(first!.id)]);
+      assert.equal(log.stdout, 'CUDA_VISIBLE_DEVICES=1\n');
+      await harness.cli(['cancel', String(first!.id), String(second!.id), String(huge!.id)]);
+    });
+
+    it('marks a host with a broken driver degraded and still runs CPU work', async () => {
+      harness = new DaemonHarness({ gpus: 'broken-driver.json' });
+      const hosts = JSON.parse((await harness.cli(['hosts', '--json'])).stdout) as { state: string; message: string; gpus: unknown[] }[];
+      assert.equal(hosts[0]!.state, 'degraded');
+      assert.match(hosts[0]!.message, /NVIDIA-SMI has failed/);
+      const result = await harness.cli(['run', '--wait', '--', 'echo', 'cpu work']);
+      assert.equal(result.code, 0);
+    });
+  });
+
+  describe('durability', () => {
+    it('survives kill -9: running jobs are re-adopted with their exit codes, queued ones start, nothing runs twice', async () => {
+      harness = new DaemonHarness();
+      const dir = mkdtempSync(join(tmpdir(), 'drover-survive-'));
+      const running = await submit(harness, 'name: survivor\nrun: "sleep 1.5; echo $DROVER_RUN_ID >> ran.txt; exit 7 # ${{ params.i }}"\nresources: { cpus: 1 }\nsweep: { parameters: { i: [1, 2] } }\n', dir);
+      const [queued] = await submit(harness, 'name: later\nrun: "echo $DROVER_RUN_ID >> ran.txt"\nresources: { cpus: 2 }\n', dir);
+      await Promise.all(running.map((run) => untilState(harness, run.id, ['running'])));
+      const client = await harness.client();
+      const daemonPid = client.daemon.pid;
+      client.close();
+      process.kill(daemonPid, 'SIGKILL');
+      await waitFor('the daemon to die', () => !alive(daemonPid));
+      // The jobs go on without the daemon and end while it is down.
+      await waitFor('both runs to finish without the daemon', () => {
+        try {
+          return readFileSync(join(dir, 'ran.txt'), 'utf8').trim().split('\n').length === 2;
+        } catch {
+          return false;
+        }
+      });
+      const again = await harness.cli(['daemon', 'start']);
+      assert.match(again.stdout, /started/);
+      for (const run of running) {
+        const ended = await untilState(harness, run.id, ['failed']);
+        assert.equal(ended.attempts, 1, 'not run again');
+        assert.equal(ended.exitCode, 7, 'exit code recovered from the wrapper');
+      }
+      await untilState(harness, queued!.id, ['succeeded']);
+      const ran = readFileSync(join(dir, 'ran.txt'), 'utf8').trim().split('\n').map(Number).sort();
+      assert.deepEqual(ran, [...running.map((run) => run.id), queued!.id].sort());
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('refuses a damaged state file with a clear error and leaves it as it was', async () => {
+      harness = new DaemonHarness();
+      const paths = daemonPaths(harness.home);
+      const garbage = Buffer.from('this is not a database, but it is someone\'s file\n'.repeat(100));
+      writeFileSync(paths.database, garbage);
+      const result = await harness.cli(['daemon', 'start']);
+      assert.equal(result.code, 4);
+      assert.match(result.stderr, /the state file .*drover\.db is damaged .*left as it is/);
+      assert.deepEqual(readFileSync(paths.database), garbage);
+    });
+
+    it('refuses a state folder it cannot write, saying which', async function () {
+      if (process.getuid?.() !== 0) this.skip();
+      // As root every folder is writable, so the daemon runs as an unprivileged user here.
+      harness = new DaemonHarness();
+      const home = join(harness.home, 'locked');
+      mkdirSync(home, { mode: 0o755 });
+      chmodSync(harness.home, 0o755);
+      const child = spawn(process.execPath, [join(ROOT, 'bin/drover-daemon.js')], { env: { ...harness.env, DROVER_HOME: home }, uid: 65534, gid: 65534 });
+      let stdout = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      const code = await new Promise((resolve) => child.once('close', resolve));
+      assert.equal(code, 78);
+      assert.match(stdout, /cannot use the state folder .*locked \(EPERM\)|cannot use the state folder .*locked \(EACCES\)/);
+    });
+  });
+
+  describe('protocol', () => {
+    it('answers bad requests with errors and stays up', async () => {
+      harness = new DaemonHarness();
+      const client = await harness.client();
+      await assert.rejects(client.request('drover/job', { id: 'seven' as unknown as number }), /id must be a whole number, not "seven"/);
+      await assert.rejects(client.request('drover/job', { id: 999 }), /no run 999/);
+      await assert.rejects(client.request('drover/submit', { specText: 42 as unknown as string, cwd: ROOT }), /submit needs specText and cwd/);
+      client.close();
+
+      const socketPath = daemonPaths(harness.home).socket;
+      const raw = connect(socketPath);
+      await new Promise((resolve) => raw.once('connect', resolve));
+      const connection = createMessageConnection(new SocketMessageReader(raw), new SocketMessageWriter(raw));
+      connection.listen();
+      await assert.rejects(connection.sendRequest('drover/jobs', {}), /send drover\/handshake first/);
+      await assert.rejects(connection.sendRequest('drover/handshake', { protocolVersion: PROTOCOL_VERSION + 1, client: 'future' }), new RegExp(`client speaks version ${PROTOCOL_VERSION + 1}, this daemon .* speaks version ${PROTOCOL_VERSION}`));
+      await connection.sendRequest('drover/handshake', { protocolVersion: PROTOCOL_VERSION, client: 'test' });
+      await assert.rejects(connection.sendRequest('drover/frobnicate', {}), /Unhandled method drover\/frobnicate/);
+      connection.dispose();
+      raw.destroy();
+
+      const garbage = connect(socketPath);
+      await new Promise((resolve) => garbage.once('connect', resolve));
+      garbage.write('Content-Length: 5\r\n\r\n{{{{{');
+      garbage.write('not even a header\r\n\r\n');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      garbage.destroy();
+
+      const after = await harness.client();
+      assert.deepEqual(await after.request('drover/jobs', {}), []);
+      after.close();
+    });
+
+    it('starts one daemon per home: a second start finds the first', async () => {
+      harness = new DaemonHarness();
+      const first = await harness.cli(['daemon', 'start']);
+      const second = await harness.cli(['daemon', 'start']);
+      assert.match(first.stdout, /started: pid (\d+)/);
+      assert.match(second.stdout, /already running: pid (\d+)/);
+      assert.equal(/pid (\d+)/.exec(first.stdout)![1], /pid (\d+)/.exec(second.stdout)![1]);
+      const status = await harness.cli(['daemon', 'status']);
+      assert.match(status.stdout, /running: pid \d+/);
+      const stop = await harness.cli(['daemon', 'stop']);
+      assert.match(stop.stdout, /stopped/);
+      const after = await harness.cli(['daemon', 'status']);
+      assert.equal(after.code, 4);
+      assert.match(after.stdout, /not running/);
+    });
+  });
+});
