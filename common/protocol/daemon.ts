@@ -68,13 +68,18 @@ export interface JobDetail extends JobView {
   needs: number[];
 }
 
-export interface GpuView {
+/** A GPU as its host reports it. */
+export interface GpuInfo {
   index: number;
   uuid: string;
   name: string;
   memoryTotalBytes: number;
   memoryUsedBytes: number;
+  /** null where the GPU does not report it (`[N/A]`, e.g. MIG mode or some consumer cards). */
   utilizationPercent: number | null;
+}
+
+export interface GpuView extends GpuInfo {
   /** The job holding it, if Drover placed one there. */
   jobId?: number;
   /** Processes Drover did not start (another user's work). */

@@ -8,16 +8,9 @@
  * are states the scheduler has to show, not exceptions.
  */
 import { execFile, type ChildProcess, type ExecFileException } from 'node:child_process';
+import type { GpuInfo } from '../../../common/protocol';
 
-export interface GpuInfo {
-  index: number;
-  uuid: string;
-  name: string;
-  memoryTotalBytes: number;
-  memoryUsedBytes: number;
-  /** null where the GPU does not report it (`[N/A]`, e.g. MIG mode or some consumer cards). */
-  utilizationPercent: number | null;
-}
+export type { GpuInfo };
 
 export interface GpuProcess {
   pid: number;
