@@ -1,0 +1,644 @@
+/**
+ * Runner daemon benchmark: how fast Drover's daemon takes, starts and finishes 1,000 trivial
+ * jobs, side by side with a floor and a peer, as ratios. Run with `npm run bench`.
+ *
+ * Contenders (each runs 1,000 jobs of `true`):
+ *   - floor         sequential `child_process.spawn('/bin/true')`, each awaited: what one process
+ *                   start costs from Node, with no queue, no bookkeeping and no durability.
+ *   - task-spooler  `tsp` (Debian package task-spooler) with as many slots as the daemon has
+ *                   CPUs, in a private TS_SOCKET/TMPDIR. Its own records have one-second
+ *                   precision, so start times come from the job itself: a second pass runs
+ *                   `date +%s%N` instead of `true` and its output is the start stamp.
+ *   - Drover        a fresh daemon (bin/drover-daemon.js, default settings) in a temporary
+ *                   DROVER_HOME; 1,000 `drover/submit` requests, pipelined, each a one-job spec.
+ *
+ * Each also runs 50 jobs one at a time on an idle queue (submit, wait until it ends, next): the
+ * submit→start latency with no backlog, the number the "< 2× floor" target is about. Under the
+ * 1,000-job burst, submit→start is mostly time spent waiting in the queue behind other jobs.
+ *
+ * Correctness is asserted (every job of every contender ran and exited 0): a failed assertion,
+ * or a phase that runs past 5 minutes, exits non-zero. The targets are a report, not a test.
+ * A missing `tsp` is reported (with how to install it), not a failure.
+ */
+import { execFile, spawn, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { performance } from 'perf_hooks';
+import { FINAL_STATES, type JobView } from '../common/protocol';
+import { DaemonClient } from '../runner/src/cli/daemon-client';
+import { daemonPaths } from '../runner/src/daemon/paths';
+
+const JOBS = 1_000;
+const IDLE_JOBS = 50;
+/** Job slots for task-spooler: the daemon's local host has one per CPU, and each job takes one. */
+const SLOTS = os.availableParallelism();
+const PHASE_LIMIT_MS = 5 * 60_000;
+const TARGET_LATENCY_RATIO = 2;
+const TARGET_THROUGHPUT_RATIO = 1;
+const IDLE_SETTLE_MS = 2_000;
+const IDLE_WINDOW_MS = 5_000;
+
+const DAEMON_BIN = path.resolve(__dirname, '..', '..', 'bin', 'drover-daemon.js');
+const DAEMON_BUNDLE = path.resolve(__dirname, '..', '..', 'dist', 'daemon.js');
+
+/** Wall-clock time in ms since the epoch, with sub-millisecond resolution. */
+const now = (): number => performance.timeOrigin + performance.now();
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---------------------------------------------------------------------------------------------
+// Failures, limits and cleanup
+
+class BenchAssertion extends Error {}
+
+function check(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new BenchAssertion(message);
+}
+
+/** Runs one phase, failing it when it takes longer than PHASE_LIMIT_MS. */
+async function phase<T>(name: string, run: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BenchAssertion(`${name}: did not finish within ${PHASE_LIMIT_MS / 60_000} min; aborted`)), PHASE_LIMIT_MS);
+  });
+  try {
+    return await Promise.race([run(), limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What to undo if the bench stops early (Ctrl-C, an assertion): each runs once, synchronously. */
+const cleanups = new Map<string, () => void>();
+
+function runCleanups(): void {
+  for (const [name, cleanup] of [...cleanups].reverse()) {
+    cleanups.delete(name);
+    try {
+      cleanup();
+    } catch {
+      // best effort: the rest still runs
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and formatting
+
+interface Latency {
+  p50: number;
+  p99: number;
+  n: number;
+}
+
+/** Nearest-rank percentiles. */
+function latency(samples: number[]): Latency {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const rank = (p: number): number => sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!;
+  return { p50: rank(0.5), p99: rank(0.99), n: sorted.length };
+}
+
+const ms = (value: number): string => (value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2));
+const rate = (value: number): string => (value >= 100 ? value.toFixed(0) : value.toFixed(1));
+const ratio = (value: number): string => `${value >= 10 ? value.toFixed(0) : value.toFixed(2)}×`;
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/** A transient status line, on terminals only (piped output stays clean). */
+function progress(message: string): void {
+  if (process.stdout.isTTY) process.stdout.write(`\r${message.padEnd(70)}\r`);
+}
+
+/** One contender's results; undefined cells print as "—". */
+interface Row {
+  name: string;
+  enqueueRate?: number;
+  loaded?: Latency;
+  idle?: Latency;
+  totalMs?: number;
+  throughput?: number;
+  /** The peer's version, or why it is missing. */
+  note?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+interface Exit {
+  code: number | null;
+  stdout: string;
+}
+
+/** Runs a program to its end; never rejects on a non-zero exit (the caller checks). */
+function runProgram(file: string, args: string[], env?: NodeJS.ProcessEnv): Promise<Exit> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { env: env ?? process.env, maxBuffer: 16 * 1024 * 1024 }, (error, stdout) => {
+      if (error && typeof error.code === 'string') return reject(error); // could not start (ENOENT…)
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout });
+    });
+  });
+}
+
+/** Spawns a program with no pipes and resolves with its exit code: the cheapest start from Node. */
+function spawnToExit(file: string): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, [], { stdio: 'ignore' });
+    child.once('error', reject);
+    child.once('exit', (code) => resolve(code));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Floor: sequential spawn of /bin/true
+
+async function benchFloor(): Promise<Row> {
+  const samples: number[] = [];
+  let failures = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < JOBS; i++) {
+    const start = performance.now();
+    if ((await spawnToExit('/bin/true')) !== 0) failures++;
+    samples.push(performance.now() - start);
+  }
+  const totalMs = performance.now() - t0;
+  check(failures === 0, `floor: ${failures} of ${JOBS} runs of /bin/true did not exit 0`);
+  const spawnLatency = latency(samples);
+  return { name: 'floor (spawn→exit)', loaded: spawnLatency, idle: spawnLatency, totalMs, throughput: JOBS / (totalMs / 1000) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// task-spooler
+
+/** `tsp -V`'s first line, or undefined when tsp is not installed. */
+function tspVersion(): string | undefined {
+  const result = spawnSync('tsp', ['-V'], { encoding: 'utf8' });
+  if (result.error) return undefined;
+  return `${result.stdout}${result.stderr}`.split('\n')[0]!.trim() || 'tsp';
+}
+
+interface TspJob {
+  id: number;
+  state: string;
+  output: string;
+  exitLevel?: number;
+}
+
+/** A private task-spooler server: its own socket and output folder, never the user's queue. */
+class TaskSpooler {
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(readonly dir: string) {
+    const env: NodeJS.ProcessEnv = { ...process.env, TS_SOCKET: path.join(dir, 'socket'), TMPDIR: dir, TS_SLOTS: String(SLOTS), TS_MAXFINISHED: String(JOBS + IDLE_JOBS + 10) };
+    for (const name of ['TS_ONFINISH', 'TS_ENV', 'TS_SAVELIST', 'TS_MAILTO', 'TS_MAXCONN']) delete env[name];
+    this.env = env;
+  }
+
+  async run(args: string[]): Promise<Exit> {
+    return runProgram('tsp', args, this.env);
+  }
+
+  /** Starts the server with SLOTS slots and checks it has them. */
+  async start(): Promise<void> {
+    cleanups.set('tsp', () => this.killSync());
+    await this.run(['-S', String(SLOTS)]);
+    const slots = (await this.run(['-S'])).stdout.trim();
+    check(slots === String(SLOTS), `task-spooler: expected ${SLOTS} slots, it reports '${slots}'`);
+  }
+
+  async enqueue(command: string[]): Promise<number> {
+    const { code, stdout } = await this.run(command);
+    const id = Number(stdout.trim());
+    check(code === 0 && Number.isInteger(id), `task-spooler: enqueueing failed (exit ${code}, said '${stdout.trim()}')`);
+    return id;
+  }
+
+  async list(): Promise<TspJob[]> {
+    const { stdout } = await this.run(['-l']);
+    const jobs: TspJob[] = [];
+    for (const line of stdout.split('\n').slice(1)) {
+      // ID State Output E-Level Times(r/u/s) Command; E-Level and Times only once finished.
+      const match = /^(\d+)\s+(\S+)\s+(\S+)\s+(?:(-?\d+)\s+\S+\/\S+\/\S+\s+)?/.exec(line);
+      if (!match) continue;
+      jobs.push({ id: Number(match[1]), state: match[2]!, output: match[3]!, ...(match[4] !== undefined && { exitLevel: Number(match[4]) }) });
+    }
+    return jobs;
+  }
+
+  /** Waits until every job in the list has finished, blocking in `tsp -w` rather than polling. */
+  async waitAll(lastId: number): Promise<TspJob[]> {
+    await this.run(['-w', String(lastId)]);
+    for (;;) {
+      const jobs = await this.list();
+      const pending = jobs.filter((job) => job.state !== 'finished');
+      if (pending.length === 0) return jobs;
+      for (const job of pending) await this.run(['-w', String(job.id)]);
+    }
+  }
+
+  /** The start stamp a `date +%s%N` job wrote, in epoch ms. */
+  stamp(outputFile: string): number {
+    const text = fs.readFileSync(outputFile, 'utf8').trim();
+    check(/^\d+$/.test(text), `task-spooler: unexpected output '${text}' in ${outputFile}`);
+    const ns = BigInt(text);
+    return Number(ns / 1_000n) / 1_000;
+  }
+
+  killSync(): void {
+    spawnSync('tsp', ['-K'], { env: this.env, stdio: 'ignore' });
+  }
+
+  async kill(): Promise<void> {
+    await this.run(['-K']);
+    cleanups.delete('tsp');
+  }
+}
+
+function checkTspJobs(jobs: TspJob[], ids: number[], what: string): Map<number, TspJob> {
+  const byId = new Map(jobs.map((job) => [job.id, job]));
+  const bad = ids.filter((id) => byId.get(id)?.state !== 'finished' || byId.get(id)?.exitLevel !== 0);
+  check(bad.length === 0, `task-spooler ${what}: ${bad.length} of ${ids.length} jobs did not finish with exit 0 (first: ${bad.slice(0, 5).join(', ')})`);
+  return byId;
+}
+
+async function benchTaskSpooler(): Promise<Row> {
+  const version = tspVersion();
+  if (!version) return { name: 'task-spooler', note: 'tsp not found on PATH: install it (Debian/Ubuntu: apt-get install task-spooler; Homebrew: brew install task-spooler) to compare' };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-bench-tsp-'));
+  cleanups.set('tsp-dir', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const tsp = new TaskSpooler(dir);
+  try {
+    // Pass 1: 1,000 `true` jobs: enqueue rate, total time, throughput.
+    await tsp.start();
+    progress(`  task-spooler: enqueueing ${JOBS} jobs…`);
+    const t0 = now();
+    const ids: number[] = [];
+    for (let i = 0; i < JOBS; i++) ids.push(await tsp.enqueue(['true']));
+    const enqueuedAt = now();
+    progress('  task-spooler: waiting for the jobs to finish…');
+    const finished = await tsp.waitAll(ids.at(-1)!);
+    const totalMs = now() - t0;
+    checkTspJobs(finished, ids, 'throughput pass');
+    await tsp.kill();
+
+    // Pass 2: the same burst of `date +%s%N` jobs: each job's output is its start time.
+    await tsp.start();
+    progress(`  task-spooler: ${JOBS} stamping jobs…`);
+    const sentAt = new Map<number, number>();
+    let lastId = -1;
+    for (let i = 0; i < JOBS; i++) {
+      const sent = now();
+      lastId = await tsp.enqueue(['date', '+%s%N']);
+      sentAt.set(lastId, sent);
+    }
+    const stamped = checkTspJobs(await tsp.waitAll(lastId), [...sentAt.keys()], 'latency pass');
+    const loaded = [...sentAt].map(([id, sent]) => tsp.stamp(stamped.get(id)!.output) - sent);
+
+    // Idle: one job at a time.
+    progress(`  task-spooler: ${IDLE_JOBS} jobs one at a time…`);
+    const idle: number[] = [];
+    for (let i = 0; i < IDLE_JOBS; i++) {
+      const sent = now();
+      const id = await tsp.enqueue(['date', '+%s%N']);
+      const waited = await tsp.run(['-w', String(id)]);
+      check(waited.code === 0, `task-spooler idle job ${id} exited ${waited.code}`);
+      idle.push(tsp.stamp((await tsp.run(['-o', String(id)])).stdout.trim()) - sent);
+    }
+    await tsp.kill();
+    return {
+      name: 'task-spooler',
+      enqueueRate: JOBS / ((enqueuedAt - t0) / 1000),
+      loaded: latency(loaded),
+      idle: latency(idle),
+      totalMs,
+      throughput: JOBS / (totalMs / 1000),
+      note: version,
+    };
+  } finally {
+    runCleanupsNamed('tsp', 'tsp-dir');
+  }
+}
+
+function runCleanupsNamed(...names: string[]): void {
+  for (const name of names) {
+    const cleanup = cleanups.get(name);
+    cleanups.delete(name);
+    cleanup?.();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drover
+
+/** Job events as the client sees them: when each job was first seen running, and its end. */
+class JobTracker {
+  readonly runningAt = new Map<number, number>();
+  readonly final = new Map<number, { view: JobView; at: number }>();
+  private waiter: { done: () => boolean; resolve: () => void } | undefined;
+
+  onEvent(view: JobView): void {
+    const at = now();
+    if (view.state === 'running' && !this.runningAt.has(view.id)) this.runningAt.set(view.id, at);
+    if (FINAL_STATES.includes(view.state) && !this.final.has(view.id)) this.final.set(view.id, { view, at });
+    if (this.waiter?.done()) {
+      this.waiter.resolve();
+      this.waiter = undefined;
+    }
+  }
+
+  until(done: () => boolean): Promise<void> {
+    if (done()) return Promise.resolve();
+    return new Promise((resolve) => (this.waiter = { done, resolve }));
+  }
+}
+
+interface DaemonProcess {
+  pid: number;
+  exited: Promise<void>;
+  kill: () => void;
+}
+
+/** Starts bin/drover-daemon.js on `home` and waits for its `ready` line. */
+async function startDaemon(env: NodeJS.ProcessEnv, logFile: string): Promise<DaemonProcess> {
+  check(fs.existsSync(DAEMON_BUNDLE), `${DAEMON_BUNDLE} is missing: build first (npm run build)`);
+  const log = fs.openSync(logFile, 'a', 0o600);
+  const child = spawn(process.execPath, [DAEMON_BIN], { stdio: ['ignore', 'pipe', log], env });
+  fs.closeSync(log);
+  const stdout = child.stdout!;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  cleanups.set('daemon', kill);
+  await new Promise<void>((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new BenchAssertion(`the daemon did not say ready within 15 s; see ${logFile}`)), 15_000);
+    stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (/^ready /m.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new BenchAssertion(`the daemon exited (${code}) before it was ready: ${output.trim() || fs.readFileSync(logFile, 'utf8').trim()}`));
+    });
+  });
+  stdout.destroy();
+  return { pid: child.pid!, exited, kill };
+}
+
+/** utime + stime of a process, in clock ticks. */
+function cpuTicks(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) : NaN;
+}
+
+function clockTicks(): number {
+  const result = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const ticks = Number(result.stdout?.trim());
+  return Number.isInteger(ticks) && ticks > 0 ? ticks : 100;
+}
+
+interface DroverResult {
+  row: Row;
+  /** startedAt − createdAt, the daemon's own clock. */
+  daemonLoaded: Latency;
+  daemonIdle: Latency;
+  missingRunning: number;
+  rssKiB: number;
+  peakRssKiB: number;
+  idleCpuPercent: number;
+}
+
+async function benchDrover(): Promise<DroverResult> {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-bench-home-'));
+  cleanups.set('drover-home', () => fs.rmSync(home, { recursive: true, force: true }));
+  const workdir = path.join(home, 'work');
+  fs.mkdirSync(workdir);
+  // Default settings: no DROVER_* tuning inherited from the caller's environment.
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('DROVER_')));
+  env['DROVER_HOME'] = home;
+  let client: DaemonClient | undefined;
+  try {
+    const daemon = await startDaemon(env, daemonPaths(home).daemonLog);
+    client = await DaemonClient.connect({ start: false, env, client: 'drover-bench' });
+    check(client.daemon.pid === daemon.pid, `connected to daemon pid ${client.daemon.pid}, started ${daemon.pid}`);
+    const tracker = new JobTracker();
+    client.on('drover/event/job', (view) => tracker.onEvent(view));
+    await client.request('drover/subscribe', { topics: ['jobs'] });
+    const submit = async (name: string): Promise<number> => {
+      const result = await client!.request('drover/submit', { specText: `name: ${name}\nrun: "true"\n`, cwd: workdir });
+      check(result.jobs.length === 1, `submit ${name}: expected 1 job, got ${result.jobs.length}`);
+      return result.jobs[0]!.id;
+    };
+
+    // The burst: 1,000 submits, pipelined.
+    progress(`  Drover: submitting ${JOBS} jobs…`);
+    const sentAt: number[] = [];
+    const ackAt: number[] = [];
+    const ids: number[] = [];
+    const t0 = now();
+    const acks: Promise<void>[] = [];
+    for (let i = 0; i < JOBS; i++) {
+      sentAt.push(now());
+      acks.push(submit(`t${i}`).then((id) => {
+        ackAt[i] = now();
+        ids[i] = id;
+      }));
+    }
+    await Promise.all(acks);
+    const enqueueMs = Math.max(...ackAt) - t0;
+    progress('  Drover: waiting for the jobs to finish…');
+    await tracker.until(() => ids.every((id) => tracker.final.has(id)));
+    const totalMs = Math.max(...ids.map((id) => tracker.final.get(id)!.at)) - t0;
+    const notSucceeded = ids.filter((id) => tracker.final.get(id)!.view.state !== 'succeeded');
+    check(
+      notSucceeded.length === 0,
+      `Drover: ${notSucceeded.length} of ${JOBS} jobs did not succeed: ${notSucceeded.slice(0, 5).map((id) => `#${id} ${tracker.final.get(id)!.view.state} (${tracker.final.get(id)!.view.reason ?? ''})`).join('; ')}`,
+    );
+    const loaded: number[] = [];
+    let missingRunning = 0;
+    ids.forEach((id, i) => {
+      const running = tracker.runningAt.get(id);
+      if (running === undefined) missingRunning++;
+      else loaded.push(running - sentAt[i]!);
+    });
+    const daemonSide = (jobIds: number[]): Latency =>
+      latency(jobIds.map((id) => {
+        const { view } = tracker.final.get(id)!;
+        check(view.startedAt !== undefined, `Drover: job #${id} succeeded without a startedAt`);
+        return view.startedAt - view.createdAt;
+      }));
+
+    // Idle: one job at a time.
+    progress(`  Drover: ${IDLE_JOBS} jobs one at a time…`);
+    const idle: number[] = [];
+    const idleIds: number[] = [];
+    for (let i = 0; i < IDLE_JOBS; i++) {
+      const sent = now();
+      const id = await submit(`idle${i}`);
+      await tracker.until(() => tracker.final.has(id));
+      check(tracker.final.get(id)!.view.state === 'succeeded', `Drover: idle job #${id} ${tracker.final.get(id)!.view.state}`);
+      const running = tracker.runningAt.get(id);
+      if (running === undefined) missingRunning++;
+      else idle.push(running - sent);
+      idleIds.push(id);
+    }
+
+    // The daemon at rest, still serving a subscribed client.
+    progress('  Drover: measuring the idle daemon…');
+    await sleep(IDLE_SETTLE_MS);
+    const rssKiB = statusKiB(daemon.pid, 'VmRSS');
+    const peakRssKiB = statusKiB(daemon.pid, 'VmHWM');
+    const ticks0 = cpuTicks(daemon.pid);
+    const window0 = performance.now();
+    await sleep(IDLE_WINDOW_MS);
+    const idleCpuPercent = ((cpuTicks(daemon.pid) - ticks0) / clockTicks() / ((performance.now() - window0) / 1000)) * 100;
+
+    // The daemon may exit before its answer arrives: its going away is the answer.
+    client.request('drover/shutdown', {}).catch(() => undefined);
+    const stopped = await Promise.race([daemon.exited.then(() => true), sleep(10_000).then(() => false)]);
+    check(stopped, 'Drover: the daemon did not exit within 10 s of drover/shutdown');
+    cleanups.delete('daemon');
+    return {
+      row: { name: 'Drover', enqueueRate: JOBS / (enqueueMs / 1000), loaded: latency(loaded), idle: latency(idle), totalMs, throughput: JOBS / (totalMs / 1000) },
+      daemonLoaded: daemonSide(ids),
+      daemonIdle: daemonSide(idleIds),
+      missingRunning,
+      rssKiB,
+      peakRssKiB,
+      idleCpuPercent,
+    };
+  } finally {
+    client?.close();
+    runCleanupsNamed('daemon', 'drover-home');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+/** The file system type of the mount that holds `dir` (where fsyncs land), from /proc/mounts. */
+function fileSystemOf(dir: string): string {
+  try {
+    let best = { point: '', type: 'unknown' };
+    for (const line of fs.readFileSync('/proc/mounts', 'utf8').split('\n')) {
+      const [, point, type] = line.split(' ');
+      if (point && type && (dir === point || dir.startsWith(point.endsWith('/') ? point : `${point}/`)) && point.length >= best.point.length) best = { point, type };
+    }
+    return `${best.type} (${best.point})`;
+  } catch {
+    return 'unknown';
+  }
+}
+
+const cellOr = (value: number | undefined, format: (v: number) => string): string => (value === undefined ? '—' : format(value));
+
+function rowCells(row: Row): string[] {
+  if (!row.loaded) return [row.name, 'missing', '—', '—', '—', '—', '—'];
+  return [
+    row.name,
+    cellOr(row.enqueueRate, rate),
+    ms(row.loaded.p50),
+    ms(row.loaded.p99),
+    cellOr(row.idle?.p50, ms),
+    cellOr(row.totalMs, (v) => (v / 1000).toFixed(2)),
+    cellOr(row.throughput, rate),
+  ];
+}
+
+const resultTable = (rows: Row[]): string => table(['', 'enqueue jobs/s', 'submit→start p50 ms', 'p99 ms', 'idle p50 ms', 'total s', 'jobs/s'], rows.map(rowCells));
+
+/** The phases that finished, shown even when a later one fails. */
+const completed: Row[] = [];
+
+const verdict = (met: boolean): string => (met ? 'MET' : 'MISS');
+
+async function main(): Promise<void> {
+  const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
+  console.log(`Drover runner benchmark: ${JOBS.toLocaleString('en-US')} trivial jobs (\`true\`), ${SLOTS} slots (one per CPU, as the daemon's local host has)`);
+  console.log(`node ${process.version} · ${cpu} · ${os.cpus().length} cores · temp dir ${os.tmpdir()} on ${fileSystemOf(os.tmpdir())} · ${new Date().toISOString()}\n`);
+
+  progress(`  floor: ${JOBS} spawns of /bin/true…`);
+  const floor = await phase('floor', benchFloor);
+  completed.push(floor);
+  const tsp = await phase('task-spooler', benchTaskSpooler);
+  completed.push(tsp);
+  const drover = await phase('Drover', benchDrover);
+  progress('');
+
+  console.log(resultTable([floor, tsp, drover.row]));
+  console.log(`
+  floor: spawn→exit of /bin/true, sequential; "submit→start" is the whole run of the process.
+  enqueue jobs/s: task-spooler, a sequential loop of \`tsp true\` (one client process per job);
+    Drover, ${JOBS.toLocaleString('en-US')} pipelined drover/submit requests, until the last is acknowledged.
+  submit→start, under the burst: enqueue call → the job's start (task-spooler: the stamp its
+    \`date +%s%N\` job printed; Drover: the 'running' job event reaching the client). Includes
+    time queued behind the other jobs, so it grows with the backlog.
+  idle p50: the same, for ${IDLE_JOBS} jobs submitted one at a time, each waited for.
+  total s: first enqueue → last job finished; jobs/s = ${JOBS.toLocaleString('en-US')} / total.`);
+  if (tsp.note) console.log(`${tsp.loaded ? '' : '\n'}  task-spooler: ${tsp.note}`);
+
+  console.log('\nDrover submit→start, two clocks (ms)');
+  console.log(
+    table(
+      ['', 'p50', 'p99', 'n'],
+      [
+        ['burst, client: send → running event', ms(drover.row.loaded!.p50), ms(drover.row.loaded!.p99), String(drover.row.loaded!.n)],
+        ['burst, daemon: startedAt − createdAt', ms(drover.daemonLoaded.p50), ms(drover.daemonLoaded.p99), String(drover.daemonLoaded.n)],
+        ['idle, client: send → running event', ms(drover.row.idle!.p50), ms(drover.row.idle!.p99), String(drover.row.idle!.n)],
+        ['idle, daemon: startedAt − createdAt', ms(drover.daemonIdle.p50), ms(drover.daemonIdle.p99), String(drover.daemonIdle.n)],
+      ],
+    ),
+  );
+  if (drover.missingRunning > 0) console.log(`  (${drover.missingRunning} jobs reached the client with no 'running' event; left out of the client-side numbers)`);
+
+  const floorP50 = floor.loaded!.p50;
+  const burstRatio = drover.row.loaded!.p50 / floorP50;
+  const idleRatio = drover.row.idle!.p50 / floorP50;
+  console.log('\nTargets');
+  console.log(`  Drover p50 submit→start / floor p50 (target < ${TARGET_LATENCY_RATIO}×), idle queue: ${ratio(idleRatio)} ${verdict(idleRatio < TARGET_LATENCY_RATIO)}`);
+  console.log(`  Drover p50 submit→start / floor p50 (target < ${TARGET_LATENCY_RATIO}×), under the ${JOBS.toLocaleString('en-US')}-job burst: ${ratio(burstRatio)} ${verdict(burstRatio < TARGET_LATENCY_RATIO)}`);
+  if (tsp.throughput !== undefined) {
+    const throughputRatio = drover.row.throughput! / tsp.throughput;
+    console.log(`  Drover throughput / task-spooler throughput (target > ${TARGET_THROUGHPUT_RATIO}×): ${ratio(throughputRatio)} ${verdict(throughputRatio > TARGET_THROUGHPUT_RATIO)}`);
+  } else {
+    console.log(`  Drover throughput / task-spooler throughput (target > ${TARGET_THROUGHPUT_RATIO}×): n/a (task-spooler missing)`);
+  }
+  console.log(`\nDrover daemon, idle after the run: RSS ${(drover.rssKiB / 1024).toFixed(1)} MiB (peak ${(drover.peakRssKiB / 1024).toFixed(1)} MiB), CPU ${drover.idleCpuPercent.toFixed(2)}% over ${IDLE_WINDOW_MS / 1000} s`);
+  console.log('Every Drover state change above (submitted, running, succeeded) is durable before the daemon reports it: SQLite in WAL mode with synchronous=FULL.');
+  console.log('task-spooler keeps its queue in memory only (lost when its server dies); the floor keeps nothing.');
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    runCleanups();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  });
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    progress('');
+    runCleanups();
+    if (completed.length) console.log(`${resultTable(completed)}\n(the phases that finished before the failure)`);
+    if (error instanceof BenchAssertion) {
+      console.error(`\nbench assertion failed: ${error.message}`);
+      process.exit(1);
+    }
+    console.error(error);
+    process.exit(1);
+  },
+);
