@@ -52,5 +52,6 @@ module.exports = [
   nodeBundle('language-server', './language-server/src/server.ts'),
   nodeBundle('drover', './runner/src/cli/main.ts'),
   // SQLite as WebAssembly: no native module, so the same bundle runs in VS Code's runtime everywhere.
+  nodeBundle('launcher', './runner/src/local/launcher.ts'),
   nodeBundle('daemon', './runner/src/daemon/main.ts', { plugins: [new CopyBesideBundle(['node_modules/node-sqlite3-wasm/dist/node-sqlite3-wasm.wasm'])] }),
 ];

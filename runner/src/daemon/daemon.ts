@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import {
@@ -11,15 +10,17 @@ import {
   type JobView,
   type LogChunk,
   type MetricSeries,
+  type RunRecord,
   type SubmitParams,
   type SubmitResult,
   type Topic,
 } from '../../../common/protocol';
 import { analyzeSpec, expandSpec, ExpansionError, hasErrors } from '../../../common/spec';
 import { probeLocalHost, type HostInventory } from '../hosts/local-host';
-import { attemptFiles, groupAlive, isAlive, launchDetached, processGroupOf, processStartTime, readExitStatus, readWrapperPid, signalGroup } from '../local/detached-process';
+import { LauncherClient } from '../local/launcher-client';
+import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, readExitStatus, readWrapperPid, signalGroup } from '../local/detached-process';
 import { LineSplitter, parseMetricJson, parseMetricLine, type MetricPoint } from '../metrics/metric-lines';
-import { gitState, redactEnv } from '../records/reproduction';
+import { redactEnv } from '../records/reproduction';
 import { schedule, DEFAULT_CPUS, type Allocation } from '../scheduler/placement';
 import { Store, type AttemptRow, type JobRow, type MetricRow } from '../store/store';
 import type { DaemonPaths } from './paths';
@@ -54,7 +55,10 @@ interface LiveAttempt {
   dir: string;
   pid: number | null;
   processStart: string | null;
-  child?: ChildProcess;
+  /** A launch request is on its way to the launcher. */
+  launching?: boolean;
+  /** The launcher saw the wrapper end. */
+  exited?: boolean;
   allocation: Allocation & { group: string };
   /** Why the daemon is stopping it, if it is. */
   stopping?: 'cancelled' | 'timed-out';
@@ -64,6 +68,14 @@ interface LiveAttempt {
   metricsOffset: number;
   logLines: LineSplitter;
   metricLines: LineSplitter;
+}
+
+/** What one scheduling pass decided: attempts to start, and jobs whose state or reason changed. */
+interface SchedulePass {
+  starting: { job: JobRow; allocation: Allocation; number: number; dir: string }[];
+  changed: number[];
+  /** Something changed that may let more start (a skip): run another pass. */
+  again: boolean;
 }
 
 /** How an attempt ended, as far as the daemon could tell. */
@@ -88,6 +100,10 @@ const LOG_READ_LIMIT = 1 << 20;
  */
 export class Daemon {
   private readonly live = new Map<number, LiveAttempt>();
+  private readonly baseEnv = stringEnv(process.env);
+  private readonly launcher = new LauncherClient();
+  /** Git states being read, by workdir, with the submissions waiting for each. */
+  private readonly gitReads = new Map<string, number[]>();
   private host: HostInventory | undefined;
   private scheduleQueued = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -120,8 +136,8 @@ export class Daemon {
     for (const attempt of this.live.values()) {
       clearTimeout(attempt.timeoutTimer);
       clearTimeout(attempt.killTimer);
-      attempt.child?.removeAllListeners('exit');
     }
+    this.launcher.close();
     this.store.close();
   }
 
@@ -149,35 +165,55 @@ export class Daemon {
     const base = params.specPath ? dirname(resolve(params.cwd, params.specPath)) : params.cwd;
     for (const plan of plans) plan.workdir = resolve(base, plan.workdir);
     const workdir = plans[0]?.workdir ?? base;
-    const git = await gitState(workdir);
-    const record = {
+    const record: RunRecord = {
       ...(params.specPath !== undefined && { specPath: resolve(params.cwd, params.specPath) }),
       specText: params.specText,
       overrides: params.overrides ?? {},
       workdir,
       env: redactEnv(params.env ?? {}),
-      ...(git && { git }),
       ...(this.host && {
         host: { name: this.host.name, os: this.host.os, gpuModels: this.host.gpus.map((gpu) => gpu.name), ...(this.host.driverVersion && { driverVersion: this.host.driverVersion }) },
       }),
     };
     const now = Date.now();
-    const ids = this.store.transaction(() => {
+    // One transaction: the submission, and the start of whatever can start now.
+    const { submissionId, jobIds, pass } = this.store.transaction(() => {
       const submissionId = this.store.insertSubmission(analysis.model!.name, record, now);
       const idByKey = new Map<string, number>();
       for (const plan of plans) idByKey.set(plan.key, this.store.insertJob({ submissionId, plan, state: 'queued', needs: [] }, now));
       for (const plan of plans) {
-        if (plan.needs.length === 0) continue;
-        const id = idByKey.get(plan.key)!;
-        this.store.setNeeds(id, plan.needs.map((key) => idByKey.get(key)!));
+        if (plan.needs.length > 0) this.store.setNeeds(idByKey.get(plan.key)!, plan.needs.map((key) => idByKey.get(key)!));
       }
       this.store.addEvent(null, 'submitted', `${analysis.model!.name}: ${plans.length} run${plans.length === 1 ? '' : 's'}`, now);
-      return { submissionId, jobIds: [...idByKey.values()] };
+      return { submissionId, jobIds: [...idByKey.values()], pass: this.schedulePass(now) };
     });
-    const jobs = ids.jobIds.map((id) => this.view(this.store.job(id)!));
-    for (const job of jobs) this.emit('jobs', 'drover/event/job', job, job.id);
-    this.requestSchedule();
-    return { submissionId: ids.submissionId, jobs };
+    const jobs = jobIds.map((id) => this.view(this.store.job(id)!));
+    const started = new Set(pass.starting.map((start) => start.job.id));
+    for (const job of jobs) if (!started.has(job.id)) this.emit('jobs', 'drover/event/job', job, job.id);
+    this.carryOut(pass);
+    this.recordGitState(submissionId, workdir);
+    return { submissionId, jobs };
+  }
+
+  /**
+   * Adds the workdir's git state to a submission's record. It is read off the request's path, so
+   * a burst of submissions waits for nothing and shares one read per workdir.
+   */
+  private recordGitState(submissionId: number, workdir: string): void {
+    const waiting = this.gitReads.get(workdir);
+    if (waiting) {
+      waiting.push(submissionId);
+      return;
+    }
+    const submissions = [submissionId];
+    this.gitReads.set(workdir, submissions);
+    void this.launcher.gitState(workdir).then((git) => {
+      this.gitReads.delete(workdir);
+      if (!git || this.stopped) return;
+      this.store.transaction(() => {
+        for (const id of submissions) this.store.updateSubmissionRecord(id, { ...this.store.submissionRecord(id)!, git });
+      });
+    });
   }
 
   jobs(filter: { states?: JobState[]; submissionId?: number; limit?: number }): JobView[] {
@@ -191,19 +227,23 @@ export class Daemon {
       ...this.view(row, attempts),
       needs: row.needs,
       record: this.store.submissionRecord(row.submissionId)!,
-      attemptList: attempts.map((attempt) => ({
-        number: attempt.number,
-        outcome: attempt.outcome,
-        host: attempt.host,
-        gpus: attempt.gpus,
-        ...(attempt.pid !== null && { pid: attempt.pid }),
-        ...(attempt.exitCode !== null && { exitCode: attempt.exitCode }),
-        ...(attempt.signal !== null && { signal: attempt.signal }),
-        startedAt: attempt.startedAt,
-        ...(attempt.endedAt !== null && { endedAt: attempt.endedAt }),
-        logPath: attemptFiles(attempt.dir).log,
-        logBytes: fileSize(attemptFiles(attempt.dir).log),
-      })),
+      attemptList: attempts.map((attempt) => {
+        // A running attempt's pid is in memory before it is first written down.
+        const pid = attempt.pid ?? (attempt.outcome === 'running' ? this.live.get(id)?.pid : null) ?? null;
+        return {
+          number: attempt.number,
+          outcome: attempt.outcome,
+          host: attempt.host,
+          gpus: attempt.gpus,
+          ...(pid !== null && { pid }),
+          ...(attempt.exitCode !== null && { exitCode: attempt.exitCode }),
+          ...(attempt.signal !== null && { signal: attempt.signal }),
+          startedAt: attempt.startedAt,
+          ...(attempt.endedAt !== null && { endedAt: attempt.endedAt }),
+          logPath: attemptFiles(attempt.dir).log,
+          logBytes: fileSize(attemptFiles(attempt.dir).log),
+        };
+      }),
     };
   }
 
@@ -266,9 +306,19 @@ export class Daemon {
   }
 
   private runSchedule(): void {
+    const pass = this.store.transaction(() => this.schedulePass(Date.now()));
+    this.carryOut(pass);
+  }
+
+  /**
+   * Decides what starts, waits or is skipped, and records it, inside the caller's transaction.
+   * Processes are started only after that transaction is on disk (see carryOut), so a crash can
+   * never leave a process running that the state does not know about.
+   */
+  private schedulePass(now: number): SchedulePass {
+    const pass: SchedulePass = { starting: [], changed: [], again: false };
     const queued = this.store.jobs({ states: ['queued'] });
-    if (queued.length === 0 || !this.host) return;
-    const now = Date.now();
+    if (queued.length === 0 || !this.host) return pass;
     const states = new Map<number, { state: JobState; key: string }>();
     for (const job of queued) {
       for (const need of job.needs) {
@@ -299,43 +349,39 @@ export class Daemon {
       states,
     });
     const byId = new Map(queued.map((job) => [job.id, job]));
-    const changed: number[] = [];
-    const starting: { job: JobRow; allocation: Allocation; number: number; dir: string }[] = [];
-    this.store.transaction(() => {
-      for (const { jobId, reason } of decisions.skip) {
-        this.store.updateJob(jobId, { state: 'skipped', reason, endedAt: now });
-        this.store.addEvent(jobId, 'skipped', reason, now);
-        changed.push(jobId);
-      }
-      for (const [jobId, reason] of decisions.waiting) {
-        if (byId.get(jobId)!.reason === reason) continue;
-        this.store.updateJob(jobId, { reason });
-        changed.push(jobId);
-      }
-      for (const allocation of decisions.start) {
-        const job = byId.get(allocation.jobId)!;
-        const number = job.attempts + 1;
-        const dir = join(this.paths.runs, String(job.id), String(number));
-        this.store.insertAttempt({
-          jobId: job.id, number, host: allocation.host, gpus: allocation.gpus, pid: null, processStart: null,
-          outcome: 'running', exitCode: null, signal: null, startedAt: now, endedAt: null, dir,
-        });
-        this.store.updateJob(job.id, { state: 'running', attempts: number, reason: null, notBefore: null, ...(job.startedAt === null && { startedAt: now }) });
-        starting.push({ job, allocation, number, dir });
-      }
-    });
-    for (const start of starting) this.launch(start.job, start.allocation, start.number, start.dir);
-    if (starting.length) {
-      this.store.transaction(() => {
-        for (const { job, number } of starting) {
-          const attempt = this.live.get(job.id);
-          if (attempt) this.store.updateAttempt(job.id, number, { pid: attempt.pid, processStart: attempt.processStart });
-        }
-      });
+    for (const { jobId, reason } of decisions.skip) {
+      this.store.updateJob(jobId, { state: 'skipped', reason, endedAt: now });
+      this.store.addEvent(jobId, 'skipped', reason, now);
+      pass.changed.push(jobId);
     }
-    for (const id of [...changed, ...starting.map((start) => start.job.id)]) this.emitJob(id);
-    if (decisions.skip.length) this.requestSchedule();
+    for (const [jobId, reason] of decisions.waiting) {
+      if (byId.get(jobId)!.reason === reason) continue;
+      this.store.updateJob(jobId, { reason });
+      pass.changed.push(jobId);
+    }
+    for (const allocation of decisions.start) {
+      const job = byId.get(allocation.jobId)!;
+      const number = job.attempts + 1;
+      const dir = join(this.paths.runs, String(job.id), String(number));
+      this.store.insertAttempt({
+        jobId: job.id, number, host: allocation.host, gpus: allocation.gpus, pid: null, processStart: null,
+        outcome: 'running', exitCode: null, signal: null, startedAt: now, endedAt: null, dir,
+      });
+      this.store.updateJob(job.id, { state: 'running', attempts: number, reason: null, notBefore: null, ...(job.startedAt === null && { startedAt: now }) });
+      pass.starting.push({ job, allocation, number, dir });
+      // Claimed now, so the rest of this pass (and the next) sees the resources as taken.
+      this.live.set(job.id, this.liveAttempt(job, allocation, number, dir));
+    }
+    pass.again = decisions.skip.length > 0;
     this.armRetryTimer(queued, now);
+    return pass;
+  }
+
+  /** Starts the processes a committed pass decided on, and tells clients. */
+  private carryOut(pass: SchedulePass): void {
+    for (const start of pass.starting) this.launch(start.job, this.live.get(start.job.id)!);
+    for (const id of [...pass.changed, ...pass.starting.map((start) => start.job.id)]) this.emitJob(id);
+    if (pass.again) this.requestSchedule();
   }
 
   private armRetryTimer(queued: JobRow[], now: number): void {
@@ -346,36 +392,59 @@ export class Daemon {
 
   // Processes
 
-  private launch(job: JobRow, allocation: Allocation, number: number, dir: string): void {
+  private liveAttempt(job: JobRow, allocation: Allocation, number: number, dir: string): LiveAttempt {
+    return {
+      jobId: job.id, number, dir, pid: null, processStart: null, allocation: { ...allocation, group: `${job.submissionId}:${job.plan.job}` },
+      logOffset: 0, metricsOffset: 0, logLines: new LineSplitter(), metricLines: new LineSplitter(),
+    };
+  }
+
+  private launch(job: JobRow, live: LiveAttempt): void {
+    const { dir, number, allocation } = live;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const files = attemptFiles(dir);
     const env: Record<string, string> = {
-      ...stringEnv(process.env),
+      ...this.baseEnv,
       ...job.plan.env,
       CUDA_VISIBLE_DEVICES: allocation.gpus.join(','),
       DROVER_RUN_ID: String(job.id),
       DROVER_ATTEMPT: String(number),
       DROVER_METRICS: files.metrics,
     };
-    const live: LiveAttempt = {
-      jobId: job.id, number, dir, pid: null, processStart: null, allocation: { ...allocation, group: `${job.submissionId}:${job.plan.job}` },
-      logOffset: 0, metricsOffset: 0, logLines: new LineSplitter(), metricLines: new LineSplitter(),
-    };
-    this.live.set(job.id, live);
     const command = job.plan.command ?? notebookCommand(job.plan.notebook!);
-    try {
-      if (!existsSync(job.plan.workdir)) throw new Error(`the workdir ${job.plan.workdir} does not exist`);
-      const launched = launchDetached(command, { dir, cwd: job.plan.workdir, env });
-      live.pid = launched.pid;
-      live.processStart = launched.processStart;
-      live.child = launched.child;
-      launched.child.once('exit', () => this.checkAttempt(live));
-      launched.child.once('error', () => this.checkAttempt(live));
-    } catch (error) {
-      this.finish(live, { exitCode: null, signal: null, failure: `could not start: ${error instanceof Error ? error.message : String(error)}` });
+    if (!existsSync(job.plan.workdir)) {
+      this.finish(live, { exitCode: null, signal: null, failure: `could not start: the workdir ${job.plan.workdir} does not exist` });
       return;
     }
+    live.launching = true;
+    this.launcher.launch(
+      { command, cwd: job.plan.workdir, dir, env },
+      {
+        started: (pid, processStart) => this.started(live, pid, processStart),
+        failed: (message) => {
+          // The launcher may have died after starting the wrapper: the wrapper's pid file tells.
+          const pid = readWrapperPid(dir);
+          if (pid !== undefined) this.started(live, pid, processStartTime(pid));
+          else {
+            live.launching = false;
+            this.finish(live, { exitCode: null, signal: null, failure: `could not start: ${message}` });
+          }
+        },
+        exited: () => {
+          live.exited = true;
+          this.checkAttempt(live);
+        },
+      },
+    );
     this.armTimeout(live, job, Date.now());
+  }
+
+  private started(live: LiveAttempt, pid: number, processStart: string | null): void {
+    live.launching = false;
+    live.pid = pid;
+    live.processStart = processStart;
+    // Cancelled or timed out while it was being started.
+    if (live.stopping) this.signalStop(live);
   }
 
   private armTimeout(attempt: LiveAttempt, job: JobRow, startedAt: number): void {
@@ -385,11 +454,17 @@ export class Daemon {
   }
 
   private stopAttempt(attempt: LiveAttempt, why: 'cancelled' | 'timed-out'): void {
-    if (attempt.stopping || attempt.pid === null) return;
+    if (attempt.stopping) return;
     attempt.stopping = why;
-    signalGroup(attempt.pid, 'SIGTERM');
+    if (attempt.pid !== null) this.signalStop(attempt);
+  }
+
+  /** SIGTERM to the attempt's process group, SIGKILL after the grace period. */
+  private signalStop(attempt: LiveAttempt): void {
+    const pid = attempt.pid!;
+    signalGroup(pid, 'SIGTERM');
     attempt.killTimer = setTimeout(() => {
-      if (attempt.pid !== null && groupAlive(attempt.pid)) signalGroup(attempt.pid, 'SIGKILL');
+      if (groupAlive(pid)) signalGroup(pid, 'SIGKILL');
     }, this.settings.killGraceMs);
   }
 
@@ -431,12 +506,13 @@ export class Daemon {
       this.finish(attempt, { exitCode: status.exitCode, signal: status.signal ?? null });
       return;
     }
-    const alive = attempt.pid !== null && (attempt.child ? attempt.child.exitCode === null && attempt.child.signalCode === null : isAlive(attempt.pid, attempt.processStart));
+    if (attempt.launching) return;
+    const alive = attempt.pid !== null && !attempt.exited && isAlive(attempt.pid, attempt.processStart);
     if (alive) return;
     // The wrapper is gone without writing a status: killed (SIGKILL after a grace period, or by someone else).
     const late = readExitStatus(attempt.dir);
     if (late) this.finish(attempt, { exitCode: late.exitCode, signal: late.signal ?? null });
-    else this.finish(attempt, { exitCode: null, signal: attempt.child?.signalCode ?? (attempt.stopping ? 'SIGKILL' : null), lost: !attempt.stopping });
+    else this.finish(attempt, { exitCode: null, signal: attempt.stopping ? 'SIGKILL' : null, lost: !attempt.stopping });
   }
 
   /** Forwards new log bytes to subscribers and records the metrics in them. */
@@ -461,7 +537,7 @@ export class Daemon {
     if (log.bytes === 0 && metrics.bytes === 0) return;
     this.store.transaction(() => {
       this.store.addMetrics(points);
-      this.store.updateAttempt(attempt.jobId, attempt.number, { logScanned: attempt.logOffset, metricsScanned: attempt.metricsOffset });
+      this.store.updateAttempt(attempt.jobId, attempt.number, { pid: attempt.pid, processStart: attempt.processStart, logScanned: attempt.logOffset, metricsScanned: attempt.metricsOffset });
     });
     for (const point of points) {
       this.emit('metrics', 'drover/event/metric', { jobId: point.jobId, attempt: point.attempt, name: point.name, point: { step: point.step, value: point.value, at: point.at } }, point.jobId);
@@ -488,7 +564,10 @@ export class Daemon {
     const retry = (outcome === 'failed' || outcome === 'timed-out' || outcome === 'lost') && retriesLeft > 0;
     const backoff = this.settings.retryBackoffMs * 2 ** (attempt.number - 1);
     this.store.transaction(() => {
-      this.store.updateAttempt(attempt.jobId, attempt.number, { outcome, exitCode: end.exitCode, signal: end.signal, endedAt: now, logScanned: attempt.logOffset, metricsScanned: attempt.metricsOffset });
+      this.store.updateAttempt(attempt.jobId, attempt.number, {
+        pid: attempt.pid, processStart: attempt.processStart, outcome, exitCode: end.exitCode, signal: end.signal, endedAt: now,
+        logScanned: attempt.logOffset, metricsScanned: attempt.metricsOffset,
+      });
       if (retry) {
         const reason = `attempt ${attempt.number} ${described}; retrying in ${formatDelay(backoff)} (${retriesLeft} ${retriesLeft === 1 ? 'retry' : 'retries'} left)`;
         this.store.updateJob(attempt.jobId, { state: 'queued', reason, notBefore: now + backoff });

@@ -1,5 +1,5 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The files of one attempt, in its own folder. */
@@ -8,19 +8,19 @@ export function attemptFiles(dir: string) {
 }
 
 /**
- * The wrapper every attempt runs under: it runs the command in the foreground and, when it ends,
- * writes its exit status to a file (atomically, by rename), so the status survives the daemon.
- * A trap with an action keeps the wrapper alive through SIGTERM without passing an ignored
- * signal on to the command; SIGKILL ends both, and then there is no status to write.
- * Everything the wrapper needs comes in environment variables, so nothing is ever quoted.
+ * The wrapper every attempt runs under: it runs the command in a subshell and, when it ends,
+ * writes its exit status to a file, so the status survives the daemon. A status line is one
+ * small write ending in a newline; a reader takes only a complete line. A trap with an action
+ * keeps the wrapper alive through SIGTERM without passing an ignored signal on to the command;
+ * SIGKILL ends both, and then there is no status to write. Everything the wrapper needs comes in
+ * environment variables, so nothing is ever quoted.
  */
 const WRAPPER = [
   // The pid first: should the daemon die before it records it, a restart still finds the process.
   'printf \'%s\\n\' "$$" > "$DROVER_PID_FILE"',
   "trap ':' TERM INT HUP",
-  '/bin/sh -c "$DROVER_COMMAND" </dev/null',
-  'status=$?',
-  'printf \'%s\\n\' "$status" > "$DROVER_STATUS_FILE.tmp" && mv -f "$DROVER_STATUS_FILE.tmp" "$DROVER_STATUS_FILE"',
+  '(eval "$DROVER_COMMAND") </dev/null',
+  'printf \'%s\\n\' "$?" > "$DROVER_STATUS_FILE"',
 ].join('\n');
 
 export interface Launched {
@@ -54,9 +54,14 @@ export function launchDetached(command: string, options: { dir: string; cwd: str
 
 /** The exit status the wrapper wrote, if the command has ended. */
 export function readExitStatus(dir: string): { exitCode: number; signal?: string } | undefined {
-  const file = attemptFiles(dir).status;
-  if (!existsSync(file)) return undefined;
-  const code = Number(readFileSync(file, 'utf8').trim());
+  let text: string;
+  try {
+    text = readFileSync(attemptFiles(dir).status, 'utf8');
+  } catch {
+    return undefined;
+  }
+  if (!text.endsWith('\n')) return undefined;
+  const code = Number(text.trim());
   if (!Number.isInteger(code)) return undefined;
   // The shell reports death by signal N as 128 + N.
   if (code > 128 && code < 160) return { exitCode: code, signal: signalName(code - 128) };

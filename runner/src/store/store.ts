@@ -136,6 +136,10 @@ export class Store {
     return row ? (JSON.parse(String(row['record'])) as RunRecord) : undefined;
   }
 
+  updateSubmissionRecord(id: number, record: RunRecord): void {
+    this.db.run('UPDATE submissions SET record = ? WHERE id = ?', [JSON.stringify(record), id]);
+  }
+
   insertJob(job: { submissionId: number; plan: RunPlan; state: JobState; needs: number[]; reason?: string }, now: number): number {
     const result = this.db.run(
       'INSERT INTO jobs (submission_id, key, plan, state, priority, needs, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
