@@ -100,12 +100,13 @@ const LOG_READ_LIMIT = 1 << 20;
  */
 export class Daemon {
   private readonly live = new Map<number, LiveAttempt>();
-  private readonly baseEnv = stringEnv(process.env);
   private readonly launcher = new LauncherClient();
   /** Git states being read, by workdir, with the submissions waiting for each. */
   private readonly gitReads = new Map<string, number[]>();
   private host: HostInventory | undefined;
-  private scheduleQueued = false;
+  /** Writes waiting for the next group commit. */
+  private batch: { work: (now: number) => void; done: (error?: Error) => void }[] | undefined;
+  private scheduleWanted = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -129,6 +130,8 @@ export class Daemon {
 
   /** Stops watching; running processes go on and are re-adopted by the next daemon. */
   stop(): void {
+    // What was asked before the stop is written (and answered) first.
+    if (this.batch) this.commit();
     this.stopped = true;
     clearInterval(this.pollTimer);
     clearInterval(this.probeTimer);
@@ -143,7 +146,7 @@ export class Daemon {
 
   // Requests
 
-  async submit(params: SubmitParams): Promise<SubmitResult> {
+  submit(params: SubmitParams): Promise<SubmitResult> {
     const analysis = analyzeSpec(params.specText, params.specPath);
     if (hasErrors(analysis.diagnostics) || !analysis.model) {
       const file = params.specPath ?? 'spec';
@@ -175,24 +178,29 @@ export class Daemon {
         host: { name: this.host.name, os: this.host.os, gpuModels: this.host.gpus.map((gpu) => gpu.name), ...(this.host.driverVersion && { driverVersion: this.host.driverVersion }) },
       }),
     };
-    const now = Date.now();
-    // One transaction: the submission, and the start of whatever can start now.
-    const { submissionId, jobIds, pass } = this.store.transaction(() => {
-      const submissionId = this.store.insertSubmission(analysis.model!.name, record, now);
-      const idByKey = new Map<string, number>();
-      for (const plan of plans) idByKey.set(plan.key, this.store.insertJob({ submissionId, plan, state: 'queued', needs: [] }, now));
-      for (const plan of plans) {
-        if (plan.needs.length > 0) this.store.setNeeds(idByKey.get(plan.key)!, plan.needs.map((key) => idByKey.get(key)!));
-      }
-      this.store.addEvent(null, 'submitted', `${analysis.model!.name}: ${plans.length} run${plans.length === 1 ? '' : 's'}`, now);
-      return { submissionId, jobIds: [...idByKey.values()], pass: this.schedulePass(now) };
+    return new Promise((resolve, reject) => {
+      let jobIds: number[] = [];
+      let submissionId = 0;
+      this.commitSoon(
+        (now) => {
+          submissionId = this.store.insertSubmission(analysis.model!.name, record, now);
+          const idByKey = new Map<string, number>();
+          for (const plan of plans) idByKey.set(plan.key, this.store.insertJob({ submissionId, plan, state: 'queued', needs: [] }, now));
+          for (const plan of plans) {
+            if (plan.needs.length > 0) this.store.setNeeds(idByKey.get(plan.key)!, plan.needs.map((key) => idByKey.get(key)!));
+          }
+          this.store.addEvent(null, 'submitted', `${analysis.model!.name}: ${plans.length} run${plans.length === 1 ? '' : 's'}`, now);
+          jobIds = [...idByKey.values()];
+        },
+        (error) => {
+          if (error) return reject(error);
+          const jobs = jobIds.map((id) => this.view(this.store.job(id)!));
+          for (const job of jobs) if (job.state === 'queued') this.emit('jobs', 'drover/event/job', job, job.id);
+          this.recordGitState(submissionId, workdir);
+          resolve({ submissionId, jobs });
+        },
+      );
     });
-    const jobs = jobIds.map((id) => this.view(this.store.job(id)!));
-    const started = new Set(pass.starting.map((start) => start.job.id));
-    for (const job of jobs) if (!started.has(job.id)) this.emit('jobs', 'drover/event/job', job, job.id);
-    this.carryOut(pass);
-    this.recordGitState(submissionId, workdir);
-    return { submissionId, jobs };
   }
 
   /**
@@ -209,10 +217,14 @@ export class Daemon {
     this.gitReads.set(workdir, submissions);
     void this.launcher.gitState(workdir).then((git) => {
       this.gitReads.delete(workdir);
-      if (!git || this.stopped) return;
-      this.store.transaction(() => {
-        for (const id of submissions) this.store.updateSubmissionRecord(id, { ...this.store.submissionRecord(id)!, git });
-      });
+      if (!git) return;
+      this.commitSoon(
+        () => {
+          for (const id of submissions) this.store.updateSubmissionRecord(id, { ...this.store.submissionRecord(id)!, git });
+        },
+        undefined,
+        { schedule: false },
+      );
     });
   }
 
@@ -297,16 +309,54 @@ export class Daemon {
 
   /** Schedules once after the current burst of work (many submissions or exits make one pass). */
   requestSchedule(): void {
-    if (this.scheduleQueued || this.stopped) return;
-    this.scheduleQueued = true;
-    setImmediate(() => {
-      this.scheduleQueued = false;
-      if (!this.stopped) this.runSchedule();
-    });
+    this.commitSoon();
   }
 
-  private runSchedule(): void {
-    const pass = this.store.transaction(() => this.schedulePass(Date.now()));
+  /**
+   * Group commit: the writes asked for in one turn of the event loop (submissions, attempts that
+   * ended), followed by a scheduling pass, go to disk in one transaction, each in a savepoint of
+   * its own so that one failing write fails only its request. `done` runs once the transaction
+   * is on disk, so nothing is acknowledged before it is durable.
+   */
+  private commitSoon(work?: (now: number) => void, done?: (error?: Error) => void, options: { schedule: boolean } = { schedule: true }): void {
+    if (this.stopped) {
+      done?.(new Error('the daemon is stopping'));
+      return;
+    }
+    if (!this.batch) {
+      this.batch = [];
+      setImmediate(() => this.commit());
+    }
+    this.scheduleWanted ||= options.schedule;
+    if (work || done) this.batch.push({ work: work ?? (() => undefined), done: done ?? (() => undefined) });
+  }
+
+  private commit(): void {
+    const batch = this.batch ?? [];
+    const schedule = this.scheduleWanted;
+    this.batch = undefined;
+    this.scheduleWanted = false;
+    if (this.stopped) return;
+    const now = Date.now();
+    const failures = new Map<number, Error>();
+    let pass: SchedulePass;
+    try {
+      pass = this.store.transaction(() => {
+        batch.forEach(({ work }, index) => {
+          try {
+            this.store.savepoint(() => work(now));
+          } catch (error) {
+            failures.set(index, error instanceof Error ? error : new Error(String(error)));
+          }
+        });
+        return schedule ? this.schedulePass(now) : { starting: [], changed: [], again: false };
+      });
+    } catch (error) {
+      // The commit itself failed (a full disk): nothing in it happened.
+      for (const { done } of batch) done(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    batch.forEach(({ done }, index) => done(failures.get(index)));
     this.carryOut(pass);
   }
 
@@ -401,10 +451,9 @@ export class Daemon {
 
   private launch(job: JobRow, live: LiveAttempt): void {
     const { dir, number, allocation } = live;
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const files = attemptFiles(dir);
+    // Added to the launcher's environment, which is the daemon's.
     const env: Record<string, string> = {
-      ...this.baseEnv,
       ...job.plan.env,
       CUDA_VISIBLE_DEVICES: allocation.gpus.join(','),
       DROVER_RUN_ID: String(job.id),
@@ -535,10 +584,15 @@ export class Daemon {
       attempt.metricsOffset += metrics.bytes;
     }
     if (log.bytes === 0 && metrics.bytes === 0) return;
-    this.store.transaction(() => {
-      this.store.addMetrics(points);
-      this.store.updateAttempt(attempt.jobId, attempt.number, { pid: attempt.pid, processStart: attempt.processStart, logScanned: attempt.logOffset, metricsScanned: attempt.metricsOffset });
-    });
+    const { pid, processStart, logOffset, metricsOffset } = attempt;
+    this.commitSoon(
+      () => {
+        this.store.addMetrics(points);
+        this.store.updateAttempt(attempt.jobId, attempt.number, { pid, processStart, logScanned: logOffset, metricsScanned: metricsOffset });
+      },
+      undefined,
+      { schedule: false },
+    );
     for (const point of points) {
       this.emit('metrics', 'drover/event/metric', { jobId: point.jobId, attempt: point.attempt, name: point.name, point: { step: point.step, value: point.value, at: point.at } }, point.jobId);
     }
@@ -563,25 +617,28 @@ export class Daemon {
     const retriesLeft = job.plan.retries - (attempt.number - 1);
     const retry = (outcome === 'failed' || outcome === 'timed-out' || outcome === 'lost') && retriesLeft > 0;
     const backoff = this.settings.retryBackoffMs * 2 ** (attempt.number - 1);
-    this.store.transaction(() => {
-      this.store.updateAttempt(attempt.jobId, attempt.number, {
-        pid: attempt.pid, processStart: attempt.processStart, outcome, exitCode: end.exitCode, signal: end.signal, endedAt: now,
-        logScanned: attempt.logOffset, metricsScanned: attempt.metricsOffset,
-      });
-      if (retry) {
-        const reason = `attempt ${attempt.number} ${described}; retrying in ${formatDelay(backoff)} (${retriesLeft} ${retriesLeft === 1 ? 'retry' : 'retries'} left)`;
-        this.store.updateJob(attempt.jobId, { state: 'queued', reason, notBefore: now + backoff });
-        this.store.addEvent(attempt.jobId, 'retry', reason, now);
-      } else {
-        const state: JobState = outcome === 'succeeded' ? 'succeeded' : outcome === 'cancelled' ? 'cancelled' : 'failed';
-        this.store.updateJob(attempt.jobId, { state, reason: state === 'succeeded' ? null : described, endedAt: now, exitCode: end.exitCode, signal: end.signal });
-        this.store.addEvent(attempt.jobId, state, described, now);
-      }
-    });
-    const tail = readUtf8(attemptFiles(attempt.dir).log, attempt.logOffset, 0);
-    this.emit('logs', 'drover/event/log', { jobId: attempt.jobId, attempt: attempt.number, offset: attempt.logOffset, data: '', bytes: 0, complete: tail.size <= attempt.logOffset }, attempt.jobId);
-    this.emitJob(attempt.jobId);
-    this.requestSchedule();
+    this.commitSoon(
+      () => {
+        this.store.updateAttempt(attempt.jobId, attempt.number, {
+          pid: attempt.pid, processStart: attempt.processStart, outcome, exitCode: end.exitCode, signal: end.signal, endedAt: now,
+          logScanned: attempt.logOffset, metricsScanned: attempt.metricsOffset,
+        });
+        if (retry) {
+          const reason = `attempt ${attempt.number} ${described}; retrying in ${formatDelay(backoff)} (${retriesLeft} ${retriesLeft === 1 ? 'retry' : 'retries'} left)`;
+          this.store.updateJob(attempt.jobId, { state: 'queued', reason, notBefore: now + backoff });
+          this.store.addEvent(attempt.jobId, 'retry', reason, now);
+        } else {
+          const state: JobState = outcome === 'succeeded' ? 'succeeded' : outcome === 'cancelled' ? 'cancelled' : 'failed';
+          this.store.updateJob(attempt.jobId, { state, reason: state === 'succeeded' ? null : described, endedAt: now, exitCode: end.exitCode, signal: end.signal });
+          this.store.addEvent(attempt.jobId, state, described, now);
+        }
+      },
+      () => {
+        const size = fileSize(attemptFiles(attempt.dir).log);
+        this.emit('logs', 'drover/event/log', { jobId: attempt.jobId, attempt: attempt.number, offset: attempt.logOffset, data: '', bytes: 0, complete: size <= attempt.logOffset }, attempt.jobId);
+        this.emitJob(attempt.jobId);
+      },
+    );
   }
 
   private async probeHost(): Promise<void> {
@@ -671,12 +728,6 @@ function formatDelay(ms: number): string {
 function notebookCommand(notebook: string): string {
   const quoted = `'${notebook.replace(/'/g, `'\\''`)}'`;
   return `jupyter nbconvert --to notebook --execute --output executed.ipynb ${quoted}`;
-}
-
-function stringEnv(env: NodeJS.ProcessEnv): Record<string, string> {
-  const result: Record<string, string> = {};
-  for (const [name, value] of Object.entries(env)) if (value !== undefined) result[name] = value;
-  return result;
 }
 
 function fileSize(file: string): number {

@@ -16,6 +16,7 @@ export interface LaunchRequest {
   command: string;
   cwd: string;
   dir: string;
+  /** Added to the launcher's own environment (the daemon's). */
   env: Record<string, string>;
 }
 
@@ -33,6 +34,8 @@ export type LauncherMessage =
   | { exited: number };
 
 export function runLauncher(): void {
+  const inherited: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) if (value !== undefined) inherited[name] = value;
   const send = (message: LauncherMessage) => process.stdout.write(`${JSON.stringify(message)}\n`);
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
@@ -49,7 +52,7 @@ export function runLauncher(): void {
     }
     try {
       mkdirSync(request.dir, { recursive: true, mode: 0o700 });
-      const launched = launchDetached(request.command, request);
+      const launched = launchDetached(request.command, { ...request, env: { ...inherited, ...request.env } });
       launched.child.once('exit', () => send({ exited: request.id }));
       send({ id: request.id, pid: launched.pid, processStart: launched.processStart });
     } catch (error) {

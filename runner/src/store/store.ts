@@ -125,6 +125,20 @@ export class Store {
     }
   }
 
+  /** Runs `work` inside the current transaction so that, if it throws, only its changes are undone. */
+  savepoint<T>(work: () => T): T {
+    this.db.exec('SAVEPOINT work');
+    try {
+      const result = work();
+      this.db.exec('RELEASE work');
+      return result;
+    } catch (error) {
+      this.db.exec('ROLLBACK TO work');
+      this.db.exec('RELEASE work');
+      throw error;
+    }
+  }
+
   // Submissions and jobs
 
   insertSubmission(specName: string, record: RunRecord, now: number): number {
