@@ -1,5 +1,5 @@
 import { Database, type SQLiteValue } from 'node-sqlite3-wasm';
-import type { AttemptOutcome, HostView, JobState, MetricSeries, RunRecord } from '../../../common/protocol';
+import { FINAL_STATES, type AttemptOutcome, type HostView, type JobState, type MetricSeries, type RunRecord } from '../../../common/protocol';
 import type { RunPlan } from '../../../common/spec';
 import { MIGRATIONS } from './migrations';
 
@@ -56,13 +56,17 @@ export interface MetricRow {
 
 type Row = Record<string, SQLiteValue>;
 
-const JOB_COLUMNS = `jobs.*, submissions.spec_name`;
+/** Every column but the plan, which is read once per job and kept (it never changes). */
+const JOB_COLUMNS = `jobs.id, jobs.submission_id, jobs.key, jobs.state, jobs.priority, jobs.needs, jobs.reason, jobs.attempts, jobs.not_before,
+  jobs.cancel_requested, jobs.created_at, jobs.started_at, jobs.ended_at, jobs.exit_code, jobs.signal, submissions.spec_name`;
 
 /**
  * The daemon's state, in one SQLite file. Only the daemon opens it (exclusive locking, which
  * also lets WAL work without shared memory); every change is a transaction, synced to disk.
  */
 export class Store {
+  private readonly plans = new Map<number, RunPlan>();
+
   private constructor(private readonly db: Database) {}
 
   static open(file: string): Store {
@@ -169,7 +173,7 @@ export class Store {
 
   job(id: number): JobRow | undefined {
     const row = this.db.get(`SELECT ${JOB_COLUMNS} FROM jobs JOIN submissions ON submissions.id = jobs.submission_id WHERE jobs.id = ?`, [id]) as Row | null;
-    return row ? jobFromRow(row) : undefined;
+    return row ? this.jobFromRow(row) : undefined;
   }
 
   /** Jobs in scheduling order: higher priority first, then first come, first served. */
@@ -187,7 +191,38 @@ export class Store {
     const order = filter.limit !== undefined ? 'ORDER BY jobs.id DESC LIMIT ?' : 'ORDER BY jobs.priority DESC, jobs.id';
     if (filter.limit !== undefined) values.push(filter.limit);
     const sql = `SELECT ${JOB_COLUMNS} FROM jobs JOIN submissions ON submissions.id = jobs.submission_id ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ${order}`;
-    return (this.db.all(sql, values) as Row[]).map(jobFromRow);
+    return (this.db.all(sql, values) as Row[]).map((row) => this.jobFromRow(row));
+  }
+
+  private jobFromRow(row: Row): JobRow {
+    return {
+      id: Number(row['id']),
+      submissionId: Number(row['submission_id']),
+      specName: String(row['spec_name']),
+      key: String(row['key']),
+      plan: this.plan(Number(row['id'])),
+      state: String(row['state']) as JobState,
+      priority: Number(row['priority']),
+      needs: JSON.parse(String(row['needs'])) as number[],
+      reason: row['reason'] === null ? null : String(row['reason']),
+      attempts: Number(row['attempts']),
+      notBefore: nullableNumber(row['not_before']),
+      cancelRequested: Number(row['cancel_requested']) === 1,
+      createdAt: Number(row['created_at']),
+      startedAt: nullableNumber(row['started_at']),
+      endedAt: nullableNumber(row['ended_at']),
+      exitCode: nullableNumber(row['exit_code']),
+      signal: row['signal'] === null ? null : String(row['signal']),
+    };
+  }
+
+  private plan(id: number): RunPlan {
+    let plan = this.plans.get(id);
+    if (!plan) {
+      plan = JSON.parse(String(this.db.get('SELECT plan FROM jobs WHERE id = ?', [id])!['plan'])) as RunPlan;
+      this.plans.set(id, plan);
+    }
+    return plan;
   }
 
   updateJob(id: number, changes: Partial<Pick<JobRow, 'state' | 'reason' | 'attempts' | 'notBefore' | 'cancelRequested' | 'startedAt' | 'endedAt' | 'exitCode' | 'signal'>>): void {
@@ -203,6 +238,8 @@ export class Store {
     }
     if (sets.length === 0) return;
     this.db.run(`UPDATE jobs SET ${sets.join(', ')} WHERE id = ?`, [...values, id]);
+    // Ended jobs are seldom read again: keep only the plans of live ones.
+    if (changes.state && FINAL_STATES.includes(changes.state)) this.plans.delete(id);
   }
 
   // Attempts
@@ -322,28 +359,6 @@ export class Store {
       return host;
     });
   }
-}
-
-function jobFromRow(row: Row): JobRow {
-  return {
-    id: Number(row['id']),
-    submissionId: Number(row['submission_id']),
-    specName: String(row['spec_name']),
-    key: String(row['key']),
-    plan: JSON.parse(String(row['plan'])) as RunPlan,
-    state: String(row['state']) as JobState,
-    priority: Number(row['priority']),
-    needs: JSON.parse(String(row['needs'])) as number[],
-    reason: row['reason'] === null ? null : String(row['reason']),
-    attempts: Number(row['attempts']),
-    notBefore: nullableNumber(row['not_before']),
-    cancelRequested: Number(row['cancel_requested']) === 1,
-    createdAt: Number(row['created_at']),
-    startedAt: nullableNumber(row['started_at']),
-    endedAt: nullableNumber(row['ended_at']),
-    exitCode: nullableNumber(row['exit_code']),
-    signal: row['signal'] === null ? null : String(row['signal']),
-  };
 }
 
 function attemptFromRow(row: Row): AttemptRow {
