@@ -12,38 +12,27 @@ export interface Expression {
   pathRange: SourceRange;
 }
 
-export interface ExpressionScan {
-  expressions: Expression[];
-  /** Offsets of `${{` that are never closed. */
-  unterminated: number[];
-}
-
 const PATH = /^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*$/;
 
-/** Finds expressions in a piece of source text that starts at document offset `base`. */
-export function scanExpressions(source: string, base = 0): ExpressionScan {
-  const scan: ExpressionScan = { expressions: [], unterminated: [] };
-  let from = 0;
-  for (;;) {
-    const open = source.indexOf('${{', from);
-    if (open < 0) return scan;
-    const close = source.indexOf('}}', open + 3);
-    if (close < 0) {
-      scan.unterminated.push(base + open);
-      return scan;
-    }
-    const inner = source.slice(open + 3, close);
+/** The expressions in `text` between `start` and `end` (a scalar's source), in document offsets. */
+export function findExpressions(text: string, start = 0, end = text.length): Expression[] {
+  const found: Expression[] = [];
+  for (let open = text.indexOf('${{', start); open >= 0 && open < end; ) {
+    const close = text.indexOf('}}', open + 3);
+    // An unclosed one is reported by the validator, which looks at the whole text.
+    if (close < 0 || close + 2 > end) break;
+    const inner = text.slice(open + 3, close);
     const trimmed = inner.trim();
-    const leading = inner.length - inner.trimStart().length;
-    const pathStart = base + open + 3 + leading;
-    scan.expressions.push({
+    const pathStart = open + 3 + (inner.length - inner.trimStart().length);
+    found.push({
       source: trimmed,
       path: PATH.test(trimmed) ? trimmed.split('.') : undefined,
-      range: { start: base + open, end: base + close + 2 },
+      range: { start: open, end: close + 2 },
       pathRange: { start: pathStart, end: pathStart + trimmed.length },
     });
-    from = close + 2;
+    open = text.indexOf('${{', close + 2);
   }
+  return found;
 }
 
 /** Replaces each expression whose path `resolve` knows; leaves the others for a later stage. */

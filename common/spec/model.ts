@@ -1,4 +1,4 @@
-import { scanExpressions, type Expression } from './expressions';
+import { findExpressions, type Expression } from './expressions';
 import type { SourceRange } from './text';
 import { parseDuration, parseGpuRequest, parseSize, type GpuRequest, type Parsed } from './units';
 import { isMapNode, isSeqNode, mapEntry, mapValue, plainValue, type MapNode, type SpecNode } from './yaml-source';
@@ -227,7 +227,7 @@ function collectExpressions(job: MapNode, text: string): Expression[] {
     else if (node.kind === 'seq') for (const item of node.items) visit(item);
     else if (typeof node.value === 'string' && node.value.includes('${{')) {
       // Scan the source rather than the value so ranges stay exact for quoted and block scalars.
-      found.push(...scanExpressions(text.slice(node.range.start, node.range.end), node.range.start).expressions);
+      found.push(...findExpressions(text, node.range.start, node.range.end));
     }
   };
   for (const { key, value } of job.entries) if (key !== 'sweep' && key !== 'outputs') visit(value);
