@@ -124,7 +124,11 @@ class RunFollower {
   }
 
   async follow(jobs: JobView[]): Promise<JobView[]> {
-    for (const job of jobs) if (!this.jobs.has(job.id)) this.jobs.set(job.id, job);
+    for (const job of jobs) {
+      if (this.jobs.has(job.id)) continue;
+      this.jobs.set(job.id, job);
+      if (job.state !== 'queued') this.report(job);
+    }
     const done = new Promise<void>((resolve) => (this.resolveDone = resolve));
     // Catch up on what happened between submitting and now.
     for (const job of jobs) this.serially(async () => this.onJob(await this.client.request('drover/job', { id: job.id })));
@@ -151,7 +155,7 @@ class RunFollower {
 
   private report(job: JobView): void {
     if (this.options.json) return;
-    const name = `${job.specName}${job.key === job.specName ? '' : `/${job.key}`}`;
+    const name = job.key;
     const where = job.host ? ` on ${job.host}${job.gpus?.length ? ` (GPU ${job.gpus.join(',')})` : ''}` : '';
     const detail = job.state === 'running' ? `running${where}${job.attempts > 1 ? `, attempt ${job.attempts}` : ''}` : `${job.state}${job.reason ? `: ${job.reason}` : ''}`;
     this.out.stderr(`[${name}] ${detail}`);

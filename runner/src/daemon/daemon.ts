@@ -100,6 +100,15 @@ const LOG_READ_LIMIT = 1 << 20;
  */
 export class Daemon {
   private readonly live = new Map<number, LiveAttempt>();
+  /**
+   * The queued jobs, as in the store: each pass looks at all of them, so they are kept here
+   * rather than read back each time. Only the daemon changes jobs, and every change to a queued
+   * job goes through this class, which keeps the two in step (and reloads this after a failed
+   * commit).
+   */
+  private readonly queue = new Map<number, JobRow>();
+  /** Why each queued job waits, from the last pass: derived state, so never stored. */
+  private readonly waitingReasons = new Map<number, string>();
   private readonly launcher = new LauncherClient();
   /** Git states being read, by workdir, with the submissions waiting for each. */
   private readonly gitReads = new Map<string, number[]>();
@@ -123,6 +132,7 @@ export class Daemon {
     mkdirSync(this.paths.runs, { recursive: true, mode: 0o700 });
     await this.probeHost();
     this.readopt();
+    this.reloadQueue();
     this.pollTimer = setInterval(() => this.pollLive(), this.settings.pollMs);
     this.probeTimer = setInterval(() => void this.probeHost().then(() => this.requestSchedule()), this.settings.hostProbeMs);
     this.requestSchedule();
@@ -191,6 +201,7 @@ export class Daemon {
           }
           this.store.addEvent(null, 'submitted', `${analysis.model!.name}: ${plans.length} run${plans.length === 1 ? '' : 's'}`, now);
           jobIds = [...idByKey.values()];
+          for (const id of jobIds) this.queue.set(id, this.store.job(id)!);
         },
         (error) => {
           if (error) return reject(error);
@@ -270,6 +281,7 @@ export class Daemon {
           this.store.updateJob(id, { state: 'cancelled', reason: 'cancelled before it started', endedAt: now });
           this.store.addEvent(id, 'cancelled', 'cancelled before it started', now);
         });
+        this.forget(id);
         this.emitJob(id);
       } else {
         this.store.updateJob(id, { cancelRequested: true });
@@ -352,7 +364,10 @@ export class Daemon {
         return schedule ? this.schedulePass(now) : { starting: [], changed: [], again: false };
       });
     } catch (error) {
-      // The commit itself failed (a full disk): nothing in it happened.
+      // The commit itself failed (a full disk): nothing in it happened, so neither did what this
+      // class noted in memory on its way.
+      this.reloadQueue();
+      for (const [jobId, attempt] of this.live) if (attempt.pid === null && !attempt.launching && this.store.job(jobId)?.state !== 'running') this.live.delete(jobId);
       for (const { done } of batch) done(error instanceof Error ? error : new Error(String(error)));
       return;
     }
@@ -367,7 +382,7 @@ export class Daemon {
    */
   private schedulePass(now: number): SchedulePass {
     const pass: SchedulePass = { starting: [], changed: [], again: false };
-    const queued = this.store.jobs({ states: ['queued'] });
+    const queued = [...this.queue.values()].sort((a, b) => b.priority - a.priority || a.id - b.id);
     if (queued.length === 0 || !this.host) return pass;
     const states = new Map<number, { state: JobState; key: string }>();
     for (const job of queued) {
@@ -402,11 +417,12 @@ export class Daemon {
     for (const { jobId, reason } of decisions.skip) {
       this.store.updateJob(jobId, { state: 'skipped', reason, endedAt: now });
       this.store.addEvent(jobId, 'skipped', reason, now);
+      this.forget(jobId);
       pass.changed.push(jobId);
     }
     for (const [jobId, reason] of decisions.waiting) {
-      if (byId.get(jobId)!.reason === reason) continue;
-      this.store.updateJob(jobId, { reason });
+      if (this.waitingReasons.get(jobId) === reason) continue;
+      this.waitingReasons.set(jobId, reason);
       pass.changed.push(jobId);
     }
     for (const allocation of decisions.start) {
@@ -418,6 +434,7 @@ export class Daemon {
         outcome: 'running', exitCode: null, signal: null, startedAt: now, endedAt: null, dir,
       });
       this.store.updateJob(job.id, { state: 'running', attempts: number, reason: null, notBefore: null, ...(job.startedAt === null && { startedAt: now }) });
+      this.forget(job.id);
       pass.starting.push({ job, allocation, number, dir });
       // Claimed now, so the rest of this pass (and the next) sees the resources as taken.
       this.live.set(job.id, this.liveAttempt(job, allocation, number, dir));
@@ -425,6 +442,18 @@ export class Daemon {
     pass.again = decisions.skip.length > 0;
     this.armRetryTimer(queued, now);
     return pass;
+  }
+
+  private reloadQueue(): void {
+    this.queue.clear();
+    this.waitingReasons.clear();
+    for (const row of this.store.jobs({ states: ['queued'] })) this.queue.set(row.id, row);
+  }
+
+  /** A job leaves the queue. */
+  private forget(id: number): void {
+    this.queue.delete(id);
+    this.waitingReasons.delete(id);
   }
 
   /** Starts the processes a committed pass decided on, and tells clients. */
@@ -627,6 +656,7 @@ export class Daemon {
           const reason = `attempt ${attempt.number} ${described}; retrying in ${formatDelay(backoff)} (${retriesLeft} ${retriesLeft === 1 ? 'retry' : 'retries'} left)`;
           this.store.updateJob(attempt.jobId, { state: 'queued', reason, notBefore: now + backoff });
           this.store.addEvent(attempt.jobId, 'retry', reason, now);
+          this.queue.set(attempt.jobId, this.store.job(attempt.jobId)!);
         } else {
           const state: JobState = outcome === 'succeeded' ? 'succeeded' : outcome === 'cancelled' ? 'cancelled' : 'failed';
           this.store.updateJob(attempt.jobId, { state, reason: state === 'succeeded' ? null : described, endedAt: now, exitCode: end.exitCode, signal: end.signal });
@@ -694,7 +724,8 @@ export class Daemon {
     };
     if (row.plan.command !== undefined) view.command = row.plan.command;
     if (row.plan.notebook !== undefined) view.notebook = row.plan.notebook;
-    if (row.reason !== null) view.reason = row.reason;
+    const reason = row.reason ?? (row.state === 'queued' ? this.waitingReasons.get(row.id) : undefined);
+    if (reason !== undefined) view.reason = reason;
     if (last) {
       view.host = last.host;
       view.gpus = last.gpus;
