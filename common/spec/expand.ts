@@ -39,24 +39,35 @@ export interface ExpandOptions {
 
 export class ExpansionError extends Error {}
 
-/** The values a list or range stands for; undefined for intervals, which only random sweeps draw from. */
-export function domainValues(domain: SweepDomain): ParamValue[] | undefined {
-  if (domain.kind === 'values') return domain.values;
-  if (domain.kind !== 'range') return undefined;
+/** How many values a list or range holds, without listing them; NaN for an interval. */
+export function domainSize(domain: SweepDomain): number {
+  if (domain.kind === 'values') return domain.values.length;
+  if (domain.kind !== 'range') return NaN;
   const { start, stop, step } = domain;
-  if (!(step > 0) || stop <= start) return [];
-  const count = Math.ceil((stop - start) / step - 1e-9);
-  return Array.from({ length: count }, (_, i) => roundValue(start + i * step));
+  if (!(step > 0) || stop <= start) return 0;
+  return Math.ceil((stop - start) / step - 1e-9);
+}
+
+/** The i-th value of a list or range. */
+function domainValue(domain: SweepDomain, index: number): ParamValue {
+  return domain.kind === 'values' ? domain.values[index]! : roundValue((domain as { start: number }).start + index * (domain as { step: number }).step);
+}
+
+/**
+ * The values a list or range stands for; undefined for intervals, which only random sweeps draw
+ * from. Only for domains whose size has been checked: a range may stand for billions.
+ */
+export function domainValues(domain: SweepDomain): ParamValue[] | undefined {
+  const size = domainSize(domain);
+  if (Number.isNaN(size)) return undefined;
+  return Array.from({ length: size }, (_, i) => domainValue(domain, i));
 }
 
 /** How many runs a sweep expands to (NaN when a grid holds an interval, which has no count). */
 export function sweepSize(sweep: SweepSpec): number {
   if (sweep.method === 'random') return sweep.samples ?? 0;
   let size = 1;
-  for (const parameter of sweep.parameters) {
-    const values = domainValues(parameter.domain);
-    size *= values ? values.length : NaN;
-  }
+  for (const parameter of sweep.parameters) size *= domainSize(parameter.domain);
   return size;
 }
 
@@ -168,8 +179,7 @@ function draw(domain: SweepDomain, random: () => number): ParamValue {
     const [low, high] = [Math.log(domain.low), Math.log(domain.high)];
     return roundValue(Math.exp(low + random() * (high - low)));
   }
-  const values = domainValues(domain)!;
-  return values[Math.floor(random() * values.length)]!;
+  return domainValue(domain, Math.floor(random() * domainSize(domain)));
 }
 
 /** mulberry32: a small, well-distributed PRNG whose whole state is the seed. */

@@ -54,6 +54,15 @@ export interface GpuRequest {
   memoryBytes?: number;
 }
 
+/**
+ * Whether a GPU model name satisfies a requested type: the type, ignoring case, spaces, '-' and
+ * '_', appears in the name (`RTX4090` and `4090` both match `NVIDIA GeForce RTX 4090`).
+ */
+export function gpuTypeMatches(modelName: string, type: string): boolean {
+  const squeeze = (text: string) => text.toLowerCase().replace(/[\s_-]+/g, '');
+  return squeeze(modelName).includes(squeeze(type));
+}
+
 /** `2`, `"A100:2"`, `"A100"` (one), or `{count, type, memory}`. */
 export function parseGpuRequest(input: unknown): Parsed<GpuRequest> {
   if (typeof input === 'number') {

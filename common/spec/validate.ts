@@ -1,5 +1,5 @@
 import type { SpecDiagnostic } from './diagnostics';
-import { domainValues, sweepSize, SWEEP_SIZE_LIMIT, SWEEP_WARNING_SIZE } from './expand';
+import { domainSize, sweepSize, SWEEP_SIZE_LIMIT, SWEEP_WARNING_SIZE } from './expand';
 import type { Expression } from './expressions';
 import { buildModel, type JobSpec, type SpecModel } from './model';
 import { specSchema } from './schema';
@@ -119,7 +119,7 @@ class SemanticChecks {
       const { domain } = parameter;
       if (domain.kind === 'range') {
         if (!(domain.step > 0)) this.error('sweep-domain', parameter.range, `'${parameter.name}': a range's step must be greater than 0`);
-        else if (domainValues(domain)!.length === 0) {
+        else if (domainSize(domain) === 0) {
           this.error('sweep-domain', parameter.range, `'${parameter.name}': range [${domain.start}, ${domain.stop}] holds no values (stop is not included)`);
         }
       } else if (domain.kind !== 'values') {

@@ -1,22 +1,121 @@
-import { createConnection, ProposedFeatures, TextDocuments, TextDocumentSyncKind } from 'vscode-languageserver/node';
+import { createConnection, ProposedFeatures, ResponseError, TextDocuments, TextDocumentSyncKind } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { doValidation } from './service';
+import { diagnosticsOf } from './service';
+import { CODE_ACTION_KINDS, codeActions } from './service/code-actions';
+import { doComplete } from './service/completion';
+import { formatDocument } from './service/formatting';
+import { doHover } from './service/hover';
+import { doRename, findDefinition, findReferences, prepareRename } from './service/navigation';
+import { SEMANTIC_TOKEN_LEGEND, semanticTokens } from './service/semantic-tokens';
+import { SpecDocument } from './service/spec-document';
+import { documentSymbols, foldingRanges } from './service/symbols';
 
 // Wiring only: the language logic lives in the transport-free service.
 const connection = createConnection(ProposedFeatures.all);
 const documents = new TextDocuments(TextDocument);
 
+/** Diagnostics wait this long after the last keystroke, so a burst of typing is analysed once. */
+const DIAGNOSTICS_DELAY_MS = 150;
+
+/** The analysed spec for each open document, for its latest version only. */
+const analysed = new Map<string, SpecDocument>();
+const pendingDiagnostics = new Map<string, NodeJS.Timeout>();
+
+function specOf(uri: string): SpecDocument | undefined {
+  const open = documents.get(uri);
+  if (!open) return undefined;
+  const cached = analysed.get(uri);
+  if (cached?.version === open.version) return cached;
+  const document = new SpecDocument(uri, open.version, open.getText());
+  analysed.set(uri, document);
+  return document;
+}
+
 connection.onInitialize(() => ({
-  capabilities: { textDocumentSync: TextDocumentSyncKind.Incremental },
+  capabilities: {
+    textDocumentSync: TextDocumentSyncKind.Incremental,
+    completionProvider: { triggerCharacters: ['.', ' ', '[', ',', '-', ':', '"'] },
+    hoverProvider: true,
+    definitionProvider: true,
+    referencesProvider: true,
+    renameProvider: { prepareProvider: true },
+    documentSymbolProvider: true,
+    foldingRangeProvider: true,
+    codeActionProvider: { codeActionKinds: CODE_ACTION_KINDS },
+    documentFormattingProvider: true,
+    semanticTokensProvider: { legend: SEMANTIC_TOKEN_LEGEND, full: true },
+  },
   serverInfo: { name: 'drover-language-server' },
 }));
 
 documents.onDidChangeContent(({ document }) => {
-  void connection.sendDiagnostics({ uri: document.uri, version: document.version, diagnostics: doValidation(document.getText(), document.uri) });
+  clearTimeout(pendingDiagnostics.get(document.uri));
+  const version = document.version;
+  pendingDiagnostics.set(
+    document.uri,
+    setTimeout(() => {
+      pendingDiagnostics.delete(document.uri);
+      const spec = specOf(document.uri);
+      // A newer version is on its way (or the document closed): never publish for a stale one.
+      if (!spec || spec.version !== version) return;
+      void connection.sendDiagnostics({ uri: spec.uri, version, diagnostics: diagnosticsOf(spec) });
+    }, DIAGNOSTICS_DELAY_MS),
+  );
 });
 
 documents.onDidClose(({ document }) => {
+  clearTimeout(pendingDiagnostics.get(document.uri));
+  pendingDiagnostics.delete(document.uri);
+  analysed.delete(document.uri);
   void connection.sendDiagnostics({ uri: document.uri, diagnostics: [] });
+});
+
+connection.onCompletion(({ textDocument, position }) => {
+  const spec = specOf(textDocument.uri);
+  return spec ? doComplete(spec, position) : null;
+});
+connection.onHover(({ textDocument, position }) => {
+  const spec = specOf(textDocument.uri);
+  return spec ? doHover(spec, position) : null;
+});
+connection.onDefinition(({ textDocument, position }) => {
+  const spec = specOf(textDocument.uri);
+  return spec ? findDefinition(spec, position) : null;
+});
+connection.onReferences(({ textDocument, position, context }) => {
+  const spec = specOf(textDocument.uri);
+  return spec ? findReferences(spec, position, context.includeDeclaration) : null;
+});
+connection.onPrepareRename(({ textDocument, position }) => {
+  const spec = specOf(textDocument.uri);
+  return spec ? prepareRename(spec, position) : null;
+});
+connection.onRenameRequest(({ textDocument, position, newName }) => {
+  const spec = specOf(textDocument.uri);
+  if (!spec) return null;
+  const result = doRename(spec, position, newName);
+  if ('error' in result) throw new ResponseError(-32803, result.error);
+  return result;
+});
+connection.onDocumentSymbol(({ textDocument }) => {
+  const spec = specOf(textDocument.uri);
+  return spec ? documentSymbols(spec) : null;
+});
+connection.onFoldingRanges(({ textDocument }) => {
+  const spec = specOf(textDocument.uri);
+  return spec ? foldingRanges(spec) : null;
+});
+connection.onCodeAction(({ textDocument, range, context }) => {
+  const spec = specOf(textDocument.uri);
+  return spec ? codeActions(spec, range, context.diagnostics) : null;
+});
+connection.onDocumentFormatting(({ textDocument, options }) => {
+  const spec = specOf(textDocument.uri);
+  return spec ? formatDocument(spec, options) : null;
+});
+connection.languages.semanticTokens.on(({ textDocument }) => {
+  const spec = specOf(textDocument.uri);
+  return { data: spec ? semanticTokens(spec) : [] };
 });
 
 documents.listen(connection);

@@ -6,6 +6,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import {
+  CompletionRequest,
+  DefinitionRequest,
+  DocumentFormattingRequest,
+  DocumentSymbolRequest,
+  HoverRequest,
+  RenameRequest,
   DidChangeTextDocumentNotification,
   DidCloseTextDocumentNotification,
   DidOpenTextDocumentNotification,
@@ -152,6 +158,61 @@ describe('language server over LSP stdio', function () {
     assert.equal(version, 3);
     assert.ok(diagnostics.some((d) => d.code === 'yaml-syntax'), `no yaml-syntax diagnostic in ${JSON.stringify(diagnostics)}`);
     for (const diagnostic of diagnostics) assertInside(diagnostic.range, text);
+  });
+
+  it('publishes only the newest version when edits come faster than analysis', async () => {
+    const base = 'name: train\nrun: python3 train.py\n';
+    const published = inbox.next(URI);
+    for (let version = 4; version <= 8; version++) {
+      await connection.sendNotification(DidChangeTextDocumentNotification.type, {
+        textDocument: { uri: URI, version },
+        contentChanges: [{ text: `${base}retries: ${version === 8 ? 2 : 'x'}\n` }],
+      });
+    }
+    const { version, diagnostics } = await published;
+    assert.equal(version, 8, 'the burst of edits is analysed once, at its last version');
+    assert.deepEqual(diagnostics, []);
+  });
+
+  it('answers completion, hover, definition, rename, symbols and formatting', async () => {
+    const text = [
+      'name: nightly',
+      'jobs:',
+      '  prep: { run: python3 prep.py, outputs: { data: "where the data is" } }',
+      '  train:',
+      '    needs: [prep]',
+      '    run: python3 train.py --data ${{ jobs.prep.outputs.data }}',
+      '    resources: { gpus: 1 }',
+      '    ',
+      '',
+    ].join('\n');
+    const published = inbox.next(URI);
+    await connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri: URI, version: 9 }, contentChanges: [{ text }] });
+    assert.deepEqual((await published).diagnostics, []);
+    const document = { uri: URI };
+
+    const completion = await connection.sendRequest(CompletionRequest.type, { textDocument: document, position: { line: 7, character: 4 } });
+    const labels = (Array.isArray(completion) ? completion : (completion?.items ?? [])).map((item) => item.label);
+    assert.ok(labels.includes('timeout') && labels.includes('sweep'), `keys of a job: ${labels.join(', ')}`);
+    assert.ok(!labels.includes('needs') && !labels.includes('run'), 'keys already present are not offered');
+
+    const hover = await connection.sendRequest(HoverRequest.type, { textDocument: document, position: { line: 6, character: 6 } });
+    assert.match(JSON.stringify(hover?.contents), /What one run needs/);
+
+    const definition = await connection.sendRequest(DefinitionRequest.type, { textDocument: document, position: { line: 4, character: 13 } });
+    const [target] = (Array.isArray(definition) ? definition : [definition]) as { range: Range }[];
+    assert.deepEqual(target!.range, { start: { line: 2, character: 2 }, end: { line: 2, character: 6 } });
+
+    const edit = await connection.sendRequest(RenameRequest.type, { textDocument: document, position: { line: 2, character: 3 }, newName: 'prepare' });
+    assert.equal(edit?.changes?.[URI]?.length, 3, 'the key, the needs entry and the expression');
+
+    const symbols = await connection.sendRequest(DocumentSymbolRequest.type, { textDocument: document });
+    const [workflow] = symbols as { name: string; children?: { name: string }[] }[];
+    assert.equal(workflow!.name, 'nightly');
+    assert.deepEqual(workflow!.children?.map((child) => child.name), ['prep', 'train']);
+
+    const formatting = await connection.sendRequest(DocumentFormattingRequest.type, { textDocument: document, options: { tabSize: 2, insertSpaces: true } });
+    assert.ok(Array.isArray(formatting));
   });
 
   it('clears the diagnostics on close', async () => {

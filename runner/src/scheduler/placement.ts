@@ -1,5 +1,5 @@
 import type { JobState } from '../../../common/protocol';
-import { formatSize, type RunPlan } from '../../../common/spec';
+import { formatSize, gpuTypeMatches, type RunPlan } from '../../../common/spec';
 
 /**
  * The first scheduling policy, as a pure function of the state it is given: no I/O and no
@@ -171,7 +171,7 @@ function place(job: QueuedJob, hosts: readonly HostCapacity[], free: Map<string,
 }
 
 function gpuMatches(gpu: HostCapacity['gpus'][number], request: RunPlan['resources']['gpus']): boolean {
-  if (request.type && !gpu.name.toLowerCase().includes(request.type.toLowerCase())) return false;
+  if (request.type && !gpuTypeMatches(gpu.name, request.type)) return false;
   if (request.memoryBytes !== undefined && gpu.memoryTotalBytes < request.memoryBytes) return false;
   return true;
 }

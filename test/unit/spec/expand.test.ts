@@ -116,4 +116,12 @@ describe('spec expansion', () => {
       needs: [],
     });
   });
+
+  it('counts and draws from huge ranges without listing them', () => {
+    const grid = analyzeSpec(lines('run: t ${{ params.i }}', 'sweep: { parameters: { i: { range: [0, 1.0e+9] } } }'), 'huge.drover.yaml');
+    assert.match(grid.diagnostics.map((d) => d.message).join('\n'), /expands to 1,000,000,000 runs, more than the limit/);
+    const runs = expandSpec(model(lines('run: t ${{ params.i }}', 'sweep: { method: random, samples: 3, parameters: { i: { range: [0, 1.0e+9, 2] } } }')));
+    assert.equal(runs.length, 3);
+    for (const run of runs) assert.ok(Number.isInteger(run.params['i']) && (run.params['i'] as number) % 2 === 0 && (run.params['i'] as number) < 1e9);
+  });
 });

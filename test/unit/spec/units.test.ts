@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { checkCron, formatSize, parseDuration, parseGpuRequest, parseSize, type Parsed } from '../../../common/spec';
+import { checkCron, formatSize, gpuTypeMatches, parseDuration, parseGpuRequest, parseSize, type Parsed } from '../../../common/spec';
 
 function value<T>(result: Parsed<T>): T {
   assert.ok(result.ok, result.ok ? '' : result.message);
@@ -72,5 +72,12 @@ describe('units', () => {
     assert.equal(formatSize(16 * 2 ** 30), '16 GiB');
     assert.equal(formatSize(16e9), '16 GB');
     assert.equal(formatSize(512), '512 B');
+  });
+
+  it('matches GPU types within model names, ignoring case, spaces and dashes', () => {
+    assert.ok(gpuTypeMatches('NVIDIA GeForce RTX 4090', 'RTX4090'));
+    assert.ok(gpuTypeMatches('NVIDIA GeForce RTX 4090', '4090'));
+    assert.ok(gpuTypeMatches('NVIDIA A100-SXM4-40GB', 'a100'));
+    assert.ok(!gpuTypeMatches('NVIDIA A100-SXM4-40GB', 'H100'));
   });
 });
