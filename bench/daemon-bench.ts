@@ -26,7 +26,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { performance } from 'perf_hooks';
 import { FINAL_STATES, type JobView } from '../common/protocol';
-import { DaemonClient } from '../runner/src/cli/daemon-client';
+import { DaemonClient, untilReady } from '../runner/src/cli/daemon-client';
 import { daemonPaths } from '../runner/src/daemon/paths';
 
 const JOBS = 1_000;
@@ -367,28 +367,15 @@ async function startDaemon(env: NodeJS.ProcessEnv, logFile: string): Promise<Dae
   const log = fs.openSync(logFile, 'a', 0o600);
   const child = spawn(process.execPath, [DAEMON_BIN], { stdio: ['ignore', 'pipe', log], env });
   fs.closeSync(log);
-  const stdout = child.stdout!;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const kill = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };
   cleanups.set('daemon', kill);
-  await new Promise<void>((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new BenchAssertion(`the daemon did not say ready within 15 s; see ${logFile}`)), 15_000);
-    stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      if (/^ready /m.test(output)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new BenchAssertion(`the daemon exited (${code}) before it was ready: ${output.trim() || fs.readFileSync(logFile, 'utf8').trim()}`));
-    });
-  });
-  stdout.destroy();
+  const started = await untilReady(child, 15_000);
+  if (!started.ready) {
+    throw new BenchAssertion(started.exitCode === null ? `the daemon did not say ready within 15 s; see ${logFile}` : `the daemon exited (${started.exitCode}) before it was ready: ${started.said ?? fs.readFileSync(logFile, 'utf8').trim()}`);
+  }
   return { pid: child.pid!, exited, kill };
 }
 

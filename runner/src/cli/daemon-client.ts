@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -88,23 +88,36 @@ export async function startDaemon(paths: DaemonPaths, env: NodeJS.ProcessEnv): P
     env,
   });
   closeSync(log);
-  await new Promise<void>((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(() => reject(new CliError(`the daemon did not start within 15 s; see ${paths.daemonLog}`, EXIT.unavailable)), 15_000);
+  const started = await untilReady(child, 15_000);
+  if (started.ready || started.exitCode === DAEMON_EXIT.alreadyRunning) {
+    child.unref();
+    return;
+  }
+  throw new CliError(started.said ?? (started.exitCode === null ? `the daemon did not start within 15 s; see ${paths.daemonLog}` : `the daemon could not start (exit ${started.exitCode}); see ${paths.daemonLog}`), EXIT.unavailable);
+}
+
+/**
+ * Waits for a daemon process to print `ready` (it then serves), or to end first, with what it
+ * said (`error …`). Stops reading its output either way: a ready daemon never writes there again.
+ */
+export async function untilReady(child: ChildProcess, timeoutMs: number): Promise<{ ready: true } | { ready: false; exitCode: number | null; said?: string }> {
+  let output = '';
+  const result = await new Promise<{ ready: true } | { ready: false; exitCode: number | null; said?: string }>((resolve) => {
+    const timer = setTimeout(() => resolve({ ready: false, exitCode: null }), timeoutMs);
     child.stdout!.on('data', (chunk: Buffer) => {
       output += chunk.toString();
       if (/^ready /m.test(output)) {
         clearTimeout(timer);
-        resolve();
+        resolve({ ready: true });
       }
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
-      if (code === DAEMON_EXIT.alreadyRunning) return resolve();
       const said = /^error (.*)$/m.exec(output)?.[1];
-      reject(new CliError(said ?? `the daemon could not start (exit ${code}); see ${paths.daemonLog}`, EXIT.unavailable));
+      resolve({ ready: false, exitCode: code, ...(said !== undefined && { said }) });
     });
   });
   child.stdout!.destroy();
-  child.unref();
+  return result;
 }
+
