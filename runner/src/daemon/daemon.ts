@@ -395,7 +395,7 @@ export class Daemon {
     const ourGroups = new Set([...this.live.values()].map((attempt) => attempt.pid).filter((pid): pid is number => pid !== null));
     const decisions = schedule({
       now,
-      queued: queued.map((job) => ({ id: job.id, plan: job.plan, group: `${job.submissionId}:${job.plan.job}`, needs: job.needs, notBefore: job.notBefore })),
+      queued: queued.map((job) => ({ id: job.id, plan: job.plan, group: sweepGroup(job), needs: job.needs, notBefore: job.notBefore })),
       running: [...this.live.values()].map((attempt) => attempt.allocation),
       hosts: [
         {
@@ -473,7 +473,7 @@ export class Daemon {
 
   private liveAttempt(job: JobRow, allocation: Allocation, number: number, dir: string): LiveAttempt {
     return {
-      jobId: job.id, number, dir, pid: null, processStart: null, allocation: { ...allocation, group: `${job.submissionId}:${job.plan.job}` },
+      jobId: job.id, number, dir, pid: null, processStart: null, allocation: { ...allocation, group: sweepGroup(job) },
       logOffset: 0, metricsOffset: 0, logLines: new LineSplitter(), metricLines: new LineSplitter(),
     };
   }
@@ -557,12 +557,12 @@ export class Daemon {
   private readopt(): void {
     for (const row of this.store.runningAttempts()) {
       const job = this.store.job(row.jobId)!;
-      const live: LiveAttempt = {
-        jobId: row.jobId, number: row.number, dir: row.dir, pid: row.pid ?? readWrapperPid(row.dir) ?? null, processStart: row.processStart,
-        allocation: { jobId: row.jobId, host: row.host, cpus: job.plan.resources.cpus ?? DEFAULT_CPUS, memoryBytes: job.plan.resources.memoryBytes ?? 0, gpus: row.gpus, group: `${job.submissionId}:${job.plan.job}` },
-        logOffset: row.logScanned, metricsOffset: row.metricsScanned, logLines: new LineSplitter(), metricLines: new LineSplitter(),
-      };
-      if (live.pid !== null && live.processStart === null) live.processStart = processStartTime(live.pid);
+      const allocation = { jobId: row.jobId, host: row.host, cpus: job.plan.resources.cpus ?? DEFAULT_CPUS, memoryBytes: job.plan.resources.memoryBytes ?? 0, gpus: row.gpus };
+      const live = this.liveAttempt(job, allocation, row.number, row.dir);
+      live.pid = row.pid ?? readWrapperPid(row.dir) ?? null;
+      live.processStart = row.processStart ?? (live.pid === null ? null : processStartTime(live.pid));
+      live.logOffset = row.logScanned;
+      live.metricsOffset = row.metricsScanned;
       this.live.set(row.jobId, live);
       this.store.addEvent(row.jobId, 'readopted', `attempt ${row.number} (pid ${live.pid ?? 'unknown'}) watched again after a daemon restart`, Date.now());
       if (job.cancelRequested) this.stopAttempt(live, 'cancelled');
@@ -736,6 +736,11 @@ export class Daemon {
     if (row.endedAt !== null) view.endedAt = row.endedAt;
     return view;
   }
+}
+
+/** The runs that share a sweep's max_parallel: one job of one submission. */
+function sweepGroup(job: JobRow): string {
+  return `${job.submissionId}:${job.plan.job}`;
 }
 
 function describeEnd(outcome: AttemptOutcome, end: AttemptEnd, job: JobRow): string {

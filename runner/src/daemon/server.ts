@@ -84,7 +84,10 @@ export function serve(daemon: Daemon, subscribers: Subscribers, socketPath: stri
         throw new RequestError('invalid-request', `topics must be a list of ${TOPICS.join(', ')}`);
       }
       for (const topic of params.topics) client.topics.add(topic);
-      if (params.jobIds) client.jobIds = new Set(params.jobIds.map((id) => integer(id, 'jobIds[]')));
+      if (params.jobIds !== undefined) {
+        if (!Array.isArray(params.jobIds)) throw new RequestError('invalid-request', 'jobIds must be a list of run ids');
+        client.jobIds = new Set(params.jobIds.map((id) => integer(id, 'jobIds[]')));
+      }
       subscribers.add(client);
       return {};
     },
