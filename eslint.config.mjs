@@ -7,9 +7,10 @@ const part = (name) => [`**/${name}`, `**/${name}/**`];
 const NODE_BUILTINS = ['node:*', 'fs', 'path', 'os', 'child_process', 'net', 'crypto', 'util', 'events', 'stream'];
 
 /**
- * The layering, enforced: `common/` imports nothing of the other parts (and nothing of Node,
- * so webviews can use it); the runner and the language server never import VS Code; nothing
- * imports tests.
+ * The layering, enforced: `common/` imports nothing of the other parts; its spec model and
+ * protocol import nothing of Node either, so webviews can use them, while `common/node/` holds
+ * what the Node-side parts share; the runner and the language server never import VS Code;
+ * nothing imports tests.
  */
 function layer(files, forbidden, message) {
   return {
@@ -39,9 +40,14 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   layer(
-    ['common/**/*.ts'],
-    [...part('runner'), ...part('extension'), ...part('language-server'), ...part('webviews'), ...part('test'), 'vscode', 'vscode-languageserver*', 'vscode-languageclient*', ...NODE_BUILTINS],
-    'common/ is shared by every part (the webviews too): it imports no other part, no VS Code and no Node built-ins.',
+    ['common/spec/**/*.ts', 'common/protocol/**/*.ts'],
+    [...part('runner'), ...part('extension'), ...part('language-server'), ...part('webviews'), ...part('test'), ...part('node'), 'vscode', 'vscode-languageserver*', 'vscode-languageclient*', ...NODE_BUILTINS],
+    'The spec model and the protocol are shared by every part (the webviews too): they import no other part, no VS Code and no Node built-ins.',
+  ),
+  layer(
+    ['common/node/**/*.ts'],
+    [...part('runner'), ...part('extension'), ...part('language-server'), ...part('webviews'), ...part('test'), 'vscode', 'vscode-languageserver*', 'vscode-languageclient*'],
+    'common/node/ is what the Node-side parts share (the daemon client): it imports no other part and no VS Code.',
   ),
   layer(
     ['runner/**/*.ts'],
@@ -60,7 +66,7 @@ export default tseslint.config(
   ),
   layer(
     ['webviews/**/*.ts'],
-    [...part('runner'), ...part('extension'), ...part('language-server'), ...part('test'), 'vscode', ...NODE_BUILTINS],
+    [...part('runner'), ...part('extension'), ...part('language-server'), ...part('test'), ...part('node'), 'vscode', ...NODE_BUILTINS],
     'Webviews run in a browser sandbox: they import only common/ and talk to the extension by messages.',
   ),
 );

@@ -26,8 +26,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { performance } from 'perf_hooks';
 import { FINAL_STATES, type JobView } from '../common/protocol';
-import { DaemonClient, untilReady } from '../runner/src/cli/daemon-client';
-import { daemonPaths } from '../runner/src/daemon/paths';
+import { DaemonClient, untilReady } from '../common/node/daemon-client';
+import { daemonPaths } from '../common/node/daemon-paths';
 
 const JOBS = 1_000;
 const IDLE_JOBS = 50;
@@ -419,7 +419,7 @@ async function benchDrover(): Promise<DroverResult> {
   let client: DaemonClient | undefined;
   try {
     const daemon = await startDaemon(env, daemonPaths(home).daemonLog);
-    client = await DaemonClient.connect({ start: false, env, client: 'drover-bench' });
+    client = await DaemonClient.connect({ env, client: 'drover-bench' });
     check(client.daemon.pid === daemon.pid, `connected to daemon pid ${client.daemon.pid}, started ${daemon.pid}`);
     const tracker = new JobTracker();
     client.on('drover/event/job', (view) => tracker.onEvent(view));

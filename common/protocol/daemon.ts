@@ -175,6 +175,9 @@ export interface DaemonNotifications {
 
 export type DaemonMethod = keyof DaemonRequests;
 
+/** Exit codes of a daemon that cannot start, read by the client that started it. */
+export const DAEMON_EXIT = { alreadyRunning: 75, badState: 78 } as const;
+
 /** JSON-RPC error codes the daemon answers with (application range). */
 export const DaemonErrorCode = {
   protocolMismatch: -32001,

@@ -1,6 +1,8 @@
 import { createConnection, ProposedFeatures, ResponseError, TextDocuments, TextDocumentSyncKind } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
+import { ClusterContext } from './cluster-context';
 import { diagnosticsOf } from './service';
+import { clusterDiagnostics } from './service/cluster';
 import { CODE_ACTION_KINDS, codeActions } from './service/code-actions';
 import { doComplete } from './service/completion';
 import { formatDocument } from './service/formatting';
@@ -21,6 +23,11 @@ const DIAGNOSTICS_DELAY_MS = 150;
 const analysed = new Map<string, SpecDocument>();
 const pendingDiagnostics = new Map<string, NodeJS.Timeout>();
 
+/** The live cluster, when a daemon answers; a change re-checks every open spec against it. */
+const cluster = new ClusterContext(() => {
+  for (const document of documents.all()) scheduleDiagnostics(document.uri, document.version);
+});
+
 function specOf(uri: string): SpecDocument | undefined {
   const open = documents.get(uri);
   if (!open) return undefined;
@@ -31,37 +38,44 @@ function specOf(uri: string): SpecDocument | undefined {
   return document;
 }
 
-connection.onInitialize(() => ({
-  capabilities: {
-    textDocumentSync: TextDocumentSyncKind.Incremental,
-    completionProvider: { triggerCharacters: ['.', ' ', '[', ',', '-', ':', '"'] },
-    hoverProvider: true,
-    definitionProvider: true,
-    referencesProvider: true,
-    renameProvider: { prepareProvider: true },
-    documentSymbolProvider: true,
-    foldingRangeProvider: true,
-    codeActionProvider: { codeActionKinds: CODE_ACTION_KINDS },
-    documentFormattingProvider: true,
-    semanticTokensProvider: { legend: SEMANTIC_TOKEN_LEGEND, full: true },
-  },
-  serverInfo: { name: 'drover-language-server' },
-}));
+connection.onShutdown(() => cluster.dispose());
 
-documents.onDidChangeContent(({ document }) => {
-  clearTimeout(pendingDiagnostics.get(document.uri));
-  const version = document.version;
+connection.onInitialize(() => {
+  cluster.start();
+  return {
+    capabilities: {
+      textDocumentSync: TextDocumentSyncKind.Incremental,
+      completionProvider: { triggerCharacters: ['.', ' ', '[', ',', '-', ':', '"'] },
+      hoverProvider: true,
+      definitionProvider: true,
+      referencesProvider: true,
+      renameProvider: { prepareProvider: true },
+      documentSymbolProvider: true,
+      foldingRangeProvider: true,
+      codeActionProvider: { codeActionKinds: CODE_ACTION_KINDS },
+      documentFormattingProvider: true,
+      semanticTokensProvider: { legend: SEMANTIC_TOKEN_LEGEND, full: true },
+    },
+    serverInfo: { name: 'drover-language-server' },
+  };
+});
+
+function scheduleDiagnostics(uri: string, version: number): void {
+  clearTimeout(pendingDiagnostics.get(uri));
   pendingDiagnostics.set(
-    document.uri,
+    uri,
     setTimeout(() => {
-      pendingDiagnostics.delete(document.uri);
-      const spec = specOf(document.uri);
+      pendingDiagnostics.delete(uri);
+      const spec = specOf(uri);
       // A newer version is on its way (or the document closed): never publish for a stale one.
       if (!spec || spec.version !== version) return;
-      void connection.sendDiagnostics({ uri: spec.uri, version, diagnostics: diagnosticsOf(spec) });
+      const diagnostics = [...diagnosticsOf(spec), ...clusterDiagnostics(spec, cluster.hosts)];
+      void connection.sendDiagnostics({ uri, version, diagnostics });
     }, DIAGNOSTICS_DELAY_MS),
   );
-});
+}
+
+documents.onDidChangeContent(({ document }) => scheduleDiagnostics(document.uri, document.version));
 
 documents.onDidClose(({ document }) => {
   clearTimeout(pendingDiagnostics.get(document.uri));
@@ -72,11 +86,11 @@ documents.onDidClose(({ document }) => {
 
 connection.onCompletion(({ textDocument, position }) => {
   const spec = specOf(textDocument.uri);
-  return spec ? doComplete(spec, position) : null;
+  return spec ? doComplete(spec, position, { hosts: cluster.hosts }) : null;
 });
 connection.onHover(({ textDocument, position }) => {
   const spec = specOf(textDocument.uri);
-  return spec ? doHover(spec, position) : null;
+  return spec ? doHover(spec, position, { hosts: cluster.hosts }) : null;
 });
 connection.onDefinition(({ textDocument, position }) => {
   const spec = specOf(textDocument.uri);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMessageConnection, SocketMessageReader, SocketMessageWriter } from 'vscode-jsonrpc/node';
 import { PROTOCOL_VERSION, type JobDetail, type JobView } from '../../common/protocol';
-import { daemonPaths } from '../../runner/src/daemon/paths';
+import { daemonPaths } from '../../common/node/daemon-paths';
 import { groupMembers, processRunning } from '../../runner/src/local/detached-process';
 import { DaemonHarness, ROOT, waitFor } from '../support/daemon-harness';
 

@@ -24,6 +24,8 @@ import {
   type Range,
 } from 'vscode-languageserver-protocol';
 
+import { DaemonHarness } from '../support/daemon-harness';
+
 const repoRoot = path.resolve(__dirname, '../../..');
 const serverBin = path.join(repoRoot, 'bin/drover-language-server.js');
 const serverBundle = path.join(repoRoot, 'dist/language-server.js');
@@ -225,5 +227,59 @@ describe('language server over LSP stdio', function () {
     await connection.sendRequest(ShutdownRequest.type);
     await connection.sendNotification(ExitNotification.type);
     assert.equal(await exitOf(exited), 0, `stderr: ${stderr || '(empty)'}`);
+  });
+});
+
+describe('language server with a running daemon', function () {
+  this.timeout(60_000);
+  const uri = 'file:///tmp/ws/big.drover.yaml';
+  let harness: DaemonHarness;
+  let child: ChildProcessWithoutNullStreams;
+  let connection: MessageConnection;
+  let inbox: DiagnosticsInbox;
+
+  before(async () => {
+    harness = new DaemonHarness({ gpus: 'two-a100.json' });
+    assert.match((await harness.cli(['daemon', 'start'])).stdout, /started/);
+    child = spawn(process.execPath, [serverBin, '--stdio'], { cwd: repoRoot, stdio: 'pipe', env: harness.env });
+    connection = createMessageConnection(new StreamMessageReader(child.stdout), new StreamMessageWriter(child.stdin));
+    inbox = new DiagnosticsInbox(connection, () => `server ${child.exitCode === null ? 'running' : `exited with ${child.exitCode}`}`);
+    connection.listen();
+    await connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {} });
+    await connection.sendNotification(InitializedNotification.type, {});
+  });
+
+  after(async () => {
+    connection?.dispose();
+    if (child && child.exitCode === null) child.kill();
+    await harness?.dispose();
+  });
+
+  it('warns about what no host can give, and completes host names, from the live cluster', async () => {
+    const text = 'name: big\nrun: python3 train.py\nresources: { gpus: 8 }\n';
+    // The server may check the spec before it has heard from the daemon: wait for the warning.
+    let published = inbox.next(uri);
+    await connection.sendNotification(DidOpenTextDocumentNotification.type, { textDocument: { uri, languageId: 'drover-spec', version: 1, text } });
+    let diagnostics = (await published).diagnostics;
+    while (!diagnostics.some((d) => d.code === 'gpu-capacity')) diagnostics = (await inbox.next(uri)).diagnostics;
+    const warning = diagnostics.find((d) => d.code === 'gpu-capacity')!;
+    assert.equal(warning.severity, 2);
+    assert.equal(warning.message, 'no host has 8 GPUs; the largest, local, has 2');
+    assert.deepEqual(warning.range, { start: { line: 2, character: 19 }, end: { line: 2, character: 20 } });
+
+    const placed = 'file:///tmp/ws/placed.drover.yaml';
+    await connection.sendNotification(DidOpenTextDocumentNotification.type, {
+      textDocument: { uri: placed, languageId: 'drover-spec', version: 1, text: 'run: python3 train.py\nplacement: { hosts: [] }\n' },
+    });
+    const completion = await connection.sendRequest(CompletionRequest.type, { textDocument: { uri: placed }, position: { line: 1, character: 21 } });
+    const labels = (Array.isArray(completion) ? completion : (completion?.items ?? [])).map((item) => item.label);
+    assert.ok(labels.includes('local'), `host names: ${labels.join(', ')}`);
+
+    // Without a daemon there is no cluster to judge by: the warning goes.
+    published = inbox.next(uri);
+    await harness.cli(['daemon', 'stop']);
+    diagnostics = (await published).diagnostics;
+    while (diagnostics.some((d) => d.code === 'gpu-capacity')) diagnostics = (await inbox.next(uri)).diagnostics;
+    assert.deepEqual(diagnostics, []);
   });
 });

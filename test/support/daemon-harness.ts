@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
-import { DaemonClient } from '../../runner/src/cli/daemon-client';
+import { DaemonClient } from '../../common/node/daemon-client';
+import { daemonScript } from '../../runner/src/cli/daemon-connection';
 
 export const ROOT = resolve(__dirname, '../../..');
 export const FIXTURE_BIN = join(ROOT, 'test/fixtures/bin');
@@ -52,7 +53,7 @@ export class DaemonHarness {
 
   /** A protocol client, starting the daemon if needed. */
   client(): Promise<DaemonClient> {
-    return DaemonClient.connect({ start: true, env: this.env, client: 'test' });
+    return DaemonClient.connect({ client: 'test', env: this.env, startWith: daemonScript() });
   }
 
   /** Stops the daemon (if running), kills whatever its runs left, and removes the home. */

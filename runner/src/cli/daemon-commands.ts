@@ -1,6 +1,6 @@
-import { DAEMON_EXIT } from '../daemon/main';
-import { daemonPaths, droverHome } from '../daemon/paths';
-import { DaemonClient, startDaemon } from './daemon-client';
+import { DaemonUnavailable, startDaemon, type DaemonClient } from '../../../common/node/daemon-client';
+import { daemonPaths, droverHome } from '../../../common/node/daemon-paths';
+import { connectDaemon, daemonScript } from './daemon-connection';
 import { CliError, EXIT, type CommandOutput } from './output';
 
 /** `drover daemon start|stop|status`. */
@@ -9,14 +9,14 @@ export async function daemonCommand(args: string[], out: CommandOutput): Promise
   const paths = daemonPaths(droverHome());
   if (action === 'status') {
     try {
-      const client = await DaemonClient.connect({ start: false });
+      const client = await connectDaemon(false);
       const jobs = await client.request('drover/jobs', { states: ['queued', 'running'] });
       client.close();
       const running = jobs.filter((job) => job.state === 'running').length;
       out.stdout(`running: pid ${client.daemon.pid}, Drover ${client.daemon.daemonVersion}, ${running} running, ${jobs.length - running} queued; state in ${client.daemon.home}`);
       return EXIT.ok;
     } catch (error) {
-      if (error instanceof CliError && error.exitCode === EXIT.unavailable) {
+      if (error instanceof DaemonUnavailable) {
         out.stdout(`not running (state in ${paths.home})`);
         return EXIT.unavailable;
       }
@@ -24,14 +24,14 @@ export async function daemonCommand(args: string[], out: CommandOutput): Promise
     }
   }
   if (action === 'start') {
-    const before = await DaemonClient.connect({ start: false }).catch(() => undefined);
+    const before = await connectDaemon(false).catch(() => undefined);
     if (before) {
       out.stdout(`already running: pid ${before.daemon.pid}`);
       before.close();
       return EXIT.ok;
     }
-    await startDaemon(paths, process.env);
-    const client = await DaemonClient.connect({ start: false });
+    await startDaemon(paths, process.env, daemonScript());
+    const client = await connectDaemon(false);
     out.stdout(`started: pid ${client.daemon.pid}; state in ${client.daemon.home}`);
     client.close();
     return EXIT.ok;
@@ -39,7 +39,7 @@ export async function daemonCommand(args: string[], out: CommandOutput): Promise
   if (action === 'stop') {
     let client: DaemonClient;
     try {
-      client = await DaemonClient.connect({ start: false });
+      client = await connectDaemon(false);
     } catch {
       out.stdout('not running');
       return EXIT.ok;
@@ -53,5 +53,3 @@ export async function daemonCommand(args: string[], out: CommandOutput): Promise
   }
   throw new CliError(`drover daemon takes start, stop or status${action ? `, not '${action}'` : ''}`, EXIT.usage);
 }
-
-export { DAEMON_EXIT };

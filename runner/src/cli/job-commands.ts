@@ -2,13 +2,14 @@ import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { FINAL_STATES, type JobView, type LogChunk, type SubmitParams, type SubmitResult } from '../../../common/protocol';
 import { formatSize, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
-import { DaemonClient } from './daemon-client';
+import { DaemonUnavailable, type DaemonClient } from '../../../common/node/daemon-client';
+import { connectDaemon } from './daemon-connection';
 import { CliError, EXIT, formatTable, type CommandOutput } from './output';
 import { parseOverrides } from './spec-commands';
 
 /** Connects (starting the daemon when `start`), runs `work`, and always disconnects. */
 async function withDaemon<T>(start: boolean, work: (client: DaemonClient) => Promise<T>): Promise<T> {
-  const client = await DaemonClient.connect({ start });
+  const client = await connectDaemon(start);
   try {
     return await work(client);
   } finally {
@@ -133,7 +134,7 @@ class RunFollower {
     // Catch up on what happened between submitting and now.
     for (const job of jobs) this.serially(async () => this.onJob(await this.client.request('drover/job', { id: job.id })));
     const closed = this.client.closed().then(() => {
-      throw new CliError('the daemon went away; the runs go on: see drover ps', EXIT.unavailable);
+      throw new DaemonUnavailable('the daemon went away; the runs go on: see drover ps');
     });
     await Promise.race([done, closed]);
     await this.pending;

@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { DaemonRefused, DaemonUnavailable } from '../../../common/node/daemon-client';
 import { DROVER_VERSION } from '../version';
 import { daemonCommand } from './daemon-commands';
 import { cancelCommand, hostsCommand, logsCommand, metricsCommand, psCommand, runCommand, runsCommand, showCommand, submitCommand } from './job-commands';
@@ -163,6 +164,10 @@ export async function main(argv: string[], out: CommandOutput): Promise<number> 
     if (error instanceof CliError) {
       out.stderr(`drover ${name}: ${error.message}`);
       return error.exitCode;
+    }
+    if (error instanceof DaemonRefused || error instanceof DaemonUnavailable) {
+      out.stderr(`drover ${name}: ${error.message}`);
+      return error instanceof DaemonRefused ? EXIT.invalid : EXIT.unavailable;
     }
     if (error instanceof Error && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) {
       out.stderr(`drover ${name}: ${error.message}\nUsage: ${command.usage}`);

@@ -23,7 +23,7 @@ import { LineSplitter, parseMetricJson, parseMetricLine, type MetricPoint } from
 import { redactEnv } from '../records/reproduction';
 import { schedule, DEFAULT_CPUS, type Allocation } from '../scheduler/placement';
 import { Store, type AttemptRow, type JobRow, type MetricRow } from '../store/store';
-import type { DaemonPaths } from './paths';
+import type { DaemonPaths } from '../../../common/node/daemon-paths';
 
 /** A problem with what a client asked, reported back to it as is. */
 export class RequestError extends Error {

@@ -2,12 +2,11 @@ import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { Store, StoreError } from '../store/store';
 import { Daemon, type DaemonSettings } from './daemon';
 import { acquireLock, AlreadyRunning } from './lock';
-import { daemonPaths, droverHome } from './paths';
+import { daemonPaths, droverHome } from '../../../common/node/daemon-paths';
+import { DAEMON_EXIT } from '../../../common/protocol';
 import { serve, Subscribers } from './server';
 import { DROVER_VERSION } from '../version';
 
-/** Exit codes the CLI reads when it starts a daemon. */
-export const DAEMON_EXIT = { alreadyRunning: 75, badState: 78 } as const;
 
 function settingsFrom(env: NodeJS.ProcessEnv): DaemonSettings {
   const number = (name: string, fallback: number) => {

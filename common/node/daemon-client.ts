@@ -1,15 +1,32 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { createMessageConnection, ResponseError, SocketMessageReader, SocketMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
-import { PROTOCOL_VERSION, type DaemonNotifications, type DaemonRequests, type HandshakeResult } from '../../../common/protocol';
-import { DAEMON_EXIT } from '../daemon/main';
-import { daemonPaths, droverHome, type DaemonPaths } from '../daemon/paths';
-import { packageRoot } from '../package-root';
-import { CliError, EXIT } from './output';
+import { DAEMON_EXIT, PROTOCOL_VERSION, type DaemonNotifications, type DaemonRequests, type HandshakeResult } from '../protocol';
+import { daemonPaths, droverHome, type DaemonPaths } from './daemon-paths';
 
-/** A connection to the user's daemon, speaking the shared protocol. */
+/** No daemon to talk to: none is running and none could be started, or it went away. */
+export class DaemonUnavailable extends Error {}
+
+/** The daemon refused a request; the message says why. */
+export class DaemonRefused extends Error {
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface ConnectOptions {
+  /** Who is asking, for the daemon's log. */
+  client: string;
+  env?: NodeJS.ProcessEnv;
+  /** The script that starts a daemon (bin/drover-daemon.js) when none is running; absent: never start one. */
+  startWith?: string;
+}
+
+/** A connection to the user's daemon, speaking the shared protocol (common/protocol). */
 export class DaemonClient {
   private constructor(
     private readonly connection: MessageConnection,
@@ -17,25 +34,24 @@ export class DaemonClient {
     readonly daemon: HandshakeResult,
   ) {}
 
-  /** Connects to the running daemon; with `start`, starts one first when none is running. */
-  static async connect(options: { start: boolean; client?: string; env?: NodeJS.ProcessEnv }): Promise<DaemonClient> {
+  static async connect(options: ConnectOptions): Promise<DaemonClient> {
     const paths = daemonPaths(droverHome(options.env));
     let socket = await openSocket(paths.socket);
     if (!socket) {
-      if (!options.start) throw new CliError('the Drover daemon is not running (start it with: drover daemon start)', EXIT.unavailable);
-      await startDaemon(paths, options.env ?? process.env);
+      if (!options.startWith) throw new DaemonUnavailable('the Drover daemon is not running (start it with: drover daemon start)');
+      await startDaemon(paths, options.env ?? process.env, options.startWith);
       socket = await openSocket(paths.socket);
-      if (!socket) throw new CliError(`the daemon started but its socket ${paths.socket} does not answer; see ${paths.daemonLog}`, EXIT.unavailable);
+      if (!socket) throw new DaemonUnavailable(`the daemon started but its socket ${paths.socket} does not answer; see ${paths.daemonLog}`);
     }
     const connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
     connection.listen();
     let daemon: HandshakeResult;
     try {
-      daemon = await connection.sendRequest<HandshakeResult>('drover/handshake', { protocolVersion: PROTOCOL_VERSION, client: options.client ?? 'drover-cli' });
+      daemon = await connection.sendRequest<HandshakeResult>('drover/handshake', { protocolVersion: PROTOCOL_VERSION, client: options.client });
     } catch (error) {
       connection.dispose();
       socket.destroy();
-      throw new CliError(error instanceof ResponseError ? error.message : `the daemon did not answer the handshake: ${String(error)}`, EXIT.unavailable);
+      throw new DaemonUnavailable(error instanceof ResponseError ? error.message : `the daemon did not answer the handshake: ${String(error)}`);
     }
     return new DaemonClient(connection, socket, daemon);
   }
@@ -44,8 +60,8 @@ export class DaemonClient {
     try {
       return await this.connection.sendRequest<DaemonRequests[M]['result']>(method, params);
     } catch (error) {
-      if (error instanceof ResponseError) throw new CliError(error.message, EXIT.invalid);
-      throw new CliError(`lost the connection to the daemon: ${error instanceof Error ? error.message : String(error)}`, EXIT.unavailable);
+      if (error instanceof ResponseError) throw new DaemonRefused(error.message, error.code);
+      throw new DaemonUnavailable(`lost the connection to the daemon: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
 
@@ -79,21 +95,19 @@ function openSocket(path: string): Promise<Socket | undefined> {
  * Starts the daemon in the background, detached from this process, and waits until it says it
  * is ready. A daemon that finds another already running (a race with another client) is fine.
  */
-export async function startDaemon(paths: DaemonPaths, env: NodeJS.ProcessEnv): Promise<void> {
+export async function startDaemon(paths: DaemonPaths, env: NodeJS.ProcessEnv, script: string): Promise<void> {
   mkdirSync(paths.home, { recursive: true, mode: 0o700 });
   const log = openSync(paths.daemonLog, 'a', 0o600);
-  const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'drover-daemon.js')], {
-    detached: true,
-    stdio: ['ignore', 'pipe', log],
-    env,
-  });
+  const child = spawn(process.execPath, [script], { detached: true, stdio: ['ignore', 'pipe', log], env });
   closeSync(log);
   const started = await untilReady(child, 15_000);
   if (started.ready || started.exitCode === DAEMON_EXIT.alreadyRunning) {
     child.unref();
     return;
   }
-  throw new CliError(started.said ?? (started.exitCode === null ? `the daemon did not start within 15 s; see ${paths.daemonLog}` : `the daemon could not start (exit ${started.exitCode}); see ${paths.daemonLog}`), EXIT.unavailable);
+  throw new DaemonUnavailable(
+    started.said ?? (started.exitCode === null ? `the daemon did not start within 15 s; see ${paths.daemonLog}` : `the daemon could not start (exit ${started.exitCode}); see ${paths.daemonLog}`),
+  );
 }
 
 /**
@@ -120,4 +134,3 @@ export async function untilReady(child: ChildProcess, timeoutMs: number): Promis
   child.stdout!.destroy();
   return result;
 }
-
