@@ -34,7 +34,14 @@ export class DaemonClient {
     readonly daemon: HandshakeResult,
   ) {}
 
+  /**
+   * Connects to the user's daemon on its local socket, or, when `DROVER_DAEMON=tcp://HOST:PORT`
+   * names one that listens on TCP, there with the token in `DROVER_TOKEN`.
+   */
   static async connect(options: ConnectOptions): Promise<DaemonClient> {
+    const env = options.env ?? process.env;
+    const remote = env['DROVER_DAEMON'];
+    if (remote) return DaemonClient.handshake(await openTcp(remote), options.client, env['DROVER_TOKEN']);
     const paths = daemonPaths(droverHome(options.env));
     let socket = await openSocket(paths.socket);
     if (!socket) {
@@ -43,11 +50,28 @@ export class DaemonClient {
       socket = await openSocket(paths.socket);
       if (!socket) throw new DaemonUnavailable(`the daemon started but its socket ${paths.socket} does not answer; see ${paths.daemonLog}`);
     }
+    return DaemonClient.handshake(socket, options.client, undefined);
+  }
+
+  private static async handshake(socket: Socket, client: string, token: string | undefined): Promise<DaemonClient> {
     const connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
     connection.listen();
     let daemon: HandshakeResult;
     try {
-      daemon = await connection.sendRequest<HandshakeResult>('drover/handshake', { protocolVersion: PROTOCOL_VERSION, client: options.client });
+      // A daemon may close the connection without an answer; the request alone would wait forever.
+      let onClose = () => undefined as void;
+      const closed = new Promise<never>((_, reject) => {
+        onClose = () => reject(new Error('the daemon closed the connection'));
+        socket.once('close', onClose);
+      });
+      try {
+        daemon = await Promise.race([
+          connection.sendRequest<HandshakeResult>('drover/handshake', { protocolVersion: PROTOCOL_VERSION, client, ...(token !== undefined && { token }) }),
+          closed,
+        ]);
+      } finally {
+        socket.off('close', onClose);
+      }
     } catch (error) {
       connection.dispose();
       socket.destroy();
@@ -83,6 +107,18 @@ export class DaemonClient {
   }
 }
 
+async function openTcp(address: string): Promise<Socket> {
+  const match = /^tcp:\/\/(.+):(\d+)$/.exec(address);
+  if (!match) throw new DaemonUnavailable(`DROVER_DAEMON is tcp://HOST:PORT, not '${address}'`);
+  const socket = await new Promise<Socket | undefined>((resolve) => {
+    const attempt = connect(Number(match[2]), match[1]!.replace(/^\[|\]$/g, ''));
+    attempt.once('connect', () => resolve(attempt));
+    attempt.once('error', () => resolve(undefined));
+  });
+  if (!socket) throw new DaemonUnavailable(`no Drover daemon answers at ${address}`);
+  return socket;
+}
+
 function openSocket(path: string): Promise<Socket | undefined> {
   return new Promise((resolve) => {
     const socket = connect(path);
@@ -114,15 +150,16 @@ export async function startDaemon(paths: DaemonPaths, env: NodeJS.ProcessEnv, sc
  * Waits for a daemon process to print `ready` (it then serves), or to end first, with what it
  * said (`error …`). Stops reading its output either way: a ready daemon never writes there again.
  */
-export async function untilReady(child: ChildProcess, timeoutMs: number): Promise<{ ready: true } | { ready: false; exitCode: number | null; said?: string }> {
+export async function untilReady(child: ChildProcess, timeoutMs: number): Promise<{ ready: true; line: string } | { ready: false; exitCode: number | null; said?: string }> {
   let output = '';
-  const result = await new Promise<{ ready: true } | { ready: false; exitCode: number | null; said?: string }>((resolve) => {
+  const result = await new Promise<{ ready: true; line: string } | { ready: false; exitCode: number | null; said?: string }>((resolve) => {
     const timer = setTimeout(() => resolve({ ready: false, exitCode: null }), timeoutMs);
     child.stdout!.on('data', (chunk: Buffer) => {
       output += chunk.toString();
-      if (/^ready /m.test(output)) {
+      const ready = /^ready .*$/m.exec(output);
+      if (ready) {
         clearTimeout(timer);
-        resolve({ ready: true });
+        resolve({ ready: true, line: ready[0] });
       }
     });
     child.once('exit', (code) => {

@@ -20,6 +20,8 @@ export interface DaemonPaths {
   socket: string;
   runs: string;
   daemonLog: string;
+  /** What TCP clients must show, when the daemon listens on TCP at all. */
+  token: string;
 }
 
 export function daemonPaths(home: string): DaemonPaths {
@@ -30,6 +32,7 @@ export function daemonPaths(home: string): DaemonPaths {
     socket: socketPath(home),
     runs: join(home, 'runs'),
     daemonLog: join(home, 'daemon.log'),
+    token: join(home, 'token'),
   };
 }
 

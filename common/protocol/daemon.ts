@@ -125,6 +125,8 @@ export interface MetricSeries {
 export interface HandshakeParams {
   protocolVersion: number;
   client: string;
+  /** Required over TCP (the contents of the daemon's token file); the local socket needs none. */
+  token?: string;
 }
 
 export interface HandshakeResult {
@@ -181,6 +183,7 @@ export const DAEMON_EXIT = { alreadyRunning: 75, badState: 78 } as const;
 /** JSON-RPC error codes the daemon answers with (application range). */
 export const DaemonErrorCode = {
   protocolMismatch: -32001,
+  unauthorized: -32003,
   handshakeRequired: -32002,
   notFound: -32004,
   invalidSpec: -32005,

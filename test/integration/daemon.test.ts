@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMessageConnection, SocketMessageReader, SocketMessageWriter } from 'vscode-jsonrpc/node';
 import { PROTOCOL_VERSION, type JobDetail, type JobView } from '../../common/protocol';
+import { DaemonClient, untilReady } from '../../common/node/daemon-client';
 import { daemonPaths } from '../../common/node/daemon-paths';
 import { groupMembers, processRunning } from '../../runner/src/local/detached-process';
 import { DaemonHarness, ROOT, waitFor } from '../support/daemon-harness';
@@ -37,6 +38,29 @@ function untilState(harness: DaemonHarness, id: number, states: JobView['state']
 }
 
 const alive = processRunning;
+
+/** The TCP ports a process listens on, from its open sockets and the kernel's socket tables. */
+function listeningTcpPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (inode) inodes.add(inode);
+    } catch {
+      // Closed meanwhile.
+    }
+  }
+  const ports: number[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').trim().split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // st 0A is LISTEN; the local address ends in the port, in hex.
+      if (fields[3] === '0A' && inodes.has(fields[9]!)) ports.push(parseInt(fields[1]!.split(':')[1]!, 16));
+    }
+  }
+  return ports;
+}
 
 describe('runner daemon', function () {
   this.timeout(60_000);
@@ -312,6 +336,37 @@ describe('runner daemon', function () {
       const after = await harness.client();
       assert.deepEqual(await after.request('drover/jobs', {}), []);
       after.close();
+    });
+
+    it('listens on no network port unless asked, and on TCP only for clients with the token', async () => {
+      harness = new DaemonHarness();
+      const local = await harness.client();
+      assert.deepEqual(listeningTcpPorts(local.daemon.pid), [], 'the default daemon has no TCP listener');
+      local.close();
+      await harness.cli(['daemon', 'stop']);
+
+      const env = { ...harness.env, DROVER_LISTEN_TCP: '127.0.0.1:0' };
+      const child = spawn(process.execPath, [join(ROOT, 'bin/drover-daemon.js')], { env, stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+      const started = await untilReady(child, 15_000);
+      assert.ok(started.ready, JSON.stringify(started));
+      child.unref();
+      const port = Number(/ tcp=127\.0\.0\.1:(\d+)$/.exec(started.line)![1]);
+      assert.deepEqual(listeningTcpPorts(child.pid!), [port]);
+      const tokenFile = daemonPaths(harness.home).token;
+      assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
+      const token = readFileSync(tokenFile, 'utf8').trim();
+      assert.match(token, /^[0-9a-f]{64}$/);
+
+      for (const presented of [undefined, 'not-the-token', token.replace(/.$/, (last) => (last === '0' ? '1' : '0'))]) {
+        const remote = { ...harness.env, DROVER_DAEMON: `tcp://127.0.0.1:${port}`, ...(presented !== undefined && { DROVER_TOKEN: presented }) };
+        await assert.rejects(DaemonClient.connect({ client: 'test', env: remote }), /only with its token/);
+      }
+      const client = await DaemonClient.connect({ client: 'test', env: { ...harness.env, DROVER_DAEMON: `tcp://127.0.0.1:${port}`, DROVER_TOKEN: token } });
+      assert.deepEqual(await client.request('drover/jobs', {}), []);
+      client.close();
+      const ps = await harness.cli(['ps'], ROOT, { DROVER_DAEMON: `tcp://127.0.0.1:${port}`, DROVER_TOKEN: token });
+      assert.equal(ps.code, 0, ps.stderr);
+      assert.match(ps.stdout, /nothing queued or running/);
     });
 
     it('starts one daemon per home: a second start finds the first', async () => {

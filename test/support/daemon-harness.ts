@@ -39,9 +39,9 @@ export class DaemonHarness {
   }
 
   /** Runs the drover CLI as a user would, in `cwd`. */
-  cli(args: string[], cwd = ROOT): Promise<CliResult> {
+  cli(args: string[], cwd = ROOT, extraEnv: NodeJS.ProcessEnv = {}): Promise<CliResult> {
     return new Promise((resolvePromise, reject) => {
-      const child = spawn(process.execPath, [join(ROOT, 'bin/drover.js'), ...args], { cwd, env: this.env });
+      const child = spawn(process.execPath, [join(ROOT, 'bin/drover.js'), ...args], { cwd, env: { ...this.env, ...extraEnv } });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -1,4 +1,5 @@
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Store, StoreError } from '../store/store';
 import { Daemon, type DaemonSettings } from './daemon';
 import { acquireLock, AlreadyRunning } from './lock';
@@ -20,6 +21,25 @@ function settingsFrom(env: NodeJS.ProcessEnv): DaemonSettings {
     pollMs: number('DROVER_POLL_MS', 100),
     hostProbeMs: number('DROVER_HOST_PROBE_MS', 15_000),
   };
+}
+
+/** `DROVER_LISTEN_TCP=HOST:PORT` asks for a TCP listener as well (port 0: any free one). */
+function tcpSetting(value: string | undefined): { host: string; port: number } | Error | undefined {
+  if (!value) return undefined;
+  const match = /^(.+):(\d+)$/.exec(value.trim());
+  if (!match || Number(match[2]) > 65535) return new Error(`DROVER_LISTEN_TCP is HOST:PORT (e.g. 127.0.0.1:7707), not '${value}'`);
+  return { host: match[1]!.replace(/^\[|\]$/g, ''), port: Number(match[2]) };
+}
+
+/** The token TCP clients must show: made once, random, readable by this user alone. */
+function readOrCreateToken(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    const token = randomBytes(32).toString('hex');
+    writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+    return token;
+  }
 }
 
 /**
@@ -71,8 +91,15 @@ export async function run(): Promise<void> {
     setTimeout(() => process.exit(0), 2_000).unref();
   };
   await daemon.start();
-  const served = await serve(daemon, subscribers, paths.socket, DROVER_VERSION, shutdown);
+  const tcp = tcpSetting(process.env['DROVER_LISTEN_TCP']);
+  if (tcp instanceof Error) fail(tcp.message, DAEMON_EXIT.badState);
+  const served = await serve(daemon, subscribers, {
+    socketPath: paths.socket,
+    daemonVersion: DROVER_VERSION,
+    onShutdown: shutdown,
+    ...(tcp && { tcp: { ...tcp, token: readOrCreateToken(paths.token) } }),
+  });
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
-  console.log(`ready ${paths.socket}`);
+  console.log(`ready ${paths.socket}${tcp ? ` tcp=${tcp.host}:${served.tcpPort}` : ''}`);
 }

@@ -1,5 +1,6 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createMessageConnection, ResponseError, SocketMessageReader, SocketMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import { DaemonErrorCode, PROTOCOL_VERSION, type DaemonNotifications, type DaemonRequests, type JobState, type Topic } from '../../../common/protocol';
 import { RequestError, type Daemon } from './daemon';
@@ -33,6 +34,8 @@ export class Subscribers {
 }
 
 export interface Served {
+  /** The TCP port, when listening on TCP (it may have been chosen by the system). */
+  tcpPort: number | undefined;
   /** Stops accepting clients and closes the open connections once their replies are sent. */
   close(): void;
 }
@@ -46,7 +49,16 @@ const TOPICS: readonly Topic[] = ['jobs', 'logs', 'metrics', 'hosts'];
  * Serves the daemon on a Unix socket (a named pipe on Windows) that only its user can reach.
  * A client must open with a handshake naming its protocol version.
  */
-export function serve(daemon: Daemon, subscribers: Subscribers, socketPath: string, daemonVersion: string, onShutdown: () => void): Promise<Served> {
+export interface ServeOptions {
+  socketPath: string;
+  daemonVersion: string;
+  onShutdown: () => void;
+  /** Also listen on TCP, only when the user asked for it; such clients must show the token. */
+  tcp?: { host: string; port: number; token: string };
+}
+
+export async function serve(daemon: Daemon, subscribers: Subscribers, options: ServeOptions): Promise<Served> {
+  const { daemonVersion, onShutdown } = options;
   const sockets = new Set<Socket>();
   const handlers: Handlers = {
     'drover/handshake': () => ({ protocolVersion: PROTOCOL_VERSION, daemonVersion, pid: process.pid, home: daemon.paths.home }),
@@ -97,7 +109,7 @@ export function serve(daemon: Daemon, subscribers: Subscribers, socketPath: stri
     },
   };
 
-  const server = createServer((socket: Socket) => {
+  const accept = (socket: Socket, token: string | undefined) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     const connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
@@ -112,6 +124,11 @@ export function serve(daemon: Daemon, subscribers: Subscribers, socketPath: stri
               DaemonErrorCode.protocolMismatch,
               `protocol mismatch: the client speaks version ${String(version)}, this daemon (Drover ${daemonVersion}) speaks version ${PROTOCOL_VERSION}; stop the daemon (drover daemon stop) so the new one starts`,
             );
+          }
+          if (token !== undefined && !sameSecret((params as { token?: unknown }).token, token)) {
+            // Refused; the connection is dropped a moment later, once the refusal has gone out.
+            setTimeout(() => socket.destroy(), 1_000).unref();
+            throw new ResponseError(DaemonErrorCode.unauthorized, 'this daemon takes TCP clients only with its token (the token file in its state folder)');
           }
           greeted = true;
         } else if (!greeted) {
@@ -129,25 +146,43 @@ export function serve(daemon: Daemon, subscribers: Subscribers, socketPath: stri
     connection.onError(() => socket.destroy());
     socket.on('error', () => connection.dispose());
     connection.listen();
-  });
+  };
+  const servers = [await listen(createServer((socket) => accept(socket, undefined)), options.socketPath)];
+  if (options.tcp) servers.push(await listen(createServer((socket) => accept(socket, options.tcp!.token)), options.tcp));
+  return {
+    tcpPort: options.tcp ? (servers[1]!.address() as AddressInfo).port : undefined,
+    close: () => {
+      for (const server of servers) server.close();
+      // end() sends what is still queued (the answer to a shutdown request) before closing.
+      for (const socket of sockets) socket.end();
+    },
+  };
+}
+
+function listen(server: Server, where: string | { host: string; port: number }): Promise<Server> {
 
   return new Promise((resolve, reject) => {
-    // The lock is ours, so a socket file left here is a dead daemon's.
-    if (process.platform !== 'win32' && existsSync(socketPath)) unlinkSync(socketPath);
     server.once('error', reject);
-    server.listen(socketPath, () => {
-      if (process.platform !== 'win32') chmodSync(socketPath, 0o600);
-      resolve({
-        close: () => {
-          server.close();
-          // end() sends what is still queued (the answer to a shutdown request) before closing.
-          for (const socket of sockets) socket.end();
-        },
-      });
+    if (typeof where !== 'string') {
+      server.listen(where.port, where.host, () => resolve(server));
+      return;
+    }
+    // The lock is ours, so a socket file left here is a dead daemon's.
+    if (process.platform !== 'win32' && existsSync(where)) unlinkSync(where);
+    server.listen(where, () => {
+      if (process.platform !== 'win32') chmodSync(where, 0o600);
+      resolve(server);
     });
   });
 }
 
+/** Compares a presented token with the real one in constant time. */
+function sameSecret(presented: unknown, token: string): boolean {
+  if (typeof presented !== 'string') return false;
+  const a = Buffer.from(presented);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
 function integer(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) throw new RequestError('invalid-request', `${name} must be a whole number, not ${JSON.stringify(value)}`);
   return value;
