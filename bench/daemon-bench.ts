@@ -28,6 +28,7 @@ import { performance } from 'perf_hooks';
 import { FINAL_STATES, type JobView } from '../common/protocol';
 import { DaemonClient, untilReady } from '../common/node/daemon-client';
 import { daemonPaths } from '../common/node/daemon-paths';
+import { BenchAssertion, check, latency, ms, progress, table, verdict, type Latency } from './report';
 
 const JOBS = 1_000;
 const IDLE_JOBS = 50;
@@ -49,11 +50,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 // ---------------------------------------------------------------------------------------------
 // Failures, limits and cleanup
 
-class BenchAssertion extends Error {}
 
-function check(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new BenchAssertion(message);
-}
 
 /** Runs one phase, failing it when it takes longer than PHASE_LIMIT_MS. */
 async function phase<T>(name: string, run: () => Promise<T>): Promise<T> {
@@ -85,33 +82,9 @@ function runCleanups(): void {
 // ---------------------------------------------------------------------------------------------
 // Statistics and formatting
 
-interface Latency {
-  p50: number;
-  p99: number;
-  n: number;
-}
-
-/** Nearest-rank percentiles. */
-function latency(samples: number[]): Latency {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const rank = (p: number): number => sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!;
-  return { p50: rank(0.5), p99: rank(0.99), n: sorted.length };
-}
-
-const ms = (value: number): string => (value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2));
 const rate = (value: number): string => (value >= 100 ? value.toFixed(0) : value.toFixed(1));
 const ratio = (value: number): string => `${value >= 10 ? value.toFixed(0) : value.toFixed(2)}×`;
 
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
-
-/** A transient status line, on terminals only (piped output stays clean). */
-function progress(message: string): void {
-  if (process.stdout.isTTY) process.stdout.write(`\r${message.padEnd(70)}\r`);
-}
 
 /** One contender's results; undefined cells print as "—". */
 interface Row {
@@ -550,7 +523,6 @@ const resultTable = (rows: Row[]): string => table(['', 'enqueue jobs/s', 'submi
 /** The phases that finished, shown even when a later one fails. */
 const completed: Row[] = [];
 
-const verdict = (met: boolean): string => (met ? 'MET' : 'MISS');
 
 async function main(): Promise<void> {
   const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU';

@@ -43,6 +43,7 @@ import {
   type Position,
   type PublishDiagnosticsParams,
 } from 'vscode-languageserver-protocol';
+import { BenchAssertion, check, latency, ms, progress, table, verdict } from './report';
 
 const SIZES = [200, 2_000, 10_000];
 const TARGET_JOBS = 10_000;
@@ -74,12 +75,8 @@ const PEER_SETTINGS = {
 // ---------------------------------------------------------------------------------------------
 // Failures and limits
 
-class BenchAssertion extends Error {}
 class PhaseTimeout extends Error {}
 
-function check(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new BenchAssertion(message);
-}
 
 /** Races `work` against `limitMs`; rejects with a PhaseTimeout naming the phase. */
 async function bounded<T>(name: string, limitMs: number, work: Promise<T>): Promise<T> {
@@ -136,33 +133,9 @@ function generateSpec(jobs: number): Spec {
 // ---------------------------------------------------------------------------------------------
 // Statistics and formatting
 
-interface Latency {
-  p50: number;
-  p99: number;
-  n: number;
-}
-
-/** Nearest-rank percentiles. */
-function latency(samples: number[]): Latency {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const rank = (p: number): number => sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!;
-  return { p50: rank(0.5), p99: rank(0.99), n: sorted.length };
-}
-
-const ms = (value: number): string => (value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2));
 const ratio = (value: number): string => `${value >= 10 ? value.toFixed(0) : value.toFixed(2)}×`;
 const mib = (kib: number): string => (kib / 1024).toFixed(1);
 
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
-
-/** A transient status line, on terminals only (piped output stays clean). */
-function progress(message: string): void {
-  if (process.stdout.isTTY) process.stdout.write(`\r${message.padEnd(70)}\r`);
-}
 
 // ---------------------------------------------------------------------------------------------
 // A language server over stdio
@@ -491,7 +464,6 @@ const METRICS: Metric[] = [
   metric(`hover p50 ms (n=${HOVERS})`, (r) => r.hover, p50),
 ];
 
-const verdict = (met: boolean): string => (met ? 'MET' : 'MISS');
 
 function report(jobs: number, spec: Spec, drover: Result, peer: Result, targets: string[]): void {
   console.log(`\n${jobs.toLocaleString('en-US')} jobs (${(Buffer.byteLength(spec.text) / 1024).toFixed(0)} KB, ${spec.text.split('\n').length - 1} lines)`);

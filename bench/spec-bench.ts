@@ -21,6 +21,7 @@ import Ajv from 'ajv';
 import { load } from 'js-yaml';
 import { parseDocument } from 'yaml';
 import { analyzeSpec, expandSpec, hasErrors, type SpecDiagnostic } from '../common/spec';
+import { BenchAssertion, check, ms, progress, table } from './report';
 
 const TARGET_JOBS = 10_000;
 const TARGET_MS = 200;
@@ -159,11 +160,7 @@ function measureDrover(text: string, fileName: string, warmup: number, reps: num
 // ---------------------------------------------------------------------------------------------
 // Correctness checks: the bench must not silently measure a broken pipeline
 
-class BenchAssertion extends Error {}
 
-function check(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new BenchAssertion(message);
-}
 
 function describeDiagnostics(diagnostics: readonly SpecDiagnostic[]): string {
   return diagnostics.slice(0, 5).map((d) => `${d.severity} ${d.code}: ${d.message}`).join('; ');
@@ -208,20 +205,9 @@ function checkBrokenSpec(text: string): SpecDiagnostic[] {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-const ms = (value: number): string => (value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2));
 const cell = (s: Stats): string => `${ms(s.median)} (${ms(s.min)})`;
 const ratio = (a: number, b: number): string => `${(a / b).toFixed(1)}×`;
 
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
-
-/** A transient status line, on terminals only (piped output stays clean). */
-function progress(message: string): void {
-  if (process.stdout.isTTY) process.stdout.write(`\r${message.padEnd(60)}\r`);
-}
 
 function main(): void {
   const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU';

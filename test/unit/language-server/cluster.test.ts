@@ -39,7 +39,7 @@ const POOL: HostView[] = [
  */
 function check(source: string, hosts: readonly HostView[] = POOL): string[] {
   const fixture = marked(source);
-  const document = new SpecDocument('file:///work/test.drover.yaml', 1, fixture.text);
+  const document = new SpecDocument('file:///tmp/ws/test.drover.yaml', 1, fixture.text);
   const found = clusterDiagnostics(document, hosts);
   const sorted = [...found].sort((a, b) => document.offsetAt(a.range.start) - document.offsetAt(b.range.start));
   assert.deepEqual(
@@ -55,7 +55,7 @@ function check(source: string, hosts: readonly HostView[] = POOL): string[] {
 }
 
 function diagnosticsOf(source: string, hosts: readonly HostView[] = POOL): Diagnostic[] {
-  return clusterDiagnostics(new SpecDocument('file:///work/test.drover.yaml', 1, marked(source).text), hosts);
+  return clusterDiagnostics(new SpecDocument('file:///tmp/ws/test.drover.yaml', 1, marked(source).text), hosts);
 }
 
 describe('language server: cluster diagnostics', () => {

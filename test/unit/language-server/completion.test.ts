@@ -8,7 +8,7 @@ import { lines, marked } from '../../support/marked';
 function complete(source: string, context?: SpecContext): { list: CompletionList; document: SpecDocument } {
   const fixture = marked(source);
   assert.equal(fixture.cursors.length, 1, 'fixture: one ‸');
-  const document = new SpecDocument('file:///work/test.drover.yaml', 1, fixture.text);
+  const document = new SpecDocument('file:///tmp/ws/test.drover.yaml', 1, fixture.text);
   return { list: doComplete(document, document.positionAt(fixture.cursors[0]!), context), document };
 }
 

@@ -9,7 +9,7 @@ import { lines, marked } from '../../support/marked';
 function hoverAt(source: string, context?: SpecContext): { hover: Hover | null; text: string } {
   const fixture = marked(source);
   assert.equal(fixture.cursors.length, 1, 'fixture: one ‸');
-  const document = new SpecDocument('file:///work/test.drover.yaml', 1, fixture.text);
+  const document = new SpecDocument('file:///tmp/ws/test.drover.yaml', 1, fixture.text);
   const hover = doHover(document, document.positionAt(fixture.cursors[0]!), context);
   if (hover && fixture.ranges.length === 1) assert.deepEqual(hover.range, document.rangeOf(fixture.ranges[0]!), 'hover range');
   const contents = hover?.contents as MarkupContent | undefined;
