@@ -58,6 +58,7 @@ export function schedule(input: SchedulingInput): Decisions {
   const free = new Map(input.hosts.map((host) => [host.name, freeCapacity(host, input.running)]));
   const groupRunning = new Map<string, number>();
   for (const allocation of input.running) groupRunning.set(allocation.group, (groupRunning.get(allocation.group) ?? 0) + 1);
+  const refusals = new Map<string, string>();
 
   for (const job of input.queued) {
     const blocked = dependencyBlock(job, input.states);
@@ -79,11 +80,21 @@ export function schedule(input: SchedulingInput): Decisions {
       decisions.waiting.set(job.id, `sweep limit: ${running} of max_parallel ${limit} runs running`);
       continue;
     }
+    // Until something starts, free capacity is unchanged, so a request seen before fails the same
+    // way: a long queue of alike jobs costs one placement, not one per job.
+    const request = JSON.stringify([job.plan.resources, job.plan.hosts]);
+    const known = refusals.get(request);
+    if (known !== undefined) {
+      decisions.waiting.set(job.id, known);
+      continue;
+    }
     const placed = place(job, input.hosts, free);
     if (typeof placed === 'string') {
+      refusals.set(request, placed);
       decisions.waiting.set(job.id, placed);
       continue;
     }
+    refusals.clear();
     decisions.start.push(placed);
     groupRunning.set(job.group, running + 1);
     const left = free.get(placed.host)!;

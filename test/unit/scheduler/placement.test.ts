@@ -88,4 +88,12 @@ describe('scheduling policy', () => {
     assert.equal(decisions.waiting.get(1), 'retrying in 3 s');
     assert.deepEqual(schedule(input([queued(1, {}, { notBefore: 3_500 })], { now: 3_500 })).start.map((start) => start.jobId), [1]);
   });
+
+  it('gives every alike job in a long queue the same reason, and still starts a different one that fits', () => {
+    const jobs = [queued(1, { cpus: 8 }), ...Array.from({ length: 500 }, (_, i) => queued(i + 2, { cpus: 8 })), queued(600, { cpus: 0.5 })];
+    const decisions = schedule(input(jobs, { running: [{ jobId: 0, host: 'local', cpus: 7, memoryBytes: 0, gpus: [], group: 'x' }] }));
+    assert.deepEqual(decisions.start.map((start) => start.jobId), [600]);
+    assert.equal(decisions.waiting.size, 501);
+    assert.ok([...decisions.waiting.values()].every((reason) => reason === 'waiting for 8 CPUs; 1 free on local'));
+  });
 });
