@@ -187,5 +187,7 @@ export const DaemonErrorCode = {
   handshakeRequired: -32002,
   notFound: -32004,
   invalidSpec: -32005,
+  /** The daemon's state could not record the change (e.g. a full disk); nothing was lost. */
+  stateUnavailable: -32006,
   invalidRequest: -32600,
 } as const;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -276,6 +276,42 @@ describe('runner daemon', function () {
       const ran = readFileSync(join(dir, 'ran.txt'), 'utf8').trim().split('\n').map(Number).sort();
       assert.deepEqual(ran, [...running.map((run) => run.id), queued!.id].sort());
       rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('refuses work with a clear error while the disk is full, loses nothing, and goes on once there is room', async function () {
+      const mountPoint = mkdtempSync(join(tmpdir(), 'drover-full-'));
+      // A small disk of its own to fill: needs root to mount, as CI has.
+      if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mountPoint]).status !== 0) {
+        rmSync(mountPoint, { recursive: true, force: true });
+        this.skip();
+      }
+      try {
+        harness = new DaemonHarness({ env: { DROVER_HOME: join(mountPoint, 'home') } });
+        const before = await harness.cli(['run', '--wait', '--', 'echo', 'before']);
+        assert.equal(before.code, 0, before.stderr);
+        try {
+          writeFileSync(join(mountPoint, 'filler'), Buffer.alloc(8 * 2 ** 20));
+        } catch (error) {
+          assert.equal((error as NodeJS.ErrnoException).code, 'ENOSPC');
+        }
+        const refused = await harness.cli(['run', '--wait', '--', 'echo', 'while-full']);
+        assert.equal(refused.code, 1);
+        assert.match(refused.stderr, /the disk holding .*drover\.db is full: this change was not recorded \(what was recorded before is intact\); free some space and try again/);
+        const during = JSON.parse((await harness.cli(['runs', '--json'])).stdout) as JobView[];
+        assert.deepEqual(during.map((run) => [run.id, run.command, run.state]), [[1, 'echo before', 'succeeded']]);
+
+        rmSync(join(mountPoint, 'filler'));
+        const after = await harness.cli(['run', '--wait', '--', 'echo', 'after']);
+        assert.equal(after.code, 0, after.stderr);
+        assert.equal(after.stdout, 'after\n');
+        const runs = JSON.parse((await harness.cli(['runs', '--json'])).stdout) as JobView[];
+        assert.deepEqual(runs.map((run) => [run.id, run.command, run.state]), [[2, 'echo after', 'succeeded'], [1, 'echo before', 'succeeded']]);
+      } finally {
+        await harness.cli(['daemon', 'stop']);
+        // The daemon's launcher ends just after it: until then the disk is busy.
+        await waitFor('the test disk to unmount', () => spawnSync('umount', [mountPoint]).status === 0, 10_000).catch(() => spawnSync('umount', ['-l', mountPoint]));
+        rmSync(mountPoint, { recursive: true, force: true });
+      }
     });
 
     it('refuses a damaged state file with a clear error and leaves it as it was', async () => {

@@ -22,7 +22,7 @@ import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, re
 import { LineSplitter, parseMetricJson, parseMetricLine, type MetricPoint } from '../metrics/metric-lines';
 import { redactEnv } from '../records/reproduction';
 import { schedule, DEFAULT_CPUS, type Allocation } from '../scheduler/placement';
-import { Store, type AttemptRow, type JobRow, type MetricRow } from '../store/store';
+import { Store, TransactionLost, type AttemptRow, type JobRow, type MetricRow } from '../store/store';
 import type { DaemonPaths } from '../../../common/node/daemon-paths';
 
 /** A problem with what a client asked, reported back to it as is. */
@@ -92,6 +92,8 @@ interface AttemptEnd {
 export type Emit = <M extends keyof DaemonNotifications>(topic: Topic, method: M, payload: DaemonNotifications[M], jobId?: number) => void;
 
 const LOG_READ_LIMIT = 1 << 20;
+/** After a failed commit, how long to wait before trying again what it lost. */
+const RECOVERY_DELAY_MS = 1_000;
 
 /**
  * The one owner of Drover's state: it takes submissions, schedules them on the local host,
@@ -117,6 +119,7 @@ export class Daemon {
   private batch: { work: (now: number) => void; done: (error?: Error) => void }[] | undefined;
   private scheduleWanted = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  private recoveryTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -131,7 +134,7 @@ export class Daemon {
   async start(): Promise<void> {
     mkdirSync(this.paths.runs, { recursive: true, mode: 0o700 });
     await this.probeHost();
-    this.readopt();
+    this.readopt(true);
     this.reloadQueue();
     this.pollTimer = setInterval(() => this.pollLive(), this.settings.pollMs);
     this.probeTimer = setInterval(() => void this.probeHost().then(() => this.requestSchedule()), this.settings.hostProbeMs);
@@ -146,6 +149,7 @@ export class Daemon {
     clearInterval(this.pollTimer);
     clearInterval(this.probeTimer);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.recoveryTimer);
     for (const attempt of this.live.values()) {
       clearTimeout(attempt.timeoutTimer);
       clearTimeout(attempt.killTimer);
@@ -358,17 +362,16 @@ export class Daemon {
           try {
             this.store.savepoint(() => work(now));
           } catch (error) {
+            // The whole transaction is gone (a full disk): the batch fails together, below.
+            if (error instanceof TransactionLost) throw error;
             failures.set(index, error instanceof Error ? error : new Error(String(error)));
           }
         });
         return schedule ? this.schedulePass(now) : { starting: [], changed: [], again: false };
       });
     } catch (error) {
-      // The commit itself failed (a full disk): nothing in it happened, so neither did what this
-      // class noted in memory on its way.
-      this.reloadQueue();
-      for (const [jobId, attempt] of this.live) if (attempt.pid === null && !attempt.launching && this.store.job(jobId)?.state !== 'running') this.live.delete(jobId);
       for (const { done } of batch) done(error instanceof Error ? error : new Error(String(error)));
+      this.recoverFromFailedCommit();
       return;
     }
     batch.forEach(({ done }, index) => done(failures.get(index)));
@@ -442,6 +445,20 @@ export class Daemon {
     pass.again = decisions.skip.length > 0;
     this.armRetryTimer(queued, now);
     return pass;
+  }
+
+  /**
+   * A commit failed (a full disk): nothing in it happened, so neither did what this class noted
+   * in memory on its way. Memory is made to match the store again, and what was lost (the end
+   * of an attempt) is found again and retried a moment later, once there may be room.
+   */
+  private recoverFromFailedCommit(): void {
+    this.reloadQueue();
+    for (const [jobId, attempt] of this.live) {
+      if (attempt.pid === null && !attempt.launching && this.store.job(jobId)?.state !== 'running') this.live.delete(jobId);
+    }
+    clearTimeout(this.recoveryTimer);
+    this.recoveryTimer = setTimeout(() => this.readopt(false), RECOVERY_DELAY_MS);
   }
 
   private reloadQueue(): void {
@@ -553,9 +570,13 @@ export class Daemon {
     }, this.settings.killGraceMs).unref();
   }
 
-  /** After a restart: watch again what was running, and settle what ended meanwhile. */
-  private readopt(): void {
+  /**
+   * Watches again what the store says is running and nobody watches (after a restart, or a
+   * failed commit), and settles what ended meanwhile.
+   */
+  private readopt(afterRestart: boolean): void {
     for (const row of this.store.runningAttempts()) {
+      if (this.live.has(row.jobId)) continue;
       const job = this.store.job(row.jobId)!;
       const allocation = { jobId: row.jobId, host: row.host, cpus: job.plan.resources.cpus ?? DEFAULT_CPUS, memoryBytes: job.plan.resources.memoryBytes ?? 0, gpus: row.gpus };
       const live = this.liveAttempt(job, allocation, row.number, row.dir);
@@ -564,7 +585,7 @@ export class Daemon {
       live.logOffset = row.logScanned;
       live.metricsOffset = row.metricsScanned;
       this.live.set(row.jobId, live);
-      this.store.addEvent(row.jobId, 'readopted', `attempt ${row.number} (pid ${live.pid ?? 'unknown'}) watched again after a daemon restart`, Date.now());
+      if (afterRestart) this.store.addEvent(row.jobId, 'readopted', `attempt ${row.number} (pid ${live.pid ?? 'unknown'}) watched again after a daemon restart`, Date.now());
       if (job.cancelRequested) this.stopAttempt(live, 'cancelled');
       else this.armTimeout(live, job, row.startedAt);
       this.checkAttempt(live);

@@ -3,6 +3,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createMessageConnection, ResponseError, SocketMessageReader, SocketMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import { DaemonErrorCode, PROTOCOL_VERSION, type DaemonNotifications, type DaemonRequests, type JobState, type Topic } from '../../../common/protocol';
+import { StoreError } from '../store/store';
 import { RequestError, type Daemon } from './daemon';
 
 interface Client {
@@ -190,6 +191,8 @@ function integer(value: unknown, name: string): number {
 
 function toResponseError(error: unknown): ResponseError<void> {
   if (error instanceof ResponseError) return error;
+  // The state refused a change (a full disk): the message says what happened and what to do.
+  if (error instanceof StoreError) return new ResponseError(DaemonErrorCode.stateUnavailable, error.message);
   if (error instanceof RequestError) {
     const code = error.kind === 'not-found' ? DaemonErrorCode.notFound : error.kind === 'invalid-spec' ? DaemonErrorCode.invalidSpec : DaemonErrorCode.invalidRequest;
     return new ResponseError(code, error.message);

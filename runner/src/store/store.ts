@@ -1,3 +1,5 @@
+import { statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Database, type SQLiteValue } from 'node-sqlite3-wasm';
 import { FINAL_STATES, type AttemptOutcome, type HostView, type JobState, type MetricSeries, type RunRecord } from '../../../common/protocol';
 import type { RunPlan } from '../../../common/spec';
@@ -5,6 +7,12 @@ import { MIGRATIONS } from './migrations';
 
 /** A state file that cannot be used, with what to do about it. Nothing is changed when it is thrown. */
 export class StoreError extends Error {}
+
+/**
+ * SQLite gave up the whole transaction (it does on a full disk): none of it was written, and the
+ * work that came before in the same transaction is gone too, so the caller must not go on.
+ */
+export class TransactionLost extends StoreError {}
 
 export interface JobRow {
   id: number;
@@ -67,7 +75,10 @@ const JOB_COLUMNS = `jobs.id, jobs.submission_id, jobs.key, jobs.state, jobs.pri
 export class Store {
   private readonly plans = new Map<number, RunPlan>();
 
-  private constructor(private readonly db: Database) {}
+  private constructor(
+    private readonly db: Database,
+    private readonly file: string,
+  ) {}
 
   static open(file: string): Store {
     let db: Database;
@@ -81,7 +92,7 @@ export class Store {
       db.exec('PRAGMA journal_mode = WAL');
       db.exec('PRAGMA synchronous = FULL');
       db.exec('PRAGMA foreign_keys = ON');
-      const store = new Store(db);
+      const store = new Store(db, file);
       store.migrate(file);
       return store;
     } catch (error) {
@@ -124,8 +135,10 @@ export class Store {
       this.db.exec('COMMIT');
       return result;
     } catch (error) {
-      this.db.exec('ROLLBACK');
-      throw error;
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      // Rolled-back jobs' ids are given out again: their plans must not outlive them.
+      this.plans.clear();
+      throw this.explain(error);
     }
   }
 
@@ -137,10 +150,24 @@ export class Store {
       this.db.exec('RELEASE work');
       return result;
     } catch (error) {
+      this.plans.clear();
+      if (!this.db.inTransaction) throw this.explain(error, true);
       this.db.exec('ROLLBACK TO work');
       this.db.exec('RELEASE work');
       throw error;
     }
+  }
+
+  /** A failure in words a user can act on; `lost` when SQLite abandoned the whole transaction. */
+  private explain(error: unknown, lost = false): Error {
+    if (error instanceof StoreError) return error;
+    const reason = describe(error);
+    // Through WebAssembly a full disk may surface as a plain I/O error: the free space tells.
+    if (/full/i.test(reason) || (/I\/O error/i.test(reason) && diskFull(this.file))) {
+      return new TransactionLost(`the disk holding ${this.file} is full: this change was not recorded (what was recorded before is intact); free some space and try again`);
+    }
+    if (lost) return new TransactionLost(`the state file ${this.file} refused a change (${reason}); it was not recorded`);
+    return error instanceof Error ? error : new Error(reason);
   }
 
   // Submissions and jobs
@@ -378,6 +405,16 @@ function attemptFromRow(row: Row): AttemptRow {
     logScanned: Number(row['log_scanned']),
     metricsScanned: Number(row['metrics_scanned']),
   };
+}
+
+/** Whether the disk holding `file` has (next to) no room left for a database page. */
+function diskFull(file: string): boolean {
+  try {
+    const stats = statfsSync(dirname(file));
+    return stats.bavail * stats.bsize < 64 * 1024;
+  } catch {
+    return false;
+  }
 }
 
 function nullableNumber(value: SQLiteValue | undefined): number | null {
