@@ -121,6 +121,22 @@ describe('runner daemon', function () {
       client.close();
     });
 
+    it('follows a running job\'s log to its end, and shows what reproduces it', async () => {
+      harness = new DaemonHarness();
+      const [run] = await submit(harness, 'name: chatty\nrun: "for i in 1 2 3; do echo line $i; echo \'::metric step=\'$i\' loss=0.\'$i; sleep 0.3; done; exit 5"\nresources: { cpus: 0.1 }\n');
+      await untilState(harness, run!.id, ['running']);
+      const followed = await harness.cli(['logs', '-f', String(run!.id)]);
+      assert.equal(followed.code, 5, 'logs -f exits with the run\'s exit code');
+      assert.equal(followed.stdout, 'line 1\n::metric step=1 loss=0.1\nline 2\n::metric step=2 loss=0.2\nline 3\n::metric step=3 loss=0.3\n');
+      const metrics = await harness.cli(['metrics', String(run!.id)]);
+      assert.match(metrics.stdout, /^METRIC\s+POINTS\s+LAST\s+MIN\s+MAX\nloss\s+3\s+0\.3 @ step 3\s+0\.1\s+0\.3$/m);
+      const show = await harness.cli(['show', String(run!.id)]);
+      assert.match(show.stdout, /^state\s+failed \(exited with code 5\)$/m);
+      assert.match(show.stdout, /^attempt 1\s+failed, exit 5, \d+s on local; log .*output\.log$/m);
+      const ps = await harness.cli(['ps']);
+      assert.equal(ps.stdout.trim(), 'nothing queued or running');
+    });
+
     it('keeps a sweep within max_parallel', async () => {
       harness = new DaemonHarness();
       const spec = 'name: par\nrun: "sleep 0.4 # ${{ params.i }}"\nresources: { cpus: 0.1 }\nsweep: { max_parallel: 2, parameters: { i: { range: [0, 5] } } }\n';
