@@ -49,6 +49,12 @@ export function analyzeSpec(text: string, fileName?: string): SpecAnalysis {
   return analysis;
 }
 
+/** `file:line:col: [severity: ]message`, one-based, as compilers print them. */
+export function formatDiagnostic(file: string, analysis: SpecAnalysis, diagnostic: SpecDiagnostic, options: { severity: boolean } = { severity: true }): string {
+  const { line, character } = analysis.lines.position(diagnostic.range.start);
+  return `${file}:${line + 1}:${character + 1}: ${options.severity ? `${diagnostic.severity}: ` : ''}${diagnostic.message}`;
+}
+
 export function hasErrors(diagnostics: readonly SpecDiagnostic[]): boolean {
   return diagnostics.some((diagnostic) => diagnostic.severity === 'error');
 }

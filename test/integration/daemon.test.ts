@@ -137,6 +137,16 @@ describe('runner daemon', function () {
       assert.equal(ps.stdout.trim(), 'nothing queued or running');
     });
 
+    it('records a metric on a last line written without a line end', async () => {
+      harness = new DaemonHarness();
+      const [run] = await submit(harness, `name: tail\nrun: "printf '::metric step=7 acc=0.5'"\n`);
+      await untilState(harness, run!.id, ['succeeded']);
+      const client = await harness.client();
+      const series = await client.request('drover/metrics', { id: run!.id });
+      client.close();
+      assert.deepEqual(series.map(({ name, points }) => [name, points.map((point) => [point.step, point.value])]), [['acc', [[7, 0.5]]]]);
+    });
+
     it('keeps a sweep within max_parallel', async () => {
       harness = new DaemonHarness();
       const spec = 'name: par\nrun: "sleep 0.4 # ${{ params.i }}"\nresources: { cpus: 0.1 }\nsweep: { max_parallel: 2, parameters: { i: { range: [0, 5] } } }\n';

@@ -5,6 +5,7 @@ import {
   analyzeSpec,
   expandSpec,
   ExpansionError,
+  formatDiagnostic,
   formatSize,
   hasErrors,
   SPEC_FILE_PATTERN,
@@ -48,12 +49,6 @@ function readSpec(file: string): SpecAnalysis {
     throw new CliError(`cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`, EXIT.noInput);
   }
   return analyzeSpec(text, file);
-}
-
-/** `file:line:col: severity: message`, one-based, as compilers print them. */
-export function formatDiagnostic(file: string, analysis: SpecAnalysis, diagnostic: SpecDiagnostic): string {
-  const { line, character } = analysis.lines.position(diagnostic.range.start);
-  return `${file}:${line + 1}:${character + 1}: ${diagnostic.severity}: ${diagnostic.message}`;
 }
 
 function diagnosticJson(analysis: SpecAnalysis, diagnostic: SpecDiagnostic) {

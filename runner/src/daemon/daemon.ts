@@ -15,11 +15,11 @@ import {
   type SubmitResult,
   type Topic,
 } from '../../../common/protocol';
-import { analyzeSpec, expandSpec, ExpansionError, hasErrors } from '../../../common/spec';
+import { analyzeSpec, expandSpec, ExpansionError, formatDiagnostic, hasErrors } from '../../../common/spec';
 import { probeLocalHost, type HostInventory } from '../hosts/local-host';
 import { LauncherClient } from '../local/launcher-client';
 import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, readExitStatus, readWrapperPid, signalGroup } from '../local/detached-process';
-import { LineSplitter, parseMetricJson, parseMetricLine, type MetricPoint } from '../metrics/metric-lines';
+import { MetricLineReader, parseMetricJson, type MetricPoint } from '../metrics/metric-lines';
 import { redactEnv } from '../records/reproduction';
 import { schedule, DEFAULT_CPUS, type Allocation } from '../scheduler/placement';
 import { Store, TransactionLost, type AttemptRow, type JobRow, type MetricRow } from '../store/store';
@@ -66,8 +66,11 @@ interface LiveAttempt {
   killTimer?: NodeJS.Timeout;
   logOffset: number;
   metricsOffset: number;
-  logLines: LineSplitter;
-  metricLines: LineSplitter;
+  /** Metrics in the attempt's output and in its $DROVER_METRICS file, as they are read. */
+  outputMetrics: MetricLineReader;
+  fileMetrics: MetricLineReader;
+  /** Points read and not yet written down. */
+  points: MetricPoint[];
 }
 
 /** What one scheduling pass decided: attempts to start, and jobs whose state or reason changed. */
@@ -166,10 +169,7 @@ export class Daemon {
       const file = params.specPath ?? 'spec';
       const lines = analysis.diagnostics
         .filter((diagnostic) => diagnostic.severity === 'error')
-        .map((diagnostic) => {
-          const { line, character } = analysis.lines.position(diagnostic.range.start);
-          return `${file}:${line + 1}:${character + 1}: ${diagnostic.message}`;
-        });
+        .map((diagnostic) => formatDiagnostic(file, analysis, diagnostic, { severity: false }));
       throw new RequestError('invalid-spec', lines.join('\n') || `${file}: not a spec`);
     }
     let plans;
@@ -489,9 +489,12 @@ export class Daemon {
   // Processes
 
   private liveAttempt(job: JobRow, allocation: Allocation, number: number, dir: string): LiveAttempt {
+    const points: MetricPoint[] = [];
+    const keep = (found: MetricPoint[]) => points.push(...found);
     return {
       jobId: job.id, number, dir, pid: null, processStart: null, allocation: { ...allocation, group: sweepGroup(job) },
-      logOffset: 0, metricsOffset: 0, logLines: new LineSplitter(), metricLines: new LineSplitter(),
+      logOffset: 0, metricsOffset: 0, points,
+      outputMetrics: new MetricLineReader(keep), fileMetrics: new MetricLineReader(keep, { parse: parseMetricJson }),
     };
   }
 
@@ -614,26 +617,30 @@ export class Daemon {
     else this.finish(attempt, { exitCode: null, signal: attempt.stopping ? 'SIGKILL' : null, lost: !attempt.stopping });
   }
 
-  /** Forwards new log bytes to subscribers and records the metrics in them. */
-  private drain(attempt: LiveAttempt): void {
+  /**
+   * Forwards new log bytes to subscribers and records the metrics in them; at the attempt's end
+   * (`final`), also a last line written without a line end.
+   */
+  private drain(attempt: LiveAttempt, final = false): void {
     const files = attemptFiles(attempt.dir);
-    const points: MetricRow[] = [];
-    const now = Date.now();
-    const collect = (found: MetricPoint[] | null) => {
-      for (const point of found ?? []) points.push({ jobId: attempt.jobId, attempt: attempt.number, name: point.name, step: point.step, value: point.value, at: point.at ?? now });
-    };
     const log = readUtf8(files.log, attempt.logOffset, LOG_READ_LIMIT);
     if (log.bytes > 0) {
       this.emit('logs', 'drover/event/log', { jobId: attempt.jobId, attempt: attempt.number, offset: attempt.logOffset, data: log.data, bytes: log.bytes, complete: false }, attempt.jobId);
-      for (const line of attempt.logLines.feed(Buffer.from(log.data))) collect(parseMetricLine(line));
+      attempt.outputMetrics.feed(log.chunk);
       attempt.logOffset += log.bytes;
     }
     const metrics = readUtf8(files.metrics, attempt.metricsOffset, LOG_READ_LIMIT);
     if (metrics.bytes > 0) {
-      for (const line of attempt.metricLines.feed(Buffer.from(metrics.data))) collect(parseMetricJson(line));
+      attempt.fileMetrics.feed(metrics.chunk);
       attempt.metricsOffset += metrics.bytes;
     }
-    if (log.bytes === 0 && metrics.bytes === 0) return;
+    if (final) {
+      attempt.outputMetrics.flush();
+      attempt.fileMetrics.flush();
+    }
+    if (log.bytes === 0 && metrics.bytes === 0 && attempt.points.length === 0) return;
+    const now = Date.now();
+    const points: MetricRow[] = attempt.points.splice(0).map((point) => ({ jobId: attempt.jobId, attempt: attempt.number, name: point.name, step: point.step, value: point.value, at: point.at ?? now }));
     const { pid, processStart, logOffset, metricsOffset } = attempt;
     this.commitSoon(
       () => {
@@ -651,7 +658,7 @@ export class Daemon {
   private finish(attempt: LiveAttempt, end: AttemptEnd): void {
     clearTimeout(attempt.timeoutTimer);
     clearTimeout(attempt.killTimer);
-    this.drain(attempt);
+    this.drain(attempt, true);
     this.live.delete(attempt.jobId);
     // What the command left running in its group (stray background processes) ends with it.
     if (attempt.pid !== null && groupAlive(attempt.pid)) this.endGroup(attempt.pid);
@@ -795,22 +802,23 @@ function fileSize(file: string): number {
   }
 }
 
-/** Reads up to `limit` bytes from `offset`, ending on a whole UTF-8 character. */
-function readUtf8(file: string, offset: number, limit: number): { data: string; bytes: number; size: number } {
+/** Reads up to `limit` bytes from `offset`, ending on a whole UTF-8 character; `chunk` holds those bytes. */
+function readUtf8(file: string, offset: number, limit: number): { chunk: Buffer; data: string; bytes: number; size: number } {
+  const nothing = (size: number) => ({ chunk: Buffer.alloc(0), data: '', bytes: 0, size });
   let fd: number;
   try {
     fd = openSync(file, 'r');
   } catch {
-    return { data: '', bytes: 0, size: 0 };
+    return nothing(0);
   }
   try {
     const size = fstatSync(fd).size;
     const length = Math.max(0, Math.min(limit, size - offset));
-    if (length === 0) return { data: '', bytes: 0, size };
+    if (length === 0) return nothing(size);
     const buffer = Buffer.alloc(length);
     const read = readSync(fd, buffer, 0, length, offset);
-    const whole = completeUtf8Length(buffer.subarray(0, read));
-    return { data: buffer.subarray(0, whole).toString('utf8'), bytes: whole, size };
+    const chunk = buffer.subarray(0, completeUtf8Length(buffer.subarray(0, read)));
+    return { chunk, data: chunk.toString('utf8'), bytes: chunk.length, size };
   } finally {
     closeSync(fd);
   }

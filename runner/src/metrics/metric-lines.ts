@@ -237,13 +237,20 @@ export class LineSplitter {
 export class MetricLineReader {
   private readonly splitter: LineSplitter;
 
-  /** `onPoints` is called once per metric line, with that line's points (never empty). */
+  /**
+   * `onPoints` is called once per metric line, with that line's points (never empty). `parse`
+   * reads one line: `::metric` stdout lines by default, or `parseMetricJson` for the file named by
+   * `$DROVER_METRICS`.
+   */
   constructor(
     private readonly onPoints: (points: MetricPoint[]) => void,
-    options: LineSplitterOptions = {},
+    options: LineSplitterOptions & { parse?: (line: string) => MetricPoint[] | null } = {},
   ) {
     this.splitter = new LineSplitter(options);
+    this.parse = options.parse ?? parseMetricLine;
   }
+
+  private readonly parse: (line: string) => MetricPoint[] | null;
 
   feed(chunk: Buffer): void {
     this.deliver(this.splitter.feed(chunk));
@@ -256,7 +263,7 @@ export class MetricLineReader {
 
   private deliver(lines: string[]): void {
     for (const line of lines) {
-      const points = parseMetricLine(line);
+      const points = this.parse(line);
       if (points) this.onPoints(points);
     }
   }
