@@ -63,6 +63,13 @@ export function gpuTypeMatches(modelName: string, type: string): boolean {
   return squeeze(modelName).includes(squeeze(type));
 }
 
+/** Whether one GPU can serve a request: its type (if asked) and at least the memory asked per GPU. */
+export function gpuSatisfies(gpu: { name: string; memoryTotalBytes?: number }, request: GpuRequest): boolean {
+  if (request.type !== undefined && !gpuTypeMatches(gpu.name, request.type)) return false;
+  if (request.memoryBytes !== undefined && !(gpu.memoryTotalBytes !== undefined && gpu.memoryTotalBytes >= request.memoryBytes)) return false;
+  return true;
+}
+
 /** `2`, `"A100:2"`, `"A100"` (one), or `{count, type, memory}`. */
 export function parseGpuRequest(input: unknown): Parsed<GpuRequest> {
   if (typeof input === 'number') {

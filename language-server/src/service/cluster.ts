@@ -1,8 +1,9 @@
 import { DiagnosticSeverity, type Diagnostic } from 'vscode-languageserver';
 import type { GpuView, HostView } from '../../../common/protocol/daemon';
-import { formatSize, gpuTypeMatches, isMapNode, mapEntry, mapValue, type GpuRequest, type JobSpec, type MapNode, type SourceRange, type SpecModel } from '../../../common/spec';
+import { formatSize, gpuSatisfies, gpuTypeMatches, isMapNode, mapEntry, mapValue, type GpuRequest, type JobSpec, type SourceRange } from '../../../common/spec';
 import { closestMatch, didYouMean } from '../../../common/spec/suggest';
 import { gpuModelToken } from './completion';
+import { jobMapOf } from './navigation';
 import type { SpecDocument } from './spec-document';
 
 /** What the cluster checks report; quick fixes and tests key on it. */
@@ -44,7 +45,7 @@ export function clusterDiagnostics(document: SpecDocument, hosts: readonly HostV
     // Placement that names no known host: the entries are reported above; capacity has nothing to be judged on.
     if (candidates.length === 0) continue;
     const subject = job.hosts ? 'no host in placement.hosts' : 'no host';
-    const places = resourcePlaces(model, document, job);
+    const places = resourcePlaces(document, job);
     const gpu = gpuProblem(job.resources.gpus, candidates, hosts, subject);
     if (gpu) report(gpu.code, gpu.message, places.gpus);
     const { cpus, memoryBytes } = job.resources;
@@ -87,7 +88,7 @@ function gpuProblem(request: GpuRequest, candidates: readonly HostView[], pool: 
       return { code: 'gpu-type', message: `no host has a GPU of type ${type} (${clusterHas ? `the cluster has: ${clusterHas}` : 'the cluster has no GPUs'})${uncounted(pool)}` };
     }
   }
-  const ofKind = (host: HostView) => host.gpus.filter((gpu) => (type === undefined || gpuTypeMatches(gpu.name, type)) && (memoryBytes === undefined || gpu.memoryTotalBytes >= memoryBytes));
+  const ofKind = (host: HostView) => host.gpus.filter((gpu) => gpuSatisfies(gpu, request));
   const best = largestBy(candidates, (host) => ofKind(host).length);
   const have = best ? ofKind(best).length : 0;
   if (have >= request.count) return undefined;
@@ -189,21 +190,11 @@ function plural(count: number, noun: string): string {
 }
 
 /** Where to point at each resource of a job: its value under `resources`, else the `resources` key, else the job's name. */
-function resourcePlaces(model: SpecModel, document: SpecDocument, job: JobSpec): { gpus: SourceRange; cpus: SourceRange; memory: SourceRange } {
-  const map = jobMap(model, document, job);
+function resourcePlaces(document: SpecDocument, job: JobSpec): { gpus: SourceRange; cpus: SourceRange; memory: SourceRange } {
+  const map = jobMapOf(document, job);
   const resources = map && mapEntry(map, 'resources');
   const fallback = resources?.keyRange ?? job.idRange;
   const at = (key: string): SourceRange => (resources && isMapNode(resources.value) && mapValue(resources.value, key)?.range) || fallback;
   return { gpus: at('gpus'), cpus: at('cpus'), memory: at('memory') };
 }
 
-/** The job's mapping in the YAML tree: the root for a single job, its entry under `jobs` in a workflow. */
-function jobMap(model: SpecModel, document: SpecDocument, job: JobSpec): MapNode | undefined {
-  const root = document.analysis.source.root;
-  if (!isMapNode(root)) return undefined;
-  if (model.kind === 'job') return root;
-  const jobs = mapValue(root, 'jobs');
-  if (!isMapNode(jobs)) return undefined;
-  const entry = jobs.entries.find((candidate) => candidate.keyRange.start === job.idRange.start);
-  return isMapNode(entry?.value) ? entry.value : undefined;
-}

@@ -1,5 +1,5 @@
 import type { Hover, Position } from 'vscode-languageserver';
-import { domainSize, findExpressions, gpuTypeMatches, formatSize, sweepSize, type Expression, type GpuRequest, type MapEntry, type ResourceRequest, type SourceRange, type SweepSpec } from '../../../common/spec';
+import { domainSize, findExpressions, formatSize, gpuSatisfies, sweepSize, type Expression, type GpuRequest, type MapEntry, type ResourceRequest, type SourceRange, type SweepSpec } from '../../../common/spec';
 import { describeDomain, describeHost, gpuSummary, isGpuFree, jobAt, markdown, reportsOccupancy, type ContextGpu, type ContextHost, type SpecContext } from './completion';
 import { describeSchema, enumValues, inlineYaml, pathSegments, schemaAt } from './schema-at';
 import { within, type PathStep, type SpecDocument } from './spec-document';
@@ -124,7 +124,7 @@ export function fitReport(resources: ResourceRequest, hosts: readonly ContextHos
   const misses: string[] = [];
   const unchecked: string[] = [];
   for (const host of hosts) {
-    const matching = host.gpus.filter((gpu) => gpuMatches(gpu, gpus));
+    const matching = host.gpus.filter((gpu) => gpuSatisfies(gpu, gpus));
     const lacks: string[] = [];
     if (matching.length < gpus.count) lacks.push(`${plural(matching.length, 'GPU')}${describeGpuKind(gpus)}`);
     if (cpus !== undefined && host.cpus !== undefined && cpus > host.cpus) lacks.push(plural(host.cpus, 'CPU'));
@@ -141,12 +141,6 @@ export function fitReport(resources: ResourceRequest, hosts: readonly ContextHos
   if (misses.length > 0) lines.push(`Not on: ${misses.join(', ')}`);
   if (unchecked.length > 0) lines.push(`Not checked (the host reports no CPUs or memory): ${unchecked.join(', ')}`);
   return lines.join('\n\n');
-}
-
-function gpuMatches(gpu: ContextGpu, request: GpuRequest): boolean {
-  if (request.type && !gpuTypeMatches(gpu.name, request.type)) return false;
-  if (request.memoryBytes !== undefined && !(gpu.memoryTotalBytes !== undefined && gpu.memoryTotalBytes >= request.memoryBytes)) return false;
-  return true;
 }
 
 /** `4 × A100 free`, `4 × A100, 1 free`, or `4 × A100` when the host does not say who uses them. */

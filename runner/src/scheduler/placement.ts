@@ -1,5 +1,5 @@
 import type { JobState } from '../../../common/protocol';
-import { formatSize, gpuTypeMatches, type RunPlan } from '../../../common/spec';
+import { formatSize, gpuSatisfies, type RunPlan } from '../../../common/spec';
 
 /**
  * The first scheduling policy, as a pure function of the state it is given: no I/O and no
@@ -154,8 +154,8 @@ function place(job: QueuedJob, hosts: readonly HostCapacity[], free: Map<string,
       continue;
     }
     const left = free.get(host.name)!;
-    const matching = [...left.gpus.values()].filter((gpu) => gpuMatches(gpu, gpus));
-    const everMatching = host.gpus.filter((gpu) => gpuMatches(gpu, gpus));
+    const matching = [...left.gpus.values()].filter((gpu) => gpuSatisfies(gpu, gpus));
+    const everMatching = host.gpus.filter((gpu) => gpuSatisfies(gpu, gpus));
     if (everMatching.length < gpus.count) {
       reasons.push(`${host.name} has ${everMatching.length} GPU${everMatching.length === 1 ? '' : 's'}${describeGpuRequest(gpus) ? ` ${describeGpuRequest(gpus)}` : ''}, the job needs ${gpus.count}`);
       continue;
@@ -179,12 +179,6 @@ function place(job: QueuedJob, hosts: readonly HostCapacity[], free: Map<string,
     return { jobId: job.id, host: host.name, cpus, memoryBytes, gpus: matching.slice(0, gpus.count).map((gpu) => gpu.index) };
   }
   return reasons.join('; ');
-}
-
-function gpuMatches(gpu: HostCapacity['gpus'][number], request: RunPlan['resources']['gpus']): boolean {
-  if (request.type && !gpuTypeMatches(gpu.name, request.type)) return false;
-  if (request.memoryBytes !== undefined && gpu.memoryTotalBytes < request.memoryBytes) return false;
-  return true;
 }
 
 function describeGpuRequest(request: RunPlan['resources']['gpus']): string {
