@@ -38,6 +38,12 @@ function specOf(uri: string): SpecDocument | undefined {
   return document;
 }
 
+/** Runs a request against the analysed spec, or answers nothing for a document that is not open. */
+function withSpec<T>(uri: string, answer: (spec: SpecDocument) => T): T | null {
+  const spec = specOf(uri);
+  return spec ? answer(spec) : null;
+}
+
 connection.onShutdown(() => cluster.dispose());
 
 connection.onInitialize(() => {
@@ -84,26 +90,11 @@ documents.onDidClose(({ document }) => {
   void connection.sendDiagnostics({ uri: document.uri, diagnostics: [] });
 });
 
-connection.onCompletion(({ textDocument, position }) => {
-  const spec = specOf(textDocument.uri);
-  return spec ? doComplete(spec, position, { hosts: cluster.hosts }) : null;
-});
-connection.onHover(({ textDocument, position }) => {
-  const spec = specOf(textDocument.uri);
-  return spec ? doHover(spec, position, { hosts: cluster.hosts }) : null;
-});
-connection.onDefinition(({ textDocument, position }) => {
-  const spec = specOf(textDocument.uri);
-  return spec ? findDefinition(spec, position) : null;
-});
-connection.onReferences(({ textDocument, position, context }) => {
-  const spec = specOf(textDocument.uri);
-  return spec ? findReferences(spec, position, context.includeDeclaration) : null;
-});
-connection.onPrepareRename(({ textDocument, position }) => {
-  const spec = specOf(textDocument.uri);
-  return spec ? prepareRename(spec, position) : null;
-});
+connection.onCompletion(({ textDocument, position }) => withSpec(textDocument.uri, (spec) => doComplete(spec, position, { hosts: cluster.hosts })));
+connection.onHover(({ textDocument, position }) => withSpec(textDocument.uri, (spec) => doHover(spec, position, { hosts: cluster.hosts })));
+connection.onDefinition(({ textDocument, position }) => withSpec(textDocument.uri, (spec) => findDefinition(spec, position)));
+connection.onReferences(({ textDocument, position, context }) => withSpec(textDocument.uri, (spec) => findReferences(spec, position, context.includeDeclaration)));
+connection.onPrepareRename(({ textDocument, position }) => withSpec(textDocument.uri, (spec) => prepareRename(spec, position)));
 connection.onRenameRequest(({ textDocument, position, newName }) => {
   const spec = specOf(textDocument.uri);
   if (!spec) return null;
@@ -111,22 +102,10 @@ connection.onRenameRequest(({ textDocument, position, newName }) => {
   if ('error' in result) throw new ResponseError(-32803, result.error);
   return result;
 });
-connection.onDocumentSymbol(({ textDocument }) => {
-  const spec = specOf(textDocument.uri);
-  return spec ? documentSymbols(spec) : null;
-});
-connection.onFoldingRanges(({ textDocument }) => {
-  const spec = specOf(textDocument.uri);
-  return spec ? foldingRanges(spec) : null;
-});
-connection.onCodeAction(({ textDocument, range, context }) => {
-  const spec = specOf(textDocument.uri);
-  return spec ? codeActions(spec, range, context.diagnostics) : null;
-});
-connection.onDocumentFormatting(({ textDocument, options }) => {
-  const spec = specOf(textDocument.uri);
-  return spec ? formatDocument(spec, options) : null;
-});
+connection.onDocumentSymbol(({ textDocument }) => withSpec(textDocument.uri, (spec) => documentSymbols(spec)));
+connection.onFoldingRanges(({ textDocument }) => withSpec(textDocument.uri, (spec) => foldingRanges(spec)));
+connection.onCodeAction(({ textDocument, range, context }) => withSpec(textDocument.uri, (spec) => codeActions(spec, range, context.diagnostics)));
+connection.onDocumentFormatting(({ textDocument, options }) => withSpec(textDocument.uri, (spec) => formatDocument(spec, options)));
 connection.languages.semanticTokens.on(({ textDocument }) => {
   const spec = specOf(textDocument.uri);
   return { data: spec ? semanticTokens(spec) : [] };
