@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createMessageConnection, SocketMessageReader, SocketMessageWriter } from 'vscode-jsonrpc/node';
 import { PROTOCOL_VERSION, type JobDetail, type JobView } from '../../common/protocol';
 import { DaemonClient, untilReady } from '../../common/node/daemon-client';
@@ -358,7 +358,13 @@ describe('runner daemon', function () {
       const home = join(harness.home, 'locked');
       mkdirSync(home, { mode: 0o755 });
       chmodSync(harness.home, 0o755);
-      const child = spawn(process.execPath, [join(ROOT, 'bin/drover-daemon.js')], { env: { ...harness.env, DROVER_HOME: home }, uid: 65534, gid: 65534 });
+      // That user may not be able to read the checkout (a clone in a 0700 folder): give it its own copy of the daemon.
+      const copy = join(harness.home, 'daemon');
+      for (const file of ['bin/drover-daemon.js', 'dist/daemon.js']) {
+        mkdirSync(dirname(join(copy, file)), { recursive: true, mode: 0o755 });
+        copyFileSync(join(ROOT, file), join(copy, file));
+      }
+      const child = spawn(process.execPath, [join(copy, 'bin/drover-daemon.js')], { cwd: copy, env: { ...harness.env, DROVER_HOME: home }, uid: 65534, gid: 65534 });
       let stdout = '';
       child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
       const code = await new Promise((resolve) => child.once('close', resolve));
