@@ -360,7 +360,7 @@ describe('runner daemon', function () {
       chmodSync(harness.home, 0o755);
       // That user may not be able to read the checkout (a clone in a 0700 folder): give it its own copy of the daemon.
       const copy = join(harness.home, 'daemon');
-      for (const file of ['bin/drover-daemon.js', 'dist/daemon.js']) {
+      for (const file of ['bin/drover-daemon.js', 'dist/daemon.js', 'dist/node-sqlite3-wasm.wasm']) {
         mkdirSync(dirname(join(copy, file)), { recursive: true, mode: 0o755 });
         copyFileSync(join(ROOT, file), join(copy, file));
       }
