@@ -210,8 +210,16 @@ describe('runner daemon', function () {
 
     it('kills a job that ignores SIGTERM after the grace period', async () => {
       harness = new DaemonHarness();
-      const [run] = await submit(harness, `name: stubborn\nrun: "trap '' TERM; sleep 30"\nresources: { cpus: 0.1 }\n`);
-      await untilState(harness, run!.id, ['running']);
+      const [run] = await submit(harness, `name: stubborn\nrun: "trap '' TERM; echo trapped; sleep 30"\nresources: { cpus: 0.1 }\n`);
+      // Running is not enough: a SIGTERM before the shell set its trap would end it at once.
+      await waitFor('the job to ignore SIGTERM', async () => {
+        const client = await harness.client();
+        try {
+          return (await client.request('drover/logs', { id: run!.id })).data.includes('trapped');
+        } finally {
+          client.close();
+        }
+      });
       await harness.cli(['cancel', String(run!.id)]);
       const ended = await untilState(harness, run!.id, ['cancelled']);
       assert.equal(ended.attemptList[0]!.signal, 'SIGKILL');
