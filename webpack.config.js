@@ -53,5 +53,12 @@ module.exports = [
   nodeBundle('drover', './runner/src/cli/main.ts'),
   // SQLite as WebAssembly: no native module, so the same bundle runs in VS Code's runtime everywhere.
   nodeBundle('launcher', './runner/src/local/launcher.ts'),
-  nodeBundle('daemon', './runner/src/daemon/main.ts', { plugins: [new CopyBesideBundle(['node_modules/node-sqlite3-wasm/dist/node-sqlite3-wasm.wasm'])] }),
+  nodeBundle('daemon', './runner/src/daemon/main.ts', {
+    plugins: [
+      new CopyBesideBundle(['node_modules/node-sqlite3-wasm/dist/node-sqlite3-wasm.wasm']),
+      // ssh2's optional native speed-ups are left out: it falls back to Node's own crypto, so the
+      // daemon stays one platform-independent bundle (see the README's note on native modules).
+      new webpack.IgnorePlugin({ resourceRegExp: /^cpu-features$|\.node$/ }),
+    ],
+  }),
 ];

@@ -88,8 +88,10 @@ export interface GpuView extends GpuInfo {
 
 export interface HostView {
   name: string;
-  kind: 'local';
-  state: 'up' | 'degraded' | 'unreachable';
+  /** 'ssh': an alias from the user's OpenSSH config, in the pool with `drover hosts add`. */
+  kind: 'local' | 'ssh';
+  /** 'connecting' until an SSH host was first reached; 'unreachable' carries the reason in `message`. */
+  state: 'up' | 'degraded' | 'connecting' | 'unreachable';
   message?: string;
   os: string;
   cpus: number;
@@ -141,6 +143,8 @@ export interface SubmitParams {
   /** Where the spec came from; relative workdirs resolve against its folder (or `cwd`). */
   specPath?: string;
   cwd: string;
+  /** Places every run on this host alias only (`--host`), overriding the spec's placement. */
+  host?: string;
   overrides?: Record<string, ParamValue>;
   /** The client's environment, for the record; secrets are redacted before they are stored. */
   env?: Record<string, string>;
@@ -163,6 +167,13 @@ export interface DaemonRequests {
   'drover/logs': { params: { id: number; attempt?: number; offset?: number; maxBytes?: number }; result: LogChunk };
   'drover/metrics': { params: { id: number }; result: MetricSeries[] };
   'drover/hosts': { params: Record<string, never>; result: HostView[] };
+  /** Adds an alias of the user's OpenSSH config to the pool (it is probed at once). */
+  'drover/hosts/add': { params: { alias: string }; result: HostView };
+  'drover/hosts/remove': { params: { alias: string }; result: { removed: boolean } };
+  /** Queued runs with a higher priority are placed first. */
+  'drover/setPriority': { params: { ids: number[]; priority: number }; result: { changed: number[] } };
+  /** Forgets finished runs: their records, logs and metrics. Running or queued runs are refused. */
+  'drover/delete': { params: { ids: number[] }; result: { deleted: number[] } };
   'drover/subscribe': { params: { topics: Topic[]; jobIds?: number[] }; result: Record<string, never> };
   'drover/shutdown': { params: Record<string, never>; result: Record<string, never> };
 }

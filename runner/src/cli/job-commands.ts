@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
-import { FINAL_STATES, type JobView, type LogChunk, type SubmitParams, type SubmitResult } from '../../../common/protocol';
+import { FINAL_STATES, type HostView, type JobView, type LogChunk, type SubmitParams, type SubmitResult } from '../../../common/protocol';
 import { formatSize, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
 import { DaemonUnavailable, type DaemonClient } from '../../../common/node/daemon-client';
 import { connectDaemon } from './daemon-connection';
@@ -19,7 +19,7 @@ async function withDaemon<T>(start: boolean, work: (client: DaemonClient) => Pro
 
 export async function submitCommand(
   files: string[],
-  options: { params: string[]; wait: boolean; json: boolean },
+  options: { params: string[]; host?: string; wait: boolean; json: boolean },
   out: CommandOutput,
 ): Promise<number> {
   if (files.length !== 1) throw new CliError('name exactly one spec file', EXIT.usage);
@@ -31,13 +31,13 @@ export async function submitCommand(
     throw new CliError(`cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`, EXIT.noInput);
   }
   const overrides = parseOverrides(options.params);
-  return withDaemon(true, (client) => submitAndReport(client, { specText, specPath: file, cwd: process.cwd(), overrides, env: stringEnv() }, options, out));
+  return withDaemon(true, (client) => submitAndReport(client, { specText, specPath: file, cwd: process.cwd(), overrides, env: stringEnv(), ...onHost(options.host) }, options, out));
 }
 
 /** `drover run -- python train.py`: an ad-hoc job, written as a one-job spec. */
 export async function runCommand(
   argv: string[],
-  options: { gpus?: string; cpus?: string; mem?: string; name?: string; timeout?: string; retries?: string; wait: boolean; json: boolean },
+  options: { gpus?: string; cpus?: string; mem?: string; name?: string; timeout?: string; retries?: string; host?: string; wait: boolean; json: boolean },
   out: CommandOutput,
 ): Promise<number> {
   if (argv.length === 0) throw new CliError('name a command to run, after --: drover run --gpus 1 -- python train.py', EXIT.usage);
@@ -62,7 +62,11 @@ export async function runCommand(
   const spec: Record<string, unknown> = { name: options.name ?? defaultRunName(argv), run: command, resources };
   if (options.timeout !== undefined) spec['timeout'] = options.timeout;
   if (options.retries !== undefined) spec['retries'] = Number(options.retries);
-  return withDaemon(true, (client) => submitAndReport(client, { specText: stringify(spec), cwd: process.cwd(), env: stringEnv() }, options, out));
+  return withDaemon(true, (client) => submitAndReport(client, { specText: stringify(spec), cwd: process.cwd(), env: stringEnv(), ...onHost(options.host) }, options, out));
+}
+
+function onHost(host: string | undefined): Pick<SubmitParams, 'host'> {
+  return host === undefined ? {} : { host };
 }
 
 async function submitAndReport(
@@ -302,7 +306,26 @@ export async function cancelCommand(ids: string[], out: CommandOutput): Promise<
   });
 }
 
-export async function hostsCommand(options: { json: boolean }, out: CommandOutput): Promise<number> {
+/** `drover hosts [add|remove ALIAS]`: the pool, or a change to it. */
+export async function hostsCommand(args: string[], options: { json: boolean }, out: CommandOutput): Promise<number> {
+  const [action, alias, ...extra] = args;
+  if (action !== undefined) {
+    if ((action !== 'add' && action !== 'remove') || alias === undefined || extra.length) {
+      throw new CliError('drover hosts [add ALIAS | remove ALIAS]: ALIAS is a Host of your SSH config', EXIT.usage);
+    }
+    return withDaemon(true, async (client) => {
+      if (action === 'remove') {
+        const { removed } = await client.request('drover/hosts/remove', { alias });
+        out.stdout(removed ? `removed ${alias} from the pool` : `${alias} was not in the pool`);
+        return EXIT.ok;
+      }
+      const host = await client.request('drover/hosts/add', { alias });
+      const reached = await waitForHost(client, alias, host);
+      if (options.json) out.stdout(JSON.stringify(reached, null, 2));
+      else out.stdout(`added ${alias}: ${describeHostState(reached)}`);
+      return reached.state === 'unreachable' ? EXIT.unavailable : EXIT.ok;
+    });
+  }
   return withDaemon(true, async (client) => {
     const hosts = await client.request('drover/hosts', {});
     if (options.json) {
@@ -311,7 +334,7 @@ export async function hostsCommand(options: { json: boolean }, out: CommandOutpu
     }
     const rows: string[][] = [];
     for (const host of hosts) {
-      rows.push([host.name, `${host.state}${host.message ? ` (${host.message})` : ''}`, `${host.cpus} CPUs, ${formatSize(host.memoryBytes)}`, host.gpus.length ? `${host.gpus.length} GPU${host.gpus.length === 1 ? '' : 's'}` : 'no GPUs']);
+      rows.push([host.name, describeHostState(host), host.state === 'connecting' ? '' : `${host.cpus} CPUs, ${formatSize(host.memoryBytes)}`, host.gpus.length ? `${host.gpus.length} GPU${host.gpus.length === 1 ? '' : 's'}` : 'no GPUs']);
       for (const gpu of host.gpus) {
         const holder = gpu.jobId !== undefined ? `run ${gpu.jobId}` : gpu.foreignPids.length ? `busy: pid ${gpu.foreignPids.join(', ')} (not Drover's)` : 'free';
         rows.push([`  GPU ${gpu.index}`, holder, gpu.name, `${formatSize(gpu.memoryUsedBytes)} / ${formatSize(gpu.memoryTotalBytes)}${gpu.utilizationPercent !== null ? `, ${gpu.utilizationPercent}%` : ''}`]);
@@ -320,6 +343,21 @@ export async function hostsCommand(options: { json: boolean }, out: CommandOutpu
     out.stdout(formatTable(['HOST', 'STATE', 'CAPACITY', 'GPUS'], rows));
     return EXIT.ok;
   });
+}
+
+function describeHostState(host: HostView): string {
+  if (host.state === 'up') return host.gpus.length ? `up, ${host.gpus.length} GPU${host.gpus.length === 1 ? '' : 's'}` : 'up, no GPUs';
+  return `${host.state}${host.message ? ` (${host.message})` : ''}`;
+}
+
+/** A host just added is reached in the background: wait a little for the first answer, to report it. */
+async function waitForHost(client: DaemonClient, alias: string, host: HostView): Promise<HostView> {
+  const deadline = Date.now() + 15_000;
+  while (host.state === 'connecting' && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    host = (await client.request('drover/hosts', {})).find((candidate) => candidate.name === alias) ?? host;
+  }
+  return host;
 }
 
 export async function metricsCommand(ids: string[], options: { json: boolean }, out: CommandOutput): Promise<number> {

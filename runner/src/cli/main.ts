@@ -32,13 +32,14 @@ const COMMANDS: Record<string, Command> = {
   },
   submit: {
     summary: 'queue the runs of a spec; --wait streams their logs and exits with their result',
-    usage: 'drover submit [--wait] [--json] [-p NAME=VALUE]... SPEC',
-    options: { ...json, wait: { type: 'boolean', short: 'w' }, param: { type: 'string', short: 'p', multiple: true } },
-    run: (files, values, out) => submitCommand(files, { params: (values['param'] as string[] | undefined) ?? [], wait: flag(values, 'wait'), json: flag(values, 'json') }, out),
+    usage: 'drover submit [--wait] [--json] [--host ALIAS] [-p NAME=VALUE]... SPEC',
+    options: { ...json, wait: { type: 'boolean', short: 'w' }, param: { type: 'string', short: 'p', multiple: true }, host: { type: 'string' } },
+    run: (files, values, out) =>
+      submitCommand(files, { params: (values['param'] as string[] | undefined) ?? [], ...optional('host', text(values, 'host')), wait: flag(values, 'wait'), json: flag(values, 'json') }, out),
   },
   run: {
     summary: 'run a command as a job: drover run --gpus 1 -- python train.py',
-    usage: 'drover run [--gpus N|TYPE:N] [--cpus N] [--mem SIZE] [--name NAME] [--timeout DURATION] [--retries N] [--wait] [--json] -- COMMAND...',
+    usage: 'drover run [--gpus N|TYPE:N] [--cpus N] [--mem SIZE] [--name NAME] [--timeout DURATION] [--retries N] [--host ALIAS] [--wait] [--json] -- COMMAND...',
     options: {
       ...json,
       wait: { type: 'boolean', short: 'w' },
@@ -48,6 +49,7 @@ const COMMANDS: Record<string, Command> = {
       name: { type: 'string' },
       timeout: { type: 'string' },
       retries: { type: 'string' },
+      host: { type: 'string' },
     },
     run: (command, values, out) =>
       runCommand(
@@ -59,6 +61,7 @@ const COMMANDS: Record<string, Command> = {
           ...optional('name', text(values, 'name')),
           ...optional('timeout', text(values, 'timeout')),
           ...optional('retries', text(values, 'retries')),
+          ...optional('host', text(values, 'host')),
           wait: flag(values, 'wait'),
           json: flag(values, 'json'),
         },
@@ -102,10 +105,10 @@ const COMMANDS: Record<string, Command> = {
     run: (ids, values, out) => metricsCommand(ids, { json: flag(values, 'json') }, out),
   },
   hosts: {
-    summary: 'the hosts Drover can use, their GPUs and who holds them',
-    usage: 'drover hosts [--json]',
+    summary: 'the hosts Drover can use, their GPUs and who holds them; add or remove SSH hosts',
+    usage: 'drover hosts [add ALIAS | remove ALIAS] [--json]',
     options: { ...json },
-    run: (_, values, out) => hostsCommand({ json: flag(values, 'json') }, out),
+    run: (args, values, out) => hostsCommand(args, { json: flag(values, 'json') }, out),
   },
   daemon: {
     summary: 'start, stop or check the background daemon (it also starts on demand)',
@@ -127,7 +130,7 @@ function optional<K extends string>(name: K, value: string | undefined): { [P in
 
 /** `drover run` options end at `--` or at the first word that is not an option: the command. */
 function splitRunArguments(args: string[]): string[] {
-  const withValue = new Set(['--gpus', '--cpus', '--mem', '--name', '--timeout', '--retries']);
+  const withValue = new Set(['--gpus', '--cpus', '--mem', '--name', '--timeout', '--retries', '--host']);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === '--') return args;

@@ -1,4 +1,5 @@
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import {
   FINAL_STATES,
@@ -17,11 +18,14 @@ import {
 } from '../../../common/protocol';
 import { analyzeSpec, expandSpec, ExpansionError, formatDiagnostic, hasErrors } from '../../../common/spec';
 import { probeLocalHost, type HostInventory } from '../hosts/local-host';
+import { listSshAliases } from '../hosts/ssh/ssh-config';
+import { daemonIdOf, SshHost } from '../hosts/ssh/ssh-host';
+import { REMOTE_READ_LIMIT, type PolledAttempt } from '../hosts/ssh/remote-scripts';
 import { LauncherClient } from '../local/launcher-client';
 import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, readExitStatus, readWrapperPid, signalGroup } from '../local/detached-process';
 import { MetricLineReader, parseMetricJson, type MetricPoint } from '../metrics/metric-lines';
 import { redactEnv } from '../records/reproduction';
-import { schedule, DEFAULT_CPUS, type Allocation } from '../scheduler/placement';
+import { schedule, DEFAULT_CPUS, type Allocation, type HostCapacity } from '../scheduler/placement';
 import { Store, TransactionLost, type AttemptRow, type JobRow, type MetricRow } from '../store/store';
 import type { DaemonPaths } from '../../../common/node/daemon-paths';
 
@@ -44,9 +48,14 @@ export interface DaemonSettings {
   killGraceMs: number;
   /** How often running attempts' logs are read. */
   pollMs: number;
-  /** How often the local host is probed (GPUs, foreign processes). */
+  /** How often the hosts are probed (GPUs, foreign processes). */
   hostProbeMs: number;
+  /** The OpenSSH client config SSH hosts are read from (default ~/.ssh/config). */
+  sshConfigPath?: string;
 }
+
+/** The name of this machine in the pool. */
+export const LOCAL_HOST = 'local';
 
 /** A process the daemon started (or re-adopted after a restart) and watches. */
 interface LiveAttempt {
@@ -71,6 +80,23 @@ interface LiveAttempt {
   fileMetrics: MetricLineReader;
   /** Points read and not yet written down. */
   points: MetricPoint[];
+  /** On an SSH host: where it runs there, and what the last poll saw. */
+  remote?: RemoteAttempt;
+}
+
+/**
+ * The host side of an attempt on an SSH host. Its output and exit status are copied into the
+ * attempt's local folder as polls bring them, so logs, metrics and the end are read as for a
+ * local attempt, and what was fetched survives the host going away.
+ */
+interface RemoteAttempt {
+  host: SshHost;
+  /** Known once the host has been reached (it is under the remote user's home). */
+  dir: string | undefined;
+  /** False once a poll found neither the process nor an exit status. */
+  alive: boolean;
+  /** Signals to deliver on the next poll (the link may be down when they are decided). */
+  pendingSignal?: 'TERM' | 'KILL';
 }
 
 /** What one scheduling pass decided: attempts to start, and jobs whose state or reason changed. */
@@ -118,6 +144,10 @@ export class Daemon {
   /** Git states being read, by workdir, with the submissions waiting for each. */
   private readonly gitReads = new Map<string, number[]>();
   private host: HostInventory | undefined;
+  /** The SSH hosts of the pool, by alias. The pool itself is the store's list of hosts. */
+  private readonly sshHosts = new Map<string, SshHost>();
+  /** Hosts with a poll on its way, so polls of one host never overlap. */
+  private readonly polling = new Set<string>();
   /** Writes waiting for the next group commit. */
   private batch: { work: (now: number) => void; done: (error?: Error) => void }[] | undefined;
   private scheduleWanted = false;
@@ -137,10 +167,14 @@ export class Daemon {
   async start(): Promise<void> {
     mkdirSync(this.paths.runs, { recursive: true, mode: 0o700 });
     await this.probeHost();
+    for (const host of this.store.hosts()) if (host.kind === 'ssh') this.openSshHost(host.name);
     this.readopt(true);
     this.reloadQueue();
     this.pollTimer = setInterval(() => this.pollLive(), this.settings.pollMs);
-    this.probeTimer = setInterval(() => void this.probeHost().then(() => this.requestSchedule()), this.settings.hostProbeMs);
+    this.probeTimer = setInterval(() => {
+      void this.probeHost().then(() => this.requestSchedule());
+      for (const host of this.sshHosts.values()) if (host.reachable) void host.probe().then(() => this.requestSchedule());
+    }, this.settings.hostProbeMs);
     this.requestSchedule();
   }
 
@@ -158,6 +192,7 @@ export class Daemon {
       clearTimeout(attempt.killTimer);
     }
     this.launcher.close();
+    for (const host of this.sshHosts.values()) host.close();
     this.store.close();
   }
 
@@ -180,7 +215,13 @@ export class Daemon {
       throw error;
     }
     const base = params.specPath ? dirname(resolve(params.cwd, params.specPath)) : params.cwd;
-    for (const plan of plans) plan.workdir = resolve(base, plan.workdir);
+    for (const plan of plans) {
+      plan.workdir = resolve(base, plan.workdir);
+      if (params.host !== undefined) plan.hosts = [params.host];
+    }
+    if (params.host !== undefined && params.host !== LOCAL_HOST && !this.sshHosts.has(params.host)) {
+      throw new RequestError('invalid-request', `${params.host} is not in the pool: add it with \`drover hosts add ${params.host}\``);
+    }
     const workdir = plans[0]?.workdir ?? base;
     const record: RunRecord = {
       ...(params.specPath !== undefined && { specPath: resolve(params.cwd, params.specPath) }),
@@ -298,6 +339,37 @@ export class Daemon {
     return cancelled;
   }
 
+  /** Changes the priority of queued runs; others keep theirs (it only orders the queue). */
+  setPriority(ids: number[], priority: number): number[] {
+    const changed: number[] = [];
+    for (const id of ids) {
+      const row = this.requireJob(id);
+      if (row.state !== 'queued' || row.priority === priority) continue;
+      this.store.updateJob(id, { priority });
+      this.queue.set(id, this.store.job(id)!);
+      changed.push(id);
+    }
+    for (const id of changed) this.emitJob(id);
+    if (changed.length) this.requestSchedule();
+    return changed;
+  }
+
+  /** Forgets finished runs, their logs and metrics included; unfinished ones must be cancelled first. */
+  deleteJobs(ids: number[]): number[] {
+    const rows = ids.map((id) => this.requireJob(id));
+    const unfinished = rows.filter((row) => !FINAL_STATES.includes(row.state));
+    if (unfinished.length) {
+      throw new RequestError('invalid-request', `cancel ${unfinished.map((row) => row.id).join(', ')} first: only finished runs can be deleted`);
+    }
+    const dirs = rows.map((row) => join(this.paths.runs, String(row.id)));
+    this.store.transaction(() => {
+      for (const row of rows) this.store.deleteJob(row.id);
+    });
+    // The files go only once the store no longer points at them.
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    return rows.map((row) => row.id);
+  }
+
   logs(id: number, attemptNumber: number | undefined, offset = 0, maxBytes = LOG_READ_LIMIT): LogChunk {
     const row = this.requireJob(id);
     const number = attemptNumber ?? row.attempts;
@@ -313,12 +385,85 @@ export class Daemon {
   }
 
   hosts(): HostView[] {
-    const held = new Map<number, number>();
-    for (const attempt of this.live.values()) for (const gpu of attempt.allocation.gpus) held.set(gpu, attempt.jobId);
+    const held = new Map<string, number>();
+    for (const attempt of this.live.values()) for (const gpu of attempt.allocation.gpus) held.set(`${attempt.allocation.host}/${gpu}`, attempt.jobId);
     return this.store.hosts().map((host) => ({
       ...host,
-      gpus: host.gpus.map((gpu) => (held.has(gpu.index) ? { ...gpu, jobId: held.get(gpu.index)! } : gpu)),
+      gpus: host.gpus.map((gpu) => {
+        const jobId = held.get(`${host.name}/${gpu.index}`);
+        return jobId === undefined ? gpu : { ...gpu, jobId };
+      }),
     }));
+  }
+
+  /** Adds an alias of the user's OpenSSH config to the pool; it is connected and probed in the background. */
+  addHost(alias: string): HostView {
+    if (alias === LOCAL_HOST) throw new RequestError('invalid-request', `${LOCAL_HOST} is always in the pool`);
+    const existing = this.hosts().find((host) => host.name === alias);
+    if (existing) return existing;
+    const known = listSshAliases(this.settings.sshConfigPath !== undefined ? { configPath: this.settings.sshConfigPath } : {});
+    if (!known.includes(alias)) {
+      throw new RequestError('invalid-request', `${alias} is not a Host in your SSH config${known.length ? ` (it has ${known.join(', ')})` : ''}`);
+    }
+    this.saveSshHost(alias, { state: 'connecting' });
+    this.openSshHost(alias);
+    return this.hosts().find((host) => host.name === alias)!;
+  }
+
+  /** Takes a host out of the pool; runs on it must have ended (or be cancelled) first. */
+  removeHost(alias: string): boolean {
+    const busy = [...this.live.values()].filter((attempt) => attempt.allocation.host === alias);
+    if (busy.length) throw new RequestError('invalid-request', `runs ${busy.map((attempt) => attempt.jobId).join(', ')} are on ${alias}: cancel them or wait for them first`);
+    this.sshHosts.get(alias)?.close();
+    this.sshHosts.delete(alias);
+    const removed = this.store.transaction(() => this.store.removeHost(alias));
+    if (removed) this.requestSchedule();
+    return removed;
+  }
+
+  private openSshHost(alias: string): void {
+    const host = new SshHost(alias, {
+      daemonId: daemonIdOf(hostname(), this.paths.home),
+      cacheDir: join(this.paths.home, 'sync-cache'),
+      ...(this.settings.sshConfigPath !== undefined && { sshConfigPath: this.settings.sshConfigPath }),
+    });
+    this.sshHosts.set(alias, host);
+    host.on('change', () => {
+      if (this.sshHosts.get(alias) !== host) return;
+      this.saveSshHost(alias, host.state, host.lastInventory);
+      this.requestSchedule();
+    });
+    // Back after a cut: what ran there meanwhile is read, and what waited for it can start.
+    host.on('up', () => {
+      for (const attempt of this.live.values()) {
+        if (attempt.remote?.host === host) attempt.remote.dir ??= host.attemptDir(attempt.jobId, attempt.number);
+      }
+      this.pollHost(host);
+      this.requestSchedule();
+    });
+    host.start();
+  }
+
+  private saveSshHost(alias: string, status: SshHost['state'], inventory?: HostInventory): void {
+    this.store.transaction(() =>
+      this.store.saveHost({
+        name: alias,
+        kind: 'ssh',
+        state: status.state,
+        ...(status.message !== undefined && { message: status.message }),
+        os: inventory?.os ?? '',
+        cpus: inventory?.cpus ?? 0,
+        memoryBytes: inventory?.memoryBytes ?? 0,
+        ...(inventory?.driverVersion !== undefined && { driverVersion: inventory.driverVersion }),
+        updatedAt: inventory?.probedAt ?? Date.now(),
+        gpus: (inventory?.gpus ?? []).map((gpu) => ({
+          ...gpu,
+          foreignPids: inventory!.foreignProcesses.filter((process) => process.gpuUuid === gpu.uuid).map((process) => process.pid),
+        })),
+      }),
+    );
+    const view = this.hosts().find((host) => host.name === alias);
+    if (view) this.emit('hosts', 'drover/event/host', view);
   }
 
   // Scheduling
@@ -386,7 +531,7 @@ export class Daemon {
   private schedulePass(now: number): SchedulePass {
     const pass: SchedulePass = { starting: [], changed: [], again: false };
     const queued = [...this.queue.values()].sort((a, b) => b.priority - a.priority || a.id - b.id);
-    if (queued.length === 0 || !this.host) return pass;
+    if (queued.length === 0) return pass;
     const states = new Map<number, { state: JobState; key: string }>();
     for (const job of queued) {
       for (const need of job.needs) {
@@ -395,25 +540,12 @@ export class Daemon {
         if (needed) states.set(need, { state: needed.state, key: `${needed.specName}/${needed.key}` });
       }
     }
-    const ourGroups = new Set([...this.live.values()].map((attempt) => attempt.pid).filter((pid): pid is number => pid !== null));
+    const hosts = this.capacities();
     const decisions = schedule({
       now,
       queued: queued.map((job) => ({ id: job.id, plan: job.plan, group: sweepGroup(job), needs: job.needs, notBefore: job.notBefore })),
       running: [...this.live.values()].map((attempt) => attempt.allocation),
-      hosts: [
-        {
-          name: this.host.name,
-          usable: true,
-          cpus: this.host.cpus,
-          memoryBytes: this.host.memoryBytes,
-          gpus: this.host.gpus.map((gpu) => ({
-            index: gpu.index,
-            name: gpu.name,
-            memoryTotalBytes: gpu.memoryTotalBytes,
-            foreign: this.host!.foreignProcesses.some((process) => process.gpuUuid === gpu.uuid && !ourGroups.has(processGroupOf(process.pid) ?? -1)),
-          })),
-        },
-      ],
+      hosts,
       states,
     });
     const byId = new Map(queued.map((job) => [job.id, job]));
@@ -445,6 +577,42 @@ export class Daemon {
     pass.again = decisions.skip.length > 0;
     this.armRetryTimer(queued, now);
     return pass;
+  }
+
+  /** What each host of the pool offers the scheduler now. */
+  private capacities(): HostCapacity[] {
+    const offers: HostInventory[] = [];
+    const unusable: HostCapacity[] = [];
+    if (this.host) offers.push(this.host);
+    for (const host of this.sshHosts.values()) {
+      const offer = host.offer;
+      if (offer) offers.push(offer);
+      else {
+        const { state, message } = host.state;
+        const why = state === 'connecting' ? 'is being connected to' : `is ${state}${message ? `: ${message}` : ''}`;
+        unusable.push({ name: host.name, usable: false, unusable: why, cpus: 0, memoryBytes: 0, gpus: [] });
+      }
+    }
+    const usable = offers.map((offer): HostCapacity => {
+      // A GPU process in the group of one of our attempts on that host is ours, not foreign.
+      const ourGroups = new Set([...this.live.values()].filter((attempt) => attempt.allocation.host === offer.name).map((attempt) => attempt.pid));
+      const remote = offer.name !== LOCAL_HOST;
+      return {
+        name: offer.name,
+        usable: offer.state === 'up',
+        cpus: offer.cpus,
+        memoryBytes: offer.memoryBytes,
+        gpus: offer.gpus.map((gpu) => ({
+          index: gpu.index,
+          name: gpu.name,
+          memoryTotalBytes: gpu.memoryTotalBytes,
+          foreign: offer.foreignProcesses.some(
+            (process) => process.gpuUuid === gpu.uuid && !ourGroups.has((remote ? process.groupId : processGroupOf(process.pid)) ?? -1),
+          ),
+        })),
+      };
+    });
+    return [...usable, ...unusable];
   }
 
   /**
@@ -499,6 +667,10 @@ export class Daemon {
   }
 
   private launch(job: JobRow, live: LiveAttempt): void {
+    if (live.allocation.host !== LOCAL_HOST) {
+      void this.launchRemote(job, live);
+      return;
+    }
     const { dir, number, allocation } = live;
     const files = attemptFiles(dir);
     // Added to the launcher's environment, which is the daemon's.
@@ -537,6 +709,40 @@ export class Daemon {
     this.armTimeout(live, job, Date.now());
   }
 
+  /** Syncs the workdir to the attempt's SSH host, runs the setup if this version needs it, and starts it detached there. */
+  private async launchRemote(job: JobRow, live: LiveAttempt): Promise<void> {
+    const host = this.sshHosts.get(live.allocation.host);
+    live.launching = true;
+    mkdirSync(live.dir, { recursive: true, mode: 0o700 });
+    // Created now, so that an attempt that never starts still has (empty) output to show.
+    appendFileSync(attemptFiles(live.dir).log, '');
+    try {
+      if (!host) throw new Error(`${live.allocation.host} is no longer in the pool`);
+      const remoteDir = host.attemptDir(job.id, live.number);
+      if (!existsSync(job.plan.workdir)) throw new Error(`the workdir ${job.plan.workdir} does not exist`);
+      const version = await host.prepare(job.plan.workdir, job.plan.setup);
+      if (!remoteDir) throw new Error(`${host.name} has not been reached yet`);
+      live.remote = { host, dir: remoteDir, alive: true };
+      const command = job.plan.command ?? notebookCommand(job.plan.notebook!);
+      const env: Record<string, string> = {
+        ...job.plan.env,
+        CUDA_VISIBLE_DEVICES: live.allocation.gpus.join(','),
+        DROVER_RUN_ID: String(job.id),
+        DROVER_ATTEMPT: String(live.number),
+        DROVER_METRICS: `${remoteDir}/metrics.jsonl`,
+        DROVER_WORKDIR_VERSION: version.treeHash,
+      };
+      const pid = await host.launch({ dir: remoteDir, cwd: version.remoteDir, command, env });
+      if (this.live.get(job.id) !== live) return;
+      this.started(live, pid, null);
+      this.store.addEvent(job.id, 'started', `attempt ${live.number} on ${host.name} (pid ${pid}), workdir ${version.treeHash.slice(0, 12)}: ${version.uploadedFiles} of ${version.files} files sent`, Date.now());
+      this.armTimeout(live, job, Date.now());
+    } catch (error) {
+      live.launching = false;
+      if (this.live.get(job.id) === live) this.finish(live, { exitCode: null, signal: null, failure: `could not start on ${live.allocation.host}: ${error instanceof Error ? error.message : String(error)}` });
+    }
+  }
+
   private started(live: LiveAttempt, pid: number, processStart: string | null): void {
     live.launching = false;
     live.pid = pid;
@@ -559,6 +765,16 @@ export class Daemon {
 
   /** SIGTERM to the attempt's process group, SIGKILL after the grace period. */
   private signalStop(attempt: LiveAttempt): void {
+    if (attempt.remote) {
+      // Delivered by the host's next poll (now, or once the link is back); KILL after the grace period.
+      attempt.remote.pendingSignal = 'TERM';
+      this.pollHost(attempt.remote.host);
+      attempt.killTimer = setTimeout(() => {
+        if (attempt.remote) attempt.remote.pendingSignal = 'KILL';
+        if (attempt.remote) this.pollHost(attempt.remote.host);
+      }, this.settings.killGraceMs);
+      return;
+    }
     const pid = attempt.pid!;
     signalGroup(pid, 'SIGTERM');
     attempt.killTimer = setTimeout(() => {
@@ -573,6 +789,14 @@ export class Daemon {
     }, this.settings.killGraceMs).unref();
   }
 
+  private endRemoteGroup(host: SshHost, pid: number): void {
+    const end = async () => {
+      if (await host.signal(pid, 'TERM')) setTimeout(() => void host.signal(pid, 'KILL').catch(() => undefined), this.settings.killGraceMs).unref();
+    };
+    // Unreachable now: what is left there was only strays of a finished attempt.
+    end().catch(() => undefined);
+  }
+
   /**
    * Watches again what the store says is running and nobody watches (after a restart, or a
    * failed commit), and settles what ended meanwhile.
@@ -583,8 +807,18 @@ export class Daemon {
       const job = this.store.job(row.jobId)!;
       const allocation = { jobId: row.jobId, host: row.host, cpus: job.plan.resources.cpus ?? DEFAULT_CPUS, memoryBytes: job.plan.resources.memoryBytes ?? 0, gpus: row.gpus };
       const live = this.liveAttempt(job, allocation, row.number, row.dir);
-      live.pid = row.pid ?? readWrapperPid(row.dir) ?? null;
-      live.processStart = row.processStart ?? (live.pid === null ? null : processStartTime(live.pid));
+      if (row.host !== LOCAL_HOST) {
+        const host = this.sshHosts.get(row.host);
+        if (!host) {
+          this.finish(live, { exitCode: null, signal: null, lost: true, failure: `${row.host} was taken out of the pool while it ran` });
+          continue;
+        }
+        live.remote = { host, dir: host.attemptDir(row.jobId, row.number), alive: true };
+        live.pid = row.pid;
+      } else {
+        live.pid = row.pid ?? readWrapperPid(row.dir) ?? null;
+        live.processStart = row.processStart ?? (live.pid === null ? null : processStartTime(live.pid));
+      }
       live.logOffset = row.logScanned;
       live.metricsOffset = row.metricsScanned;
       this.live.set(row.jobId, live);
@@ -596,7 +830,54 @@ export class Daemon {
   }
 
   private pollLive(): void {
-    for (const attempt of [...this.live.values()]) this.checkAttempt(attempt);
+    for (const attempt of [...this.live.values()]) if (!attempt.remote) this.checkAttempt(attempt);
+    for (const host of this.sshHosts.values()) this.pollHost(host);
+  }
+
+  /**
+   * Fetches, in one round trip, what the attempts on an SSH host wrote since the last poll and
+   * whether they ended, into their local folders; then settles them as local ones. Offsets are
+   * the sizes of the local copies, so nothing is fetched twice or skipped, across restarts too.
+   */
+  private pollHost(host: SshHost): void {
+    if (this.polling.has(host.name) || !host.reachable) return;
+    const attempts = [...this.live.values()].filter((attempt) => attempt.remote?.host === host && attempt.remote.dir !== undefined && !attempt.launching);
+    if (attempts.length === 0) return;
+    const asked: PolledAttempt[] = attempts.map((attempt) => {
+      const files = attemptFiles(attempt.dir);
+      return {
+        key: String(attempt.jobId),
+        dir: attempt.remote!.dir!,
+        logOffset: fileSize(files.log),
+        metricsOffset: fileSize(files.metrics),
+        ...(attempt.remote!.pendingSignal && { signal: attempt.remote!.pendingSignal }),
+      };
+    });
+    this.polling.add(host.name);
+    host
+      .poll(asked)
+      .then((answers) => {
+        for (const attempt of attempts) {
+          const answer = answers.get(String(attempt.jobId));
+          const remote = attempt.remote!;
+          if (!answer || this.live.get(attempt.jobId) !== attempt) continue;
+          const files = attemptFiles(attempt.dir);
+          mkdirSync(attempt.dir, { recursive: true, mode: 0o700 });
+          if (answer.log.length) appendFileSync(files.log, answer.log);
+          if (answer.metrics.length) appendFileSync(files.metrics, answer.metrics);
+          if (asked.find((entry) => entry.key === String(attempt.jobId))?.signal === remote.pendingSignal) delete remote.pendingSignal;
+          if (answer.pid !== null) attempt.pid = answer.pid;
+          // Only once all its output is here: a long log takes several polls.
+          const more = answer.log.length >= REMOTE_READ_LIMIT || answer.metrics.length >= REMOTE_READ_LIMIT;
+          if (answer.exitStatus !== null && !more) writeFileSync(files.status, `${answer.exitStatus}\n`);
+          remote.alive = answer.alive || answer.exitStatus !== null || more;
+          this.checkAttempt(attempt);
+        }
+      })
+      .catch(() => {
+        // The link is down: the attempts go on there, and are read again once it is back.
+      })
+      .finally(() => this.polling.delete(host.name));
   }
 
   /** Reads new output and, if the attempt has ended, settles it. */
@@ -609,7 +890,7 @@ export class Daemon {
       return;
     }
     if (attempt.launching) return;
-    const alive = attempt.pid !== null && !attempt.exited && isAlive(attempt.pid, attempt.processStart);
+    const alive = attempt.remote ? attempt.remote.alive : attempt.pid !== null && !attempt.exited && isAlive(attempt.pid, attempt.processStart);
     if (alive) return;
     // The wrapper is gone without writing a status: killed (SIGKILL after a grace period, or by someone else).
     const late = readExitStatus(attempt.dir);
@@ -661,7 +942,8 @@ export class Daemon {
     this.drain(attempt, true);
     this.live.delete(attempt.jobId);
     // What the command left running in its group (stray background processes) ends with it.
-    if (attempt.pid !== null && groupAlive(attempt.pid)) this.endGroup(attempt.pid);
+    if (attempt.remote && attempt.pid !== null) this.endRemoteGroup(attempt.remote.host, attempt.pid);
+    else if (attempt.pid !== null && groupAlive(attempt.pid)) this.endGroup(attempt.pid);
     const job = this.store.job(attempt.jobId)!;
     const now = Date.now();
     let outcome: AttemptOutcome;

@@ -79,10 +79,7 @@ export async function serve(daemon: Daemon, subscribers: Subscribers, options: S
       });
     },
     'drover/job': (params) => daemon.job(integer(params?.id, 'id')),
-    'drover/cancel': (params) => {
-      if (!Array.isArray(params?.ids)) throw new RequestError('invalid-request', 'cancel needs ids, a list of run ids');
-      return { cancelled: daemon.cancel(params.ids.map((id) => integer(id, 'ids[]'))) };
-    },
+    'drover/cancel': (params) => ({ cancelled: daemon.cancel(ids(params?.ids)) }),
     'drover/logs': (params) =>
       daemon.logs(
         integer(params?.id, 'id'),
@@ -92,6 +89,10 @@ export async function serve(daemon: Daemon, subscribers: Subscribers, options: S
       ),
     'drover/metrics': (params) => daemon.metrics(integer(params?.id, 'id')),
     'drover/hosts': () => daemon.hosts(),
+    'drover/hosts/add': (params) => daemon.addHost(text(params?.alias, 'alias')),
+    'drover/hosts/remove': (params) => ({ removed: daemon.removeHost(text(params?.alias, 'alias')) }),
+    'drover/setPriority': (params) => ({ changed: daemon.setPriority(ids(params?.ids), integer(params?.priority, 'priority')) }),
+    'drover/delete': (params) => ({ deleted: daemon.deleteJobs(ids(params?.ids)) }),
     'drover/subscribe': (params, client) => {
       if (!Array.isArray(params?.topics) || params.topics.some((topic) => !TOPICS.includes(topic))) {
         throw new RequestError('invalid-request', `topics must be a list of ${TOPICS.join(', ')}`);
@@ -186,6 +187,16 @@ function sameSecret(presented: unknown, token: string): boolean {
 }
 function integer(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) throw new RequestError('invalid-request', `${name} must be a whole number, not ${JSON.stringify(value)}`);
+  return value;
+}
+
+function ids(value: unknown): number[] {
+  if (!Array.isArray(value)) throw new RequestError('invalid-request', 'ids must be a list of run ids');
+  return value.map((id) => integer(id, 'ids[]'));
+}
+
+function text(value: unknown, name: string): string {
+  if (typeof value !== 'string' || value === '') throw new RequestError('invalid-request', `${name} must be a non-empty string`);
   return value;
 }
 

@@ -16,6 +16,8 @@ export interface GpuProcess {
   pid: number;
   gpuUuid: string;
   usedMemoryBytes: number;
+  /** Its process group, where the prober could tell (a remote host's probe asks `ps`). */
+  groupId?: number | undefined;
 }
 
 export type GpuProbe =
@@ -43,15 +45,19 @@ const MAX_OUTPUT_BYTES = 4 * MIB;
 /** Fields after `name` in GPU_QUERY_ARGS; counted from the end so a comma in a name cannot shift them. */
 const GPU_TRAILING_FIELDS = 4;
 
-export async function probeNvidiaSmi(options: { command?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<GpuProbe> {
+/**
+ * Probes the GPUs. `query` runs nvidia-smi with the given arguments: here by default, or on a
+ * remote host (the SSH backend passes its own).
+ */
+export async function probeNvidiaSmi(
+  options: { command?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; query?: (args: readonly string[]) => Promise<QueryRun> } = {},
+): Promise<GpuProbe> {
   const command = options.command ?? 'nvidia-smi';
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const query = options.query ?? ((args: readonly string[]) => runQuery(command, args, options.env, timeoutMs));
   // In parallel: each call pays the driver's start-up cost (up to seconds without persistence
   // mode), and the timeout then bounds the whole probe rather than each query in turn.
-  const [gpuRun, processRun] = await Promise.all([
-    runQuery(command, GPU_QUERY_ARGS, options.env, timeoutMs),
-    runQuery(command, PROCESS_QUERY_ARGS, options.env, timeoutMs),
-  ]);
+  const [gpuRun, processRun] = await Promise.all([query(GPU_QUERY_ARGS), query(PROCESS_QUERY_ARGS)]);
   if (gpuRun.kind === 'absent') return { status: 'absent' };
   if (gpuRun.kind === 'failed') return { status: 'degraded', message: gpuRun.message };
 
@@ -162,7 +168,16 @@ function percent(cell: string): number | null | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
-type QueryRun = { kind: 'ok'; stdout: string } | { kind: 'absent' } | { kind: 'failed'; message: string };
+/** How one nvidia-smi query went. */
+export type QueryRun = { kind: 'ok'; stdout: string } | { kind: 'absent' } | { kind: 'failed'; message: string };
+
+/** Reads a query's outcome from its exit code and output, where it ran through a shell (127: not found). */
+export function queryOutcome(command: string, code: number | null, stdout: string, stderr: string): QueryRun {
+  if (code === 0) return { kind: 'ok', stdout };
+  if (code === 127) return { kind: 'absent' };
+  const explanation = nonBlankLines(stdout)[0] ?? nonBlankLines(stderr)[0];
+  return { kind: 'failed', message: explanation ?? `${command} exited with code ${code ?? 'unknown'}` };
+}
 
 /**
  * Runs one query without a shell. The timeout is our own timer rather than execFile's option:
@@ -207,11 +222,8 @@ function describeFailure(command: string, error: ExecFileException, stdout: stri
     // misconfiguration, though, and should not quietly turn a GPU box into a CPU one.
     return command.includes('/') ? { kind: 'failed', message: `${command} not found` } : { kind: 'absent' };
   }
-  if (typeof error.code === 'number') {
-    // nvidia-smi explains itself on stdout (the driver-failure message, exit 9), tools wrapping it on stderr.
-    const explanation = nonBlankLines(stdout)[0] ?? nonBlankLines(stderr)[0];
-    return { kind: 'failed', message: explanation ?? `${command} exited with code ${error.code}` };
-  }
+  // nvidia-smi explains itself on stdout (the driver-failure message, exit 9), tools wrapping it on stderr.
+  if (typeof error.code === 'number') return queryOutcome(command, error.code, stdout, stderr);
   if (error.signal) return { kind: 'failed', message: `${command} was killed by ${error.signal}` };
   if (error.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') return { kind: 'failed', message: `${command} printed more than ${MAX_OUTPUT_BYTES / MIB} MiB` };
   return { kind: 'failed', message: `cannot run ${command}: ${error.message}` };

@@ -15,7 +15,7 @@ export function attemptFiles(dir: string) {
  * SIGKILL ends both, and then there is no status to write. Everything the wrapper needs comes in
  * environment variables, so nothing is ever quoted.
  */
-const WRAPPER = [
+export const WRAPPER = [
   // The pid first: should the daemon die before it records it, a restart still finds the process.
   'printf \'%s\\n\' "$$" > "$DROVER_PID_FILE"',
   "trap ':' TERM INT HUP",

@@ -9,6 +9,8 @@ import { formatSize, gpuSatisfies, type RunPlan } from '../../../common/spec';
 export interface HostCapacity {
   name: string;
   usable: boolean;
+  /** Why it is not usable, e.g. "is unreachable: connection refused". */
+  unusable?: string;
   cpus: number;
   memoryBytes: number;
   gpus: { index: number; name: string; memoryTotalBytes: number; /** held by a process Drover did not start */ foreign: boolean }[];
@@ -143,14 +145,16 @@ function dependencyBlock(job: QueuedJob, states: SchedulingInput['states']): { r
 function place(job: QueuedJob, hosts: readonly HostCapacity[], free: Map<string, FreeCapacity>): Allocation | string {
   const { gpus, cpus = DEFAULT_CPUS, memoryBytes = 0 } = job.plan.resources;
   const allowed = job.plan.hosts;
-  const candidates = hosts.filter((host) => !allowed || allowed.includes(host.name));
+  // The job's hosts in its order of preference, else every host.
+  const candidates = allowed ? allowed.flatMap((name) => hosts.filter((host) => host.name === name)) : hosts;
   if (candidates.length === 0) {
     return `no configured host among ${allowed!.join(', ')} (known: ${hosts.map((host) => host.name).join(', ') || 'none'})`;
   }
   const reasons: string[] = [];
+  for (const name of allowed ?? []) if (!hosts.some((host) => host.name === name)) reasons.push(`${name} is not in the pool (drover hosts add ${name})`);
   for (const host of candidates) {
     if (!host.usable) {
-      reasons.push(`${host.name} is not usable`);
+      reasons.push(`${host.name} ${host.unusable ?? 'is not usable'}`);
       continue;
     }
     const left = free.get(host.name)!;

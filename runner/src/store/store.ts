@@ -252,9 +252,9 @@ export class Store {
     return plan;
   }
 
-  updateJob(id: number, changes: Partial<Pick<JobRow, 'state' | 'reason' | 'attempts' | 'notBefore' | 'cancelRequested' | 'startedAt' | 'endedAt' | 'exitCode' | 'signal'>>): void {
+  updateJob(id: number, changes: Partial<Pick<JobRow, 'state' | 'reason' | 'priority' | 'attempts' | 'notBefore' | 'cancelRequested' | 'startedAt' | 'endedAt' | 'exitCode' | 'signal'>>): void {
     const columns: Record<string, string> = {
-      state: 'state', reason: 'reason', attempts: 'attempts', notBefore: 'not_before', cancelRequested: 'cancel_requested',
+      state: 'state', reason: 'reason', priority: 'priority', attempts: 'attempts', notBefore: 'not_before', cancelRequested: 'cancel_requested',
       startedAt: 'started_at', endedAt: 'ended_at', exitCode: 'exit_code', signal: 'signal',
     };
     const sets: string[] = [];
@@ -267,6 +267,17 @@ export class Store {
     this.db.run(`UPDATE jobs SET ${sets.join(', ')} WHERE id = ?`, [...values, id]);
     // Ended jobs are seldom read again: keep only the plans of live ones.
     if (changes.state && FINAL_STATES.includes(changes.state)) this.plans.delete(id);
+  }
+
+  /** Forgets a job with all it recorded; a submission left without jobs goes too. */
+  deleteJob(id: number): void {
+    const submissionId = nullableNumber(this.db.get('SELECT submission_id FROM jobs WHERE id = ?', [id])?.['submission_id'] as SQLiteValue | undefined);
+    for (const table of ['attempts', 'metrics', 'events']) this.db.run(`DELETE FROM ${table} WHERE job_id = ?`, [id]);
+    this.db.run('DELETE FROM jobs WHERE id = ?', [id]);
+    this.plans.delete(id);
+    if (submissionId !== null && !this.db.get('SELECT 1 FROM jobs WHERE submission_id = ? LIMIT 1', [submissionId])) {
+      this.db.run('DELETE FROM submissions WHERE id = ?', [submissionId]);
+    }
   }
 
   // Attempts
@@ -358,12 +369,17 @@ export class Store {
     }
   }
 
+  removeHost(name: string): boolean {
+    this.db.run('DELETE FROM gpus WHERE host = ?', [name]);
+    return this.db.run('DELETE FROM hosts WHERE name = ?', [name]).changes > 0;
+  }
+
   hosts(): HostView[] {
     const gpus = this.db.all('SELECT * FROM gpus ORDER BY host, idx') as Row[];
     return (this.db.all('SELECT * FROM hosts ORDER BY name') as Row[]).map((row) => {
       const host: HostView = {
         name: String(row['name']),
-        kind: 'local',
+        kind: String(row['kind']) as HostView['kind'],
         state: String(row['state']) as HostView['state'],
         os: String(row['os']),
         cpus: Number(row['cpus']),
