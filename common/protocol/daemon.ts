@@ -49,6 +49,8 @@ export interface AttemptView {
   endedAt?: number;
   logPath: string;
   logBytes: number;
+  /** On an SSH host: the tree hash of the workdir version it ran in. */
+  workdirVersion?: string;
 }
 
 /** What reproduces a run. */
@@ -170,6 +172,8 @@ export interface DaemonRequests {
   /** Adds an alias of the user's OpenSSH config to the pool (it is probed at once). */
   'drover/hosts/add': { params: { alias: string }; result: HostView };
   'drover/hosts/remove': { params: { alias: string }; result: { removed: boolean } };
+  /** The concrete Host aliases of the SSH config the daemon reads (Includes followed), for a picker. */
+  'drover/hosts/aliases': { params: Record<string, never>; result: { aliases: string[] } };
   /** Queued runs with a higher priority are placed first. */
   'drover/setPriority': { params: { ids: number[]; priority: number }; result: { changed: number[] } };
   /** Forgets finished runs: their records, logs and metrics. Running or queued runs are refused. */

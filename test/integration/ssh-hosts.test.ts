@@ -66,6 +66,7 @@ describe('SSH hosts', function () {
   }
 
   it('adds hosts from the ssh config, through ProxyJump too, and shows their GPUs and who holds them', async () => {
+    assert.deepEqual((await rpc('drover/hosts/aliases', {})).aliases, ['h1', 'h2', 'h3']);
     await addHosts('h1', 'h2', 'h3');
     const view = await waitFor('every host probed', async () => {
       const all = await hosts();
@@ -98,6 +99,28 @@ describe('SSH hosts', function () {
       const metrics = await rpc('drover/metrics', { id: run.id });
       assert.deepEqual(metrics.map((series) => [series.name, series.points.map((point) => point.value)]), [['loss', [0.5]]]);
     }
+  });
+
+  it('runs the setup once per host and workdir version, and records the version each run ran in', async () => {
+    await addHosts('h1');
+    const spec = 'name: setup\nsetup: echo "set up $(cat data.txt)" >> ~/setups.log\nrun: cat data.txt # ${{ params.i }}\nplacement: { hosts: [h1] }\nsweep: { parameters: { i: [1, 2] } }\n';
+    writeFileSync(join(workdir, 'data.txt'), 'v1');
+    const first = await submit(spec);
+    const firstEnded = await Promise.all(first.map((run) => untilState(run.id, ['succeeded', 'failed'])));
+    const again = await submit(spec);
+    const againEnded = await Promise.all(again.map((run) => untilState(run.id, ['succeeded', 'failed'])));
+    writeFileSync(join(workdir, 'data.txt'), 'v2');
+    const changed = await submit(spec);
+    const changedEnded = await Promise.all(changed.map((run) => untilState(run.id, ['succeeded', 'failed'])));
+    for (const run of [...firstEnded, ...againEnded, ...changedEnded]) assert.equal(run.state, 'succeeded', run.reason);
+    assert.equal((await testbed.exec('h1', 'cat ~/setups.log')).stdout, 'set up v1\nset up v2\n');
+    const versions = (runs: typeof firstEnded) => new Set(runs.map((run) => run.attemptList[0]!.workdirVersion));
+    assert.equal(versions([...firstEnded, ...againEnded]).size, 1);
+    assert.equal(versions(changedEnded).size, 1);
+    assert.notDeepEqual(versions(firstEnded), versions(changedEnded));
+    assert.match([...versions(changedEnded)][0]!, /^[0-9a-f]{64}$/);
+    assert.equal(await log(changed[0]!.id), 'v2');
+    assert.match((await harness.cli(['show', String(changed[0]!.id)])).stdout, /succeeded, exit 0, .* on h1 \(workdir [0-9a-f]{12}\)/);
   });
 
   it('keeps a run going on its host through a cut link, and collects its whole log and exit code after', async () => {
@@ -170,5 +193,8 @@ describe('SSH hosts', function () {
     const [run] = await submit('name: waits\nrun: "true"\n', 'h1');
     const waiting = await waitFor('a reason to wait', async () => (await job(run!.id)).reason);
     assert.match(waiting, /h1 is unreachable: .*host key/i);
+    // A job that also accepts this machine goes there instead.
+    const [moved] = await submit('name: moves\nrun: "true"\nplacement: { hosts: [h1, local] }\n');
+    assert.equal((await untilState(moved!.id, ['succeeded'])).host, 'local');
   });
 });

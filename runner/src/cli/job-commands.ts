@@ -255,12 +255,14 @@ export async function showCommand(ids: string[], options: { json: boolean }, out
       ['resources', describeResources(job.resources)],
       ['workdir', job.record.workdir],
       ['git', job.record.git ? `${job.record.git.commit.slice(0, 12)}${job.record.git.dirty ? ` (dirty, diff ${job.record.git.diffHash?.slice(0, 12) ?? '?'})` : ''}${job.record.git.branch ? ` on ${job.record.git.branch}` : ''}` : 'not a git work tree'],
-      ['host', job.record.host ? `${job.record.host.name} (${job.record.host.os}${job.record.host.gpuModels.length ? `, ${job.record.host.gpuModels.join(', ')}` : ''}${job.record.host.driverVersion ? `, driver ${job.record.host.driverVersion}` : ''})` : '-'],
+      // The record's host is this machine's; a run on an SSH host names its host on its attempt line.
+      ['submitted on', job.record.host ? `${job.record.host.name} (${job.record.host.os}${job.record.host.gpuModels.length ? `, ${job.record.host.gpuModels.join(', ')}` : ''}${job.record.host.driverVersion ? `, driver ${job.record.host.driverVersion}` : ''})` : '-'],
       ['spec', job.record.specPath ?? '(ad hoc)'],
     ];
     for (const attempt of job.attemptList) {
       const end = attempt.endedAt ? `${attempt.outcome}${attempt.exitCode !== undefined ? `, exit ${attempt.exitCode}` : ''}${attempt.signal ? `, ${attempt.signal}` : ''}, ${formatElapsed(attempt.endedAt - attempt.startedAt)}` : 'running';
-      lines.push([`attempt ${attempt.number}`, `${end} on ${attempt.host}${attempt.gpus.length ? ` GPU ${attempt.gpus.join(',')}` : ''}; log ${attempt.logPath}`]);
+      const version = attempt.workdirVersion ? ` (workdir ${attempt.workdirVersion.slice(0, 12)})` : '';
+      lines.push([`attempt ${attempt.number}`, `${end} on ${attempt.host}${version}${attempt.gpus.length ? ` GPU ${attempt.gpus.join(',')}` : ''}; log ${attempt.logPath}`]);
     }
     const width = Math.max(...lines.map(([label]) => label.length));
     out.stdout(lines.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n'));

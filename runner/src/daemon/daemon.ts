@@ -308,6 +308,7 @@ export class Daemon {
           ...(attempt.signal !== null && { signal: attempt.signal }),
           startedAt: attempt.startedAt,
           ...(attempt.endedAt !== null && { endedAt: attempt.endedAt }),
+          ...(attempt.workdirVersion !== null && { workdirVersion: attempt.workdirVersion }),
           logPath: attemptFiles(attempt.dir).log,
           logBytes: fileSize(attemptFiles(attempt.dir).log),
         };
@@ -401,13 +402,22 @@ export class Daemon {
     if (alias === LOCAL_HOST) throw new RequestError('invalid-request', `${LOCAL_HOST} is always in the pool`);
     const existing = this.hosts().find((host) => host.name === alias);
     if (existing) return existing;
-    const known = listSshAliases(this.settings.sshConfigPath !== undefined ? { configPath: this.settings.sshConfigPath } : {});
+    const known = this.sshAliases();
     if (!known.includes(alias)) {
       throw new RequestError('invalid-request', `${alias} is not a Host in your SSH config${known.length ? ` (it has ${known.join(', ')})` : ''}`);
     }
     this.saveSshHost(alias, { state: 'connecting' });
     this.openSshHost(alias);
     return this.hosts().find((host) => host.name === alias)!;
+  }
+
+  /** The aliases of the SSH config this daemon reads. */
+  sshAliases(): string[] {
+    try {
+      return listSshAliases(this.settings.sshConfigPath !== undefined ? { configPath: this.settings.sshConfigPath } : {});
+    } catch (error) {
+      throw new RequestError('invalid-request', error instanceof Error ? error.message : String(error));
+    }
   }
 
   /** Takes a host out of the pool; runs on it must have ended (or be cancelled) first. */
@@ -735,7 +745,15 @@ export class Daemon {
       const pid = await host.launch({ dir: remoteDir, cwd: version.remoteDir, command, env });
       if (this.live.get(job.id) !== live) return;
       this.started(live, pid, null);
-      this.store.addEvent(job.id, 'started', `attempt ${live.number} on ${host.name} (pid ${pid}), workdir ${version.treeHash.slice(0, 12)}: ${version.uploadedFiles} of ${version.files} files sent`, Date.now());
+      const message = `attempt ${live.number} on ${host.name} (pid ${pid}), workdir ${version.treeHash.slice(0, 12)}: ${version.uploadedFiles} of ${version.files} files sent`;
+      this.commitSoon(
+        (now) => {
+          this.store.updateAttempt(job.id, live.number, { pid, workdirVersion: version.treeHash });
+          this.store.addEvent(job.id, 'started', message, now);
+        },
+        undefined,
+        { schedule: false },
+      );
       this.armTimeout(live, job, Date.now());
     } catch (error) {
       live.launching = false;

@@ -91,6 +91,7 @@ export async function serve(daemon: Daemon, subscribers: Subscribers, options: S
     'drover/hosts': () => daemon.hosts(),
     'drover/hosts/add': (params) => daemon.addHost(text(params?.alias, 'alias')),
     'drover/hosts/remove': (params) => ({ removed: daemon.removeHost(text(params?.alias, 'alias')) }),
+    'drover/hosts/aliases': () => ({ aliases: daemon.sshAliases() }),
     'drover/setPriority': (params) => ({ changed: daemon.setPriority(ids(params?.ids), integer(params?.priority, 'priority')) }),
     'drover/delete': (params) => ({ deleted: daemon.deleteJobs(ids(params?.ids)) }),
     'drover/subscribe': (params, client) => {

@@ -88,4 +88,8 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (host, idx)
   );
   `,
+  // The workdir version (tree hash) an attempt on an SSH host ran, for its record.
+  `
+  ALTER TABLE attempts ADD COLUMN workdir_version TEXT;
+  `,
 ];

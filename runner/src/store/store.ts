@@ -51,6 +51,8 @@ export interface AttemptRow {
   /** Bytes of output.log and metrics.jsonl already read for metrics (so a restart reads on from there). */
   logScanned: number;
   metricsScanned: number;
+  /** The synced workdir's tree hash, for an attempt on an SSH host. */
+  workdirVersion: string | null;
 }
 
 export interface MetricRow {
@@ -282,15 +284,20 @@ export class Store {
 
   // Attempts
 
-  insertAttempt(attempt: Omit<AttemptRow, 'logScanned' | 'metricsScanned'>): void {
+  insertAttempt(attempt: Omit<AttemptRow, 'logScanned' | 'metricsScanned' | 'workdirVersion'>): void {
     this.db.run(
       'INSERT INTO attempts (job_id, number, host, gpus, pid, process_start, outcome, exit_code, signal, started_at, ended_at, dir) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       [attempt.jobId, attempt.number, attempt.host, JSON.stringify(attempt.gpus), attempt.pid, attempt.processStart, attempt.outcome, attempt.exitCode, attempt.signal, attempt.startedAt, attempt.endedAt, attempt.dir],
     );
   }
 
-  updateAttempt(jobId: number, number: number, changes: Partial<Pick<AttemptRow, 'pid' | 'processStart' | 'outcome' | 'exitCode' | 'signal' | 'endedAt' | 'logScanned' | 'metricsScanned'>>): void {
+  updateAttempt(
+    jobId: number,
+    number: number,
+    changes: Partial<Pick<AttemptRow, 'pid' | 'processStart' | 'outcome' | 'exitCode' | 'signal' | 'endedAt' | 'logScanned' | 'metricsScanned' | 'workdirVersion'>>,
+  ): void {
     const columns: Record<string, string> = {
+      workdirVersion: 'workdir_version',
       pid: 'pid', processStart: 'process_start', outcome: 'outcome', exitCode: 'exit_code', signal: 'signal', endedAt: 'ended_at',
       logScanned: 'log_scanned', metricsScanned: 'metrics_scanned',
     };
@@ -420,6 +427,7 @@ function attemptFromRow(row: Row): AttemptRow {
     dir: String(row['dir']),
     logScanned: Number(row['log_scanned']),
     metricsScanned: Number(row['metrics_scanned']),
+    workdirVersion: row['workdir_version'] === null || row['workdir_version'] === undefined ? null : String(row['workdir_version']),
   };
 }
 
