@@ -280,6 +280,20 @@ describe('runner daemon', function () {
   });
 
   describe('durability', () => {
+    it('leaves running jobs alone when stopped, and the next daemon watches them to their end', async () => {
+      harness = new DaemonHarness();
+      const [run] = await submit(harness, 'name: outlives\nrun: "echo begun; sleep 2; echo done"\nresources: { cpus: 0.1 }\n');
+      const running = await untilState(harness, run!.id, ['running']);
+      const pid = await waitFor('the pid', async () => (await job(harness, run!.id)).attemptList[0]?.pid ?? running.attemptList[0]?.pid);
+      const stopped = await harness.cli(['daemon', 'stop']);
+      assert.equal(stopped.code, 0, stopped.stderr);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.ok(alive(pid), 'the run goes on without the daemon');
+      const ended = await untilState(harness, run!.id, ['succeeded', 'failed']);
+      assert.equal(ended.state, 'succeeded', ended.reason);
+      assert.equal((await harness.cli(['logs', String(run!.id)])).stdout, 'begun\ndone\n');
+    });
+
     it('survives kill -9: running jobs are re-adopted with their exit codes, queued ones start, nothing runs twice', async () => {
       harness = new DaemonHarness();
       const dir = mkdtempSync(join(tmpdir(), 'drover-survive-'));

@@ -248,16 +248,21 @@ describe('SSH testbed dispose', function () {
       '});',
     ].join('\n');
     const crashing = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const staleDir = await new Promise<string>((resolveLine, reject) => {
-      crashing.stdout.once('data', (chunk: Buffer) => resolveLine(chunk.toString().trim()));
-      crashing.once('exit', (code) => reject(new Error(`the crashing run exited ${code} before it was up`)));
-    });
-    // Checked while it still holds the machine lock, so no other testbed can have cleaned up.
-    assert.ok(existsSync(staleDir));
-    assert.equal(spawnSync('pgrep', ['-u', 'drtest1', '-x', 'sleep']).status, 0, 'the crashing run has its sleep');
     const exited = new Promise((done) => crashing.once('exit', done));
-    crashing.kill('SIGKILL');
-    await exited;
+    let staleDir: string;
+    try {
+      staleDir = await new Promise<string>((resolveLine, reject) => {
+        crashing.stdout.once('data', (chunk: Buffer) => resolveLine(chunk.toString().trim()));
+        crashing.once('exit', (code) => reject(new Error(`the crashing run exited ${code} before it was up`)));
+      });
+      // Checked while it still holds the machine lock, so no other testbed can have cleaned up.
+      assert.ok(existsSync(staleDir));
+      assert.equal(spawnSync('pgrep', ['-u', 'drtest1', '-x', 'sleep']).status, 0, 'the crashing run has its sleep');
+    } finally {
+      // Killed whatever happened above: left alive, it would hold the machine lock for ever.
+      crashing.kill('SIGKILL');
+      await exited;
+    }
 
     const testbed = await SshTestbed.start({ hosts: [{ name: 'tba' }] });
     try {

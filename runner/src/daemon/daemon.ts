@@ -900,7 +900,8 @@ export class Daemon {
 
   /** Reads new output and, if the attempt has ended, settles it. */
   private checkAttempt(attempt: LiveAttempt): void {
-    if (this.live.get(attempt.jobId) !== attempt) return;
+    // A stopping daemon settles nothing: the next one will.
+    if (this.stopped || this.live.get(attempt.jobId) !== attempt) return;
     this.drain(attempt);
     const status = readExitStatus(attempt.dir);
     if (status) {

@@ -55,7 +55,8 @@ export class LauncherClient {
       // Requests it never answered: the daemon finds those attempts through their pid files.
       for (const callbacks of this.pending.values()) callbacks.failed('the launcher process ended before it answered');
       this.pending.clear();
-      for (const callbacks of this.watching.values()) callbacks.exited();
+      // Its end says nothing of the wrappers it started: they are detached and go on; the daemon
+      // now watches them by pid alone.
       this.watching.clear();
       for (const resolve of this.gitReads.values()) resolve(undefined);
       this.gitReads.clear();

@@ -517,6 +517,8 @@ export class SshConnection extends EventEmitter {
       client.on('ready', () => {
         if (settled) return;
         settled = true;
+        // Small SFTP and exec requests would otherwise each wait ~40 ms on delayed ACKs.
+        client.setNoDelay(true);
         resolve(client);
       });
       client.on('error', (error: Error & { level?: string; code?: string }) => {
