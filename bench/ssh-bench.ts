@@ -39,6 +39,9 @@ function makeTree(dir: string): void {
   }
 }
 
+/** Where the benchmark is, on stderr, so a hang shows where it hangs. */
+const step = (what: string) => process.stderr.write(`  ${what}\n`);
+
 const median = (samples: number[]) => latency(samples).p50;
 
 /** The tree's files on the host, hashed there: what a correct sync must have produced. */
@@ -65,8 +68,10 @@ async function benchSync(testbed: SshTestbed, tree: string): Promise<{ drover: n
     check(result.status === 0, `rsync failed: ${result.stderr}`);
   };
   try {
+    step('sync: ssh master connection for rsync');
     // Opens the master connection rsync will reuse.
     check(spawnSync('sh', ['-c', `${ssh} h1 true`]).status === 0, 'ssh to h1 failed');
+    step('sync: first sync of the whole tree');
     let start = performance.now();
     const firstSync = await sync();
     const firstDrover = performance.now() - start;
@@ -77,7 +82,10 @@ async function benchSync(testbed: SshTestbed, tree: string): Promise<{ drover: n
     const drover: number[] = [];
     const rsyncs: number[] = [];
     for (let i = 0; i < REPEATS; i++) {
-      writeFileSync(join(tree, 'd0', 'f0.txt'), `changed ${i}\n`);
+      step(`sync: one changed file, round ${i + 1} of ${REPEATS}`);
+      // A new size each time: rsync's quick check (size and mtime) could miss a same-size rewrite
+      // within one mtime tick, which would count against nothing.
+      writeFileSync(join(tree, 'd0', 'f0.txt'), `changed ${i}\n`.repeat(i + 1));
       // Alternate who goes first, so neither always meets a warm page cache.
       const runDrover = async () => {
         const began = performance.now();
@@ -101,7 +109,8 @@ async function benchSync(testbed: SshTestbed, tree: string): Promise<{ drover: n
       }
       const expected = localDigest(tree);
       check((await remoteDigest(testbed, result.remoteDir)) === expected, "Drover's copy on the host differs from the tree");
-      check((await remoteDigest(testbed, `${home}/rsync-tree`)) === expected, "rsync's copy on the host differs from the tree");
+      const rsynced = await remoteDigest(testbed, `${home}/rsync-tree`);
+      check(rsynced === expected, `rsync's copy on the host differs from the tree (${rsynced} vs ${expected})`);
     }
     return { drover, rsync: rsyncs, first: { drover: firstDrover, rsync: firstRsync } };
   } finally {
@@ -120,12 +129,15 @@ async function benchDispatch(testbed: SshTestbed, tree: string): Promise<number[
     const runOnce = async (): Promise<{ job: JobView; submittedAt: number }> => {
       const submittedAt = Date.now();
       const { jobs } = await client.request('drover/submit', { specText: spec, cwd: tree, host: 'h1' });
+      const deadline = Date.now() + 60_000;
       for (;;) {
         const job = await client.request('drover/job', { id: jobs[0]!.id });
         if (FINAL_STATES.includes(job.state)) return { job, submittedAt };
+        check(Date.now() < deadline, `run ${job.id} is still ${job.state} after a minute: ${job.reason ?? ''}`);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     };
+    step('dispatch: the first run syncs the tree');
     // The first run syncs the tree; dispatch is measured with it already there.
     const warm = await runOnce();
     check(warm.job.state === 'succeeded', `the warm-up run ${warm.job.state}: ${warm.job.reason ?? ''}`);
@@ -156,6 +168,7 @@ async function main(): Promise<void> {
     console.log('skipped: rsync is not installed (apt-get install rsync)');
     return;
   }
+  step('starting the SSH test host');
   const testbed = await SshTestbed.start({ hosts: [{ name: 'h1' }] });
   const tree = mkdtempSync(join(tmpdir(), 'drover-bench-tree-'));
   try {

@@ -1,20 +1,73 @@
-import * as path from 'node:path';
-import type { ExtensionContext } from 'vscode';
-import { LanguageClient, TransportKind, type LanguageClientOptions, type ServerOptions } from 'vscode-languageclient/node';
+import * as vscode from 'vscode';
+import { registerCommands } from './commands';
+import { forgetUnsavedChoiceWhenDisabled } from './commands/submit-commands';
+import { DroverContext } from './context';
+import { registerHostSync } from './host-sync';
+import { registerNotifications } from './notifications';
+import { registerRetention } from './retention';
+import { StatusBar } from './status-bar';
+import type { RunStore } from './store/run-store';
+import { ClustersTree } from './views/clusters-view';
+import { QueueTree } from './views/queue-view';
+import { RunsTree } from './views/runs-view';
 
-let client: LanguageClient | undefined;
-
-export async function activate(context: ExtensionContext): Promise<void> {
-  const serverModule = context.asAbsolutePath(path.join('dist', 'language-server.js'));
-  const serverOptions: ServerOptions = { module: serverModule, transport: TransportKind.ipc };
-  const clientOptions: LanguageClientOptions = {
-    documentSelector: [{ language: 'drover-spec' }],
+/** What the extension hands to whoever asks (`extensions.getExtension(...).exports`): hooks for its tests. */
+export interface DroverApi {
+  test: {
+    store: RunStore;
+    trees: { clusters: ClustersTree; queue: QueueTree; runs: RunsTree };
+    statusBarText(): string;
+    /** All that the log terminal of a run was given to show; undefined when none is open. */
+    terminalOutput(jobId: number): string | undefined;
   };
-  client = new LanguageClient('drover', 'Drover Language Server', serverOptions, clientOptions);
-  await client.start();
+}
+
+let current: DroverContext | undefined;
+
+/** Wires everything and returns at once: the daemon and the language server connect in the background. */
+export function activate(extension: vscode.ExtensionContext): DroverApi {
+  const ctx = new DroverContext(extension);
+  current = ctx;
+  const clusters = ctx.own(new ClustersTree(ctx.store));
+  const queue = ctx.own(new QueueTree(ctx.store));
+  const runs = ctx.own(new RunsTree(ctx.store, (id) => ctx.daemon.client().request('drover/metrics', { id })));
+  clusters.attach(ctx.own(vscode.window.createTreeView('drover.clusters', { treeDataProvider: clusters, showCollapseAll: true })));
+  queue.attach(ctx.own(vscode.window.createTreeView('drover.queue', { treeDataProvider: queue, canSelectMany: true })));
+  runs.attach(ctx.own(vscode.window.createTreeView('drover.runs', { treeDataProvider: runs, canSelectMany: true, showCollapseAll: true })));
+  const statusBar = ctx.own(new StatusBar(ctx.store));
+  registerCommands(ctx);
+  ctx.own(registerNotifications(ctx));
+  ctx.own(forgetUnsavedChoiceWhenDisabled(ctx));
+  registerHostSync(ctx);
+  registerRetention(ctx);
+  ctx.own(
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      // A different daemon: everything shown is read again from it.
+      if (event.affectsConfiguration('drover.daemon.socket')) ctx.daemon.reconnect();
+    }),
+  );
+  // The views' welcome text (package.json viewsWelcome) shows only once the daemon has answered.
+  let shownState = '';
+  ctx.own(
+    ctx.store.onDidChange(() => {
+      if (ctx.store.daemon.state === shownState) return;
+      shownState = ctx.store.daemon.state;
+      void vscode.commands.executeCommand('setContext', 'drover.daemonState', shownState);
+    }),
+  );
+  ctx.start();
+  return {
+    test: {
+      store: ctx.store,
+      trees: { clusters, queue, runs },
+      statusBarText: () => statusBar.text,
+      terminalOutput: (jobId) => ctx.logs.output(jobId),
+    },
+  };
 }
 
 export async function deactivate(): Promise<void> {
-  await client?.stop();
-  client = undefined;
+  const ctx = current;
+  current = undefined;
+  await ctx?.dispose();
 }

@@ -609,7 +609,8 @@ export class Daemon {
       const remote = offer.name !== LOCAL_HOST;
       return {
         name: offer.name,
-        usable: offer.state === 'up',
+        // A degraded host lists no GPUs, so only CPU work is placed there.
+        usable: true,
         cpus: offer.cpus,
         memoryBytes: offer.memoryBytes,
         gpus: offer.gpus.map((gpu) => ({

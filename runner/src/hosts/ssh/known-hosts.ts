@@ -115,7 +115,7 @@ export function readKnownHostsFiles(files: string[]): KnownHostEntry[] {
   return entries;
 }
 
-/** The entries (revoked ones left out) that apply to host:port. */
+/** The entries (@revoked ones included) whose host field names host:port. */
 export function entriesFor(entries: KnownHostEntry[], host: string, port: number): KnownHostEntry[] {
   const name = knownHostsName(host, port);
   return entries.filter((entry) => hostFieldMatches(entry.hosts, name));

@@ -62,9 +62,9 @@ export class SshHost extends EventEmitter {
     return this.status;
   }
 
-  /** What it offers, once probed while reachable. */
+  /** What it offers, once probed while reachable (a degraded host offers no GPUs, but still its CPUs). */
   get offer(): HostInventory | undefined {
-    return this.status.state === 'up' ? this.inventory : undefined;
+    return this.status.state === 'up' || this.status.state === 'degraded' ? this.inventory : undefined;
   }
 
   get lastInventory(): HostInventory | undefined {
@@ -82,7 +82,11 @@ export class SshHost extends EventEmitter {
     try {
       output = await this.run(probeScript(GPU_QUERY_ARGS, PROCESS_QUERY_ARGS));
     } catch (error) {
-      if (this.connection.state === 'up') this.setStatus({ state: 'degraded', message: `probe failed: ${describe(error)}` });
+      if (this.connection.state === 'up') {
+        // What the last probe saw of its GPUs is no longer to be trusted.
+        if (this.inventory) this.inventory = { ...this.inventory, gpus: [], foreignProcesses: [], state: 'degraded' };
+        this.setStatus({ state: 'degraded', message: `probe failed: ${describe(error)}` });
+      }
       return;
     }
     const probe = parseProbe(output);

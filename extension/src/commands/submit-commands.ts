@@ -1,0 +1,228 @@
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { DaemonClient } from '../../../common/node/daemon-client';
+import type { HostView, SubmitParams, SubmitResult } from '../../../common/protocol';
+import { config } from '../config';
+import type { DroverContext } from '../context';
+import { gpuModel } from '../model/clusters';
+import { runLabel } from '../model/format';
+import { describeTarget, isRunTarget, parseTarget, type RunTarget } from '../model/target';
+import { runnableKind, scriptSpec } from '../script-spec';
+
+const TARGET_KEY = 'drover.target:';
+const UNSAVED_CHOICE_KEY = 'drover.unsavedChoice';
+type UnsavedChoice = 'save' | 'saved';
+
+/** Submits a spec with its own settings (the active editor's, or the one given). */
+export const submitSpec = (ctx: DroverContext) => async (...args: unknown[]) => {
+  const uri = fileArgument(args[0]) ?? activeFile();
+  if (!uri || runnableKind(uri.fsPath) !== 'spec') {
+    void vscode.window.showErrorMessage('Drover: open a spec (*.drover.yaml) to submit it, or right-click one in the explorer.');
+    return undefined;
+  }
+  return runFile(ctx, uri, { useSpec: true }, false);
+};
+
+/** Runs the active file on its remembered target, or `drover.defaultTarget`, or asks. */
+export const runCurrentFile = (ctx: DroverContext) => async (...args: unknown[]) => {
+  const uri = fileArgument(args[0]) ?? activeFile();
+  if (!uri) {
+    void vscode.window.showErrorMessage('Drover: open a .py, .sh, .ipynb or *.drover.yaml file to run it on a cluster.');
+    return undefined;
+  }
+  return runFile(ctx, uri, isRunTarget(args[1]) ? args[1] : undefined, false);
+};
+
+/**
+ * Explorer, editor and palette: runs a file on the target the user picks (the remembered one
+ * first). A target passed as the second argument skips the pick (tests, keybindings).
+ */
+export const runOnCluster = (ctx: DroverContext) => async (...args: unknown[]) => {
+  const uri = fileArgument(args[0]) ?? activeFile();
+  if (!uri) {
+    void vscode.window.showErrorMessage('Drover: choose a .py, .sh, .ipynb or *.drover.yaml file to run on a cluster.');
+    return undefined;
+  }
+  return runFile(ctx, uri, isRunTarget(args[1]) ? args[1] : undefined, true);
+};
+
+/** Forgets the remembered answers: unsaved-changes choice and per-file targets. */
+export const resetRememberedChoices = (ctx: DroverContext) => async () => {
+  await ctx.extension.globalState.update(UNSAVED_CHOICE_KEY, undefined);
+  for (const key of ctx.extension.workspaceState.keys()) if (key.startsWith(TARGET_KEY)) await ctx.extension.workspaceState.update(key, undefined);
+  void vscode.window.showInformationMessage('Drover: remembered run targets and the unsaved-changes choice are forgotten.');
+};
+
+/** Applies `drover.run.rememberUnsavedChoice` turning off: the remembered answer goes too. */
+export function forgetUnsavedChoiceWhenDisabled(ctx: DroverContext): vscode.Disposable {
+  return vscode.workspace.onDidChangeConfiguration((event) => {
+    if (event.affectsConfiguration('drover.run.rememberUnsavedChoice') && !config.rememberUnsavedChoice()) {
+      void ctx.extension.globalState.update(UNSAVED_CHOICE_KEY, undefined);
+    }
+  });
+}
+
+async function runFile(ctx: DroverContext, uri: vscode.Uri, given: RunTarget | undefined, ask: boolean): Promise<SubmitResult | undefined> {
+  const kind = runnableKind(uri.fsPath);
+  if (!kind) {
+    void vscode.window.showErrorMessage(`Drover runs .py, .sh and .ipynb files and *.drover.yaml specs, not ${path.basename(uri.fsPath)}.`);
+    return undefined;
+  }
+  if (uri.scheme !== 'file') {
+    void vscode.window.showErrorMessage(`Drover: ${path.basename(uri.path)} is not on this machine's disk (${uri.scheme}:); save it to a folder first.`);
+    return undefined;
+  }
+  const version = await settleUnsaved(ctx, uri);
+  if (!version) return undefined;
+  const forSpec = kind === 'spec';
+  const remembered = ctx.extension.workspaceState.get<RunTarget>(TARGET_KEY + uri.toString());
+  const fallback = parseTarget(config.defaultTarget());
+  let target = given ?? (ask ? undefined : (remembered ?? (forSpec ? { useSpec: true } : fallback)));
+  const client = await ctx.requireDaemon('start');
+  if (!client) return undefined;
+  if (!target) {
+    target = await pickTarget(ctx, client, forSpec, remembered ?? fallback);
+    if (!target) return undefined;
+  }
+  if (!given) await ctx.extension.workspaceState.update(TARGET_KEY + uri.toString(), target);
+  const folder = vscode.workspace.getWorkspaceFolder(uri)?.uri.fsPath ?? path.dirname(uri.fsPath);
+  let params: SubmitParams;
+  if (forSpec) {
+    const specText = version === 'saved' ? new TextDecoder().decode(await vscode.workspace.fs.readFile(uri)) : ((await vscode.workspace.openTextDocument(uri)).getText());
+    params = { specText, specPath: uri.fsPath, cwd: folder, ...(target.host && !target.useSpec && { host: target.host }) };
+  } else {
+    params = { specText: scriptSpec({ file: uri.fsPath, workdir: folder, gpus: target.gpus ?? 0, python: config.python() }), cwd: folder, ...(target.host && { host: target.host }) };
+  }
+  params.env = recordEnv();
+  const result = await client.request('drover/submit', params);
+  ctx.store.addJobs(result.jobs);
+  await ctx.addMyRuns(result.jobs);
+  announce(ctx, result, `${path.basename(uri.fsPath)} ${describeTarget(target, forSpec)}`);
+  return result;
+}
+
+/** What the daemon records of the client's environment (it redacts secrets before storing). */
+function recordEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) if (value !== undefined && !name.startsWith('VSCODE_') && !name.startsWith('ELECTRON_')) env[name] = value;
+  return env;
+}
+
+function announce(ctx: DroverContext, result: SubmitResult, what: string): void {
+  const jobs = result.jobs;
+  const runs = jobs.length === 1 ? `run ${runLabel(jobs[0]!)}` : `${jobs.length} runs (${jobs[0]?.id}–${jobs.at(-1)?.id})`;
+  void vscode.window.showInformationMessage(`Drover: submitted ${what}: ${runs}.`, 'Show Logs', 'Show Queue').then((choice) => {
+    if (choice === 'Show Logs' && jobs[0]) void ctx.logs.show(jobs[0]);
+    if (choice === 'Show Queue') void vscode.commands.executeCommand('drover.queue.focus');
+  });
+}
+
+/**
+ * What runs is what is on disk, so unsaved edits need a decision: save them, or run the saved
+ * version. The answer can be remembered (globalState) until `drover.run.rememberUnsavedChoice`
+ * is turned off or the remembered choices are reset. Undefined when the user backs out.
+ */
+async function settleUnsaved(ctx: DroverContext, uri: vscode.Uri): Promise<'current' | 'saved' | undefined> {
+  const key = uri.toString();
+  const text = vscode.workspace.textDocuments.find((document) => document.uri.toString() === key);
+  const notebook = vscode.workspace.notebookDocuments.find((document) => document.uri.toString() === key);
+  const dirty = text?.isDirty || notebook?.isDirty;
+  if (!dirty) return 'current';
+  const name = path.basename(uri.fsPath);
+  let choice = config.rememberUnsavedChoice() ? ctx.extension.globalState.get<UnsavedChoice>(UNSAVED_CHOICE_KEY) : undefined;
+  if (!choice) {
+    const SAVE = 'Save and Run';
+    const SAVED = 'Run the Saved Version';
+    const ALWAYS_SAVE = 'Save and Run (remember my choice)';
+    const ALWAYS_SAVED = 'Run the Saved Version (remember my choice)';
+    const answer = await vscode.window.showWarningMessage(
+      `${name} has unsaved changes.`,
+      { modal: true, detail: 'A run uses the file as it is on disk (and records the git state of its folder).' },
+      SAVE,
+      SAVED,
+      ALWAYS_SAVE,
+      ALWAYS_SAVED,
+    );
+    if (!answer) return undefined;
+    choice = answer === SAVE || answer === ALWAYS_SAVE ? 'save' : 'saved';
+    if ((answer === ALWAYS_SAVE || answer === ALWAYS_SAVED) && config.rememberUnsavedChoice()) await ctx.extension.globalState.update(UNSAVED_CHOICE_KEY, choice);
+  }
+  if (choice === 'saved') return 'saved';
+  const saved = await vscode.workspace.save(uri);
+  if (!saved) {
+    void vscode.window.showErrorMessage(`Drover: ${name} was not saved, so it did not run.`);
+    return undefined;
+  }
+  return 'current';
+}
+
+interface TargetPick extends vscode.QuickPickItem {
+  target?: RunTarget;
+}
+
+/** The host (or any), then for a script the number of GPUs; the remembered target comes first. */
+async function pickTarget(ctx: DroverContext, client: DaemonClient, forSpec: boolean, remembered: RunTarget | undefined): Promise<RunTarget | undefined> {
+  let hosts: HostView[];
+  try {
+    hosts = await client.request('drover/hosts', {});
+  } catch {
+    hosts = [...ctx.store.hosts];
+  }
+  const hostItems: TargetPick[] = hosts.map((host) => ({
+    label: `$(${host.kind === 'local' ? 'vm' : 'remote'}) ${host.name}`,
+    description: hostSummary(host),
+    target: { host: host.name },
+  }));
+  const first: TargetPick[] = forSpec
+    ? [{ label: "$(settings) The spec's own settings", description: 'placement and resources as written', target: { useSpec: true } }]
+    : [{ label: '$(globe) Any host', description: 'the scheduler places it', target: {} }];
+  let items: TargetPick[] = [...first, { label: 'Hosts', kind: vscode.QuickPickItemKind.Separator }, ...hostItems];
+  if (remembered) {
+    const last = items.find((item) => item.target && placeKey(item.target, forSpec) === placeKey(remembered, forSpec));
+    if (last) items = [{ ...last, detail: `last used: ${describeTarget(remembered, forSpec)}`, target: remembered }, ...items.filter((item) => item !== last)];
+  }
+  const where = await vscode.window.showQuickPick(items, { title: forSpec ? 'Drover: submit the spec where?' : 'Drover: run where?', matchOnDescription: true });
+  if (!where?.target) return undefined;
+  if (forSpec) return where.target;
+  const host = hosts.find((candidate) => candidate.name === where.target!.host);
+  const most = Math.max(1, ...(host ? [host.gpus.length] : hosts.map((candidate) => candidate.gpus.length)));
+  const counts = [...new Set([0, 1, 2, 4, 8].filter((count) => count <= most).concat(most))].sort((a, b) => a - b);
+  let gpuItems: (vscode.QuickPickItem & { count: number })[] = counts.map((count) => ({
+    label: count === 0 ? '$(circle-slash) No GPU (CPU only)' : `$(circuit-board) ${count} GPU${count === 1 ? '' : 's'}`,
+    count,
+  }));
+  const rememberedCount = where.target === remembered ? remembered.gpus : undefined;
+  if (rememberedCount !== undefined) {
+    const last = gpuItems.find((item) => item.count === rememberedCount);
+    if (last) gpuItems = [{ ...last, description: 'last used' }, ...gpuItems.filter((item) => item !== last)];
+  }
+  const gpus = await vscode.window.showQuickPick(gpuItems, { title: `Drover: how many GPUs${host ? ` on ${host.name}` : ''}?` });
+  if (!gpus) return undefined;
+  return { ...(where.target.host !== undefined && { host: where.target.host }), gpus: gpus.count };
+}
+
+/** Where a target places runs, ignoring the GPU count: what the first pick chooses. */
+function placeKey(target: RunTarget, forSpec: boolean): string {
+  if (target.host !== undefined && !(forSpec && target.useSpec)) return `host:${target.host}`;
+  return forSpec ? 'spec' : 'any';
+}
+
+function hostSummary(host: HostView): string {
+  if (host.state === 'unreachable') return `unreachable: ${host.message ?? ''}`;
+  if (!host.gpus.length) return 'no GPUs';
+  const free = host.gpus.filter((gpu) => gpu.jobId === undefined && gpu.foreignPids.length === 0).length;
+  const models = [...new Set(host.gpus.map((gpu) => gpuModel(gpu.name)))].join(', ');
+  return `${free}/${host.gpus.length} GPUs free · ${models}`;
+}
+
+/** A file Uri from a command's first argument (explorer and editor menus pass one). */
+function fileArgument(arg: unknown): vscode.Uri | undefined {
+  return arg instanceof vscode.Uri ? arg : undefined;
+}
+
+function activeFile(): vscode.Uri | undefined {
+  const text = vscode.window.activeTextEditor?.document.uri;
+  // A notebook cell's editor names the cell; what runs is its notebook.
+  if (text && text.scheme !== 'vscode-notebook-cell') return text;
+  return vscode.window.activeNotebookEditor?.notebook.uri ?? text;
+}
