@@ -4,6 +4,7 @@ import { ClusterContext } from './cluster-context';
 import { diagnosticsOf } from './service';
 import { clusterDiagnostics } from './service/cluster';
 import { CODE_ACTION_KINDS, codeActions } from './service/code-actions';
+import { codeLenses } from './service/code-lenses';
 import { doComplete } from './service/completion';
 import { formatDocument } from './service/formatting';
 import { doHover } from './service/hover';
@@ -57,6 +58,7 @@ connection.onInitialize(() => {
       referencesProvider: true,
       renameProvider: { prepareProvider: true },
       documentSymbolProvider: true,
+      codeLensProvider: { resolveProvider: false },
       foldingRangeProvider: true,
       codeActionProvider: { codeActionKinds: CODE_ACTION_KINDS },
       documentFormattingProvider: true,
@@ -103,6 +105,7 @@ connection.onRenameRequest(({ textDocument, position, newName }) => {
   return result;
 });
 connection.onDocumentSymbol(({ textDocument }) => withSpec(textDocument.uri, (spec) => documentSymbols(spec)));
+connection.onCodeLens(({ textDocument }) => withSpec(textDocument.uri, (spec) => codeLenses(spec, textDocument.uri)));
 connection.onFoldingRanges(({ textDocument }) => withSpec(textDocument.uri, (spec) => foldingRanges(spec)));
 connection.onCodeAction(({ textDocument, range, context }) => withSpec(textDocument.uri, (spec) => codeActions(spec, range, context.diagnostics)));
 connection.onDocumentFormatting(({ textDocument, options }) => withSpec(textDocument.uri, (spec) => formatDocument(spec, options)));

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import {
+  CodeLensRequest,
   CompletionRequest,
   DefinitionRequest,
   DocumentFormattingRequest,
@@ -215,6 +216,25 @@ describe('language server over LSP stdio', function () {
 
     const formatting = await connection.sendRequest(DocumentFormattingRequest.type, { textDocument: document, options: { tabSize: 2, insertSpaces: true } });
     assert.ok(Array.isArray(formatting));
+
+    const [lens] = (await connection.sendRequest(CodeLensRequest.type, { textDocument: document })) ?? [];
+    assert.deepEqual(lens, {
+      range: { start: { line: 0, character: 0 }, end: { line: 0, character: 4 } },
+      command: { title: '$(play) Run on cluster: 2 runs', command: 'drover.submitSpec', arguments: [URI] },
+    });
+  });
+
+  it('offers a code lens that submits a spec, or says why it cannot run', async () => {
+    const sweep = 'name: sweep\nrun: python3 train.py --lr ${{ params.lr }}\nsweep: { parameters: { lr: [0.1, 0.01, 0.001] } }\n';
+    let published = inbox.next(URI);
+    await connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri: URI, version: 20 }, contentChanges: [{ text: sweep }] });
+    await published;
+    const titles = async () => ((await connection.sendRequest(CodeLensRequest.type, { textDocument: { uri: URI } })) ?? []).map((lens) => lens.command?.title);
+    assert.deepEqual(await titles(), ['$(play) Run on cluster: 3 runs']);
+    published = inbox.next(URI);
+    await connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri: URI, version: 21 }, contentChanges: [{ text: `${sweep}resurces: {}\ntimeout: soon\n` }] });
+    await published;
+    assert.deepEqual(await titles(), ['$(error) 2 errors to fix before it can run']);
   });
 
   it('clears the diagnostics on close', async () => {

@@ -1,10 +1,7 @@
-import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { config } from '../config';
 import type { DroverContext } from '../context';
-import { isPlainAlias, listSshAliases } from '../ssh-config';
+import { isPlainAlias } from '../host-alias';
 
 /** A host from a Clusters node, a string, or the user's pick among hosts of `kinds`. */
 async function resolveHost(ctx: DroverContext, arg: unknown, kinds: readonly string[], title: string): Promise<string | undefined> {
@@ -29,12 +26,14 @@ async function resolveHost(ctx: DroverContext, arg: unknown, kinds: readonly str
 export const addHost = (ctx: DroverContext) => async (...args: unknown[]) => {
   let alias = typeof args[0] === 'string' ? args[0] : undefined;
   if (!alias) {
-    const configFile = path.join(homedir(), '.ssh', 'config');
+    const client = await ctx.requireDaemon('start');
+    if (!client) return undefined;
+    // The daemon reads the SSH config it will connect with (Includes and all): one reading of it.
     const inPool = new Set([...ctx.store.hosts].map((host) => host.name));
-    const aliases = listSshAliases(await readFile(configFile, 'utf8').catch(() => '')).filter((name) => !inPool.has(name));
+    const aliases = (await client.request('drover/hosts/aliases', {})).aliases.filter((name) => !inPool.has(name));
     const TYPE = '$(edit) Type an alias…';
     const picked = aliases.length
-      ? await vscode.window.showQuickPick([...aliases.map((name) => ({ label: name, description: 'from ~/.ssh/config' })), { label: TYPE, description: 'any host ssh can reach by that name' }], {
+      ? await vscode.window.showQuickPick([...aliases.map((name) => ({ label: name, description: 'from ~/.ssh/config' })), { label: TYPE, description: 'a Host of your SSH config' }], {
           title: 'Drover: add which SSH host to the pool?',
         })
       : { label: TYPE };
@@ -43,7 +42,7 @@ export const addHost = (ctx: DroverContext) => async (...args: unknown[]) => {
       picked.label === TYPE
         ? await vscode.window.showInputBox({
             title: 'Drover: add an SSH host',
-            prompt: 'A host alias from your OpenSSH config (or user@host); Drover connects as `ssh ALIAS` would.',
+            prompt: 'A Host alias of your OpenSSH config; Drover connects as `ssh ALIAS` would.',
             validateInput: (value) => (isPlainAlias(value.trim()) ? undefined : 'one word, not starting with "-"'),
           })
         : picked.label;

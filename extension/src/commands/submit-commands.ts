@@ -216,7 +216,9 @@ function hostSummary(host: HostView): string {
 }
 
 /** A file Uri from a command's first argument (explorer and editor menus pass one). */
+/** A Uri, or a URI string (as a language server's code lens passes it). */
 function fileArgument(arg: unknown): vscode.Uri | undefined {
+  if (typeof arg === 'string' && /^[a-z][\w+.-]*:/i.test(arg)) return vscode.Uri.parse(arg);
   return arg instanceof vscode.Uri ? arg : undefined;
 }
 

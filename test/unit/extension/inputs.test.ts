@@ -3,28 +3,9 @@ import { analyzeSpec, expandSpec, hasErrors } from '../../../common/spec';
 import { runIdsFrom } from '../../../extension/src/commands/run-args';
 import { describeTarget, isRunTarget, parseTarget } from '../../../extension/src/model/target';
 import { runnableKind, scriptSpec, shellWord } from '../../../extension/src/script-spec';
-import { isPlainAlias, listSshAliases } from '../../../extension/src/ssh-config';
+import { isPlainAlias } from '../../../extension/src/host-alias';
 
-describe('extension: ~/.ssh/config aliases', () => {
-  it('lists the concrete aliases of Host lines, each once, in order', () => {
-    const config = [
-      '# my boxes',
-      'Host gpu-box-1 gpu-box-2',
-      '  HostName 10.0.0.5',
-      '  User me',
-      'Host *.internal !bastion',
-      'Host=lab',
-      '  host   "quoted name" other # a comment word',
-      'Host gpu-box-1',
-      'Match host foo',
-      '    HostName foo.example.com',
-      'Host bastion?',
-      'Host -oProxyCommand=evil',
-      'HostName not-a-host-line',
-    ].join('\n');
-    assert.deepEqual(listSshAliases(config), ['gpu-box-1', 'gpu-box-2', 'lab', 'other']);
-  });
-
+describe('extension: host aliases', () => {
   it('hands ssh only plain aliases', () => {
     assert.ok(isPlainAlias('gpu-box-1'));
     assert.ok(isPlainAlias('me@10.0.0.5'));
