@@ -66,6 +66,17 @@ describe('the Drover extension in a real VS Code', () => {
     assert.ok(params.includes('lr') && params.includes('seed'), `parameters offered: ${params.join(', ')}`);
   });
 
+  it('shows a code lens that submits the spec, with its run count', async () => {
+    await openFile('sweep.drover.yaml');
+    const uri = workspaceFile('sweep.drover.yaml');
+    const lenses = await eventually('a code lens', async () => {
+      const found = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', uri);
+      return found?.length ? found : undefined;
+    });
+    assert.equal(lenses[0]!.command?.title, '$(play) Run on cluster: 4 runs');
+    assert.equal(lenses[0]!.command?.command, 'drover.submitSpec');
+  });
+
   it('registers every command its package.json contributes', async function () {
     const extension = droverExtension();
     const contributed: { command: string }[] = extension.packageJSON.contributes?.commands ?? [];
