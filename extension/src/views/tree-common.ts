@@ -18,8 +18,8 @@ export function daemonItem(store: RunStore): vscode.TreeItem {
     item.iconPath = new vscode.ThemeIcon('loading~spin');
     return item;
   }
-  const item = new vscode.TreeItem('Daemon not running — start it');
-  item.description = reason;
+  const item = new vscode.TreeItem('Daemon not running: click to start it');
+  // The reason is long (it says how to start the daemon from a shell): the tooltip holds it.
   item.tooltip = `${reason ?? 'The Drover daemon does not answer.'}\nClick to start it (runs already started keep going either way).`;
   item.iconPath = new vscode.ThemeIcon('debug-disconnect', new vscode.ThemeColor('problemsWarningIcon.foreground'));
   item.command = { command: 'drover.startDaemon', title: 'Start Daemon' };

@@ -74,7 +74,7 @@ describe('Drover views, commands and logs in a real VS Code', function () {
     await eventually('the status bar to say the daemon is stopped', () => api.test.statusBarText() === 'Drover: daemon stopped');
     const queue = await rows(api.test.trees.queue);
     assert.equal(queue.length, 1);
-    assert.equal(queue[0]!.label, 'Daemon not running — start it');
+    assert.equal(queue[0]!.label, 'Daemon not running: click to start it');
     await vscode.commands.executeCommand('drover.startDaemon');
     await eventually('the status bar to show the counts', () => api.test.statusBarText() === 'Drover: 0 running · 0 queued · 0/2 GPUs' || undefined);
   });
@@ -194,7 +194,7 @@ describe('Drover views, commands and logs in a real VS Code', function () {
     const before = (await rows(api.test.trees.runs)).length;
     assert.equal(await vscode.commands.executeCommand('drover.stopDaemon'), true);
     await eventually('the status bar to say the daemon stopped', () => api.test.statusBarText() === 'Drover: daemon stopped');
-    for (const tree of Object.values(api.test.trees)) assert.deepEqual((await rows(tree)).map((row) => row.label), ['Daemon not running — start it']);
+    for (const tree of Object.values(api.test.trees)) assert.deepEqual((await rows(tree)).map((row) => row.label), ['Daemon not running: click to start it']);
     await vscode.commands.executeCommand('drover.startDaemon');
     await eventually('the runs back in the Runs view', async () => (await rows(api.test.trees.runs)).length === before);
     assert.equal(api.test.statusBarText(), 'Drover: 0 running · 0 queued · 0/2 GPUs');
