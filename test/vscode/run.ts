@@ -19,8 +19,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as util from 'node:util';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { installServer, remoteUri, REPO, workbenchUrl } from './code-server';
 
-const REPO = path.resolve(__dirname, '..', '..', '..');
 const SUITE_INDEX = path.join(REPO, 'out', 'test', 'vscode', 'suite', 'index.js');
 const SCREENSHOTS = path.join(REPO, 'out', 'screenshots');
 /** Everything the run saw (workbench log, server output, extension host logs on failure). */
@@ -138,14 +138,6 @@ function findChromium(): string {
 }
 
 /** The server's entry point, installing code-server into .cache/ first if needed. */
-function installServer(): string {
-  const script = path.join(REPO, 'test', 'vscode', 'install-code-server.sh');
-  const result = spawnSync('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
-  const entry = result.stdout.trim().split('\n').pop() ?? '';
-  if (result.status !== 0 || !fs.existsSync(entry)) throw new Error(`installing the VS Code server failed (${script} exited with ${result.status})`);
-  return entry;
-}
-
 /** Everything a run creates outside the repo, under one temporary folder. */
 class Sandbox {
   readonly root = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-vscode-'));
@@ -271,17 +263,6 @@ async function stopServer(): Promise<void> {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function remoteUri(port: number, file: string): string {
-  return `vscode-remote://127.0.0.1:${port}${file.split(path.sep).map(encodeURIComponent).join('/')}`;
-}
-
-function workbenchUrl(port: number, folder: string, payload: [string, string][]): string {
-  const url = new URL(`http://127.0.0.1:${port}/`);
-  url.searchParams.set('folder', folder.split(path.sep).join('/'));
-  if (payload.length > 0) url.searchParams.set('payload', JSON.stringify(payload));
-  return url.toString();
 }
 
 /** Pass 1: the mocha suite in the extension host. Returns its exit code. */
