@@ -13,6 +13,8 @@ import { RunsTree } from './views/runs-view';
 
 /** What the extension hands to whoever asks (`extensions.getExtension(...).exports`): hooks for its tests. */
 export interface DroverApi {
+  /** From the first line of its bundle to the end of activate(): what activation cost this window. */
+  activationMs: number | undefined;
   test: {
     store: RunStore;
     trees: { clusters: ClustersTree; queue: QueueTree; runs: RunsTree };
@@ -56,7 +58,10 @@ export function activate(extension: vscode.ExtensionContext): DroverApi {
     }),
   );
   ctx.start();
+  // Set by a banner at the top of dist/extension.js (webpack.config.js), before any module loads.
+  const bundleStart = (globalThis as { __droverBundleStart?: number }).__droverBundleStart;
   return {
+    activationMs: bundleStart === undefined ? undefined : performance.now() - bundleStart,
     test: {
       store: ctx.store,
       trees: { clusters, queue, runs },
