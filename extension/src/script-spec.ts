@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { stringify } from 'yaml';
+import { shellWord } from '../../common/spec';
 
 export type ScriptKind = 'python' | 'shell' | 'notebook';
 
@@ -21,6 +22,8 @@ export interface ScriptRun {
   gpus: number;
   /** The interpreter for `.py` files (`python3` where `python` is missing, as on Debian). */
   python: string;
+  /** The run's name, when `file` is a snapshot of the script rather than the script itself. */
+  name?: string;
 }
 
 /** The one-job spec that runs a script, named after the file; the daemon records the rest. */
@@ -30,7 +33,7 @@ export function scriptSpec(run: ScriptRun): string {
   const relative = path.relative(run.workdir, run.file);
   // A file outside the workdir is named by its full path rather than by '../' steps.
   const target = (relative.startsWith('..') || path.isAbsolute(relative) ? run.file : relative).split(path.sep).join('/');
-  const spec: Record<string, unknown> = { name: path.basename(run.file).replace(/\.(py|sh|ipynb)$/, '') || 'run' };
+  const spec: Record<string, unknown> = { name: run.name ?? (path.basename(run.file).replace(/\.(py|sh|ipynb)$/, '') || 'run') };
   if (kind === 'notebook') spec['notebook'] = target;
   else spec['run'] = `${kind === 'python' ? run.python : 'bash'} ${shellWord(target)}`;
   spec['workdir'] = run.workdir;
@@ -38,7 +41,3 @@ export function scriptSpec(run: ScriptRun): string {
   return stringify(spec);
 }
 
-/** A word the shell reads back unchanged: bare when it is plainly safe, else single-quoted. */
-export function shellWord(word: string): string {
-  return /^[A-Za-z0-9_./@%+=:,-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { DaemonClient } from '../../../common/node/daemon-client';
@@ -11,7 +12,7 @@ import { runnableKind, scriptSpec } from '../script-spec';
 
 const TARGET_KEY = 'drover.target:';
 const UNSAVED_CHOICE_KEY = 'drover.unsavedChoice';
-type UnsavedChoice = 'save' | 'saved';
+type UnsavedChoice = 'save' | 'snapshot';
 
 /** Submits a spec with its own settings (the active editor's, or the one given). */
 export const submitSpec = (ctx: DroverContext) => async (...args: unknown[]) => {
@@ -88,10 +89,13 @@ async function runFile(ctx: DroverContext, uri: vscode.Uri, given: RunTarget | u
   const folder = vscode.workspace.getWorkspaceFolder(uri)?.uri.fsPath ?? path.dirname(uri.fsPath);
   let params: SubmitParams;
   if (forSpec) {
-    const specText = version === 'saved' ? new TextDecoder().decode(await vscode.workspace.fs.readFile(uri)) : ((await vscode.workspace.openTextDocument(uri)).getText());
+    // The editor's text, saved or not: a spec is sent as text, so it is its own snapshot.
+    const specText = (await vscode.workspace.openTextDocument(uri)).getText();
     params = { specText, specPath: uri.fsPath, cwd: folder, ...(target.host && !target.useSpec && { host: target.host }) };
   } else {
-    params = { specText: scriptSpec({ file: uri.fsPath, workdir: folder, gpus: target.gpus ?? 0, python: config.python() }), cwd: folder, ...(target.host && { host: target.host }) };
+    const file = version === 'snapshot' ? await snapshotOf(uri) : uri.fsPath;
+    const name = path.basename(uri.fsPath).replace(/\.(py|sh|ipynb)$/, '') || 'run';
+    params = { specText: scriptSpec({ file, name, workdir: folder, gpus: target.gpus ?? 0, python: config.python() }), cwd: folder, ...(target.host && { host: target.host }) };
   }
   params.env = recordEnv();
   const result = await client.request('drover/submit', params);
@@ -118,11 +122,25 @@ function announce(ctx: DroverContext, result: SubmitResult, what: string): void 
 }
 
 /**
- * What runs is what is on disk, so unsaved edits need a decision: save them, or run the saved
- * version. The answer can be remembered (globalState) until `drover.run.rememberUnsavedChoice`
+ * The editor's text of a script, written beside it under a name made of its content's hash, so
+ * it runs from the same folder (its imports resolve as the script's would) and the run, a rerun
+ * and a remote host all see exactly that text. The file is left for reruns; `.drover-snapshot-*`
+ * can go in .gitignore.
+ */
+async function snapshotOf(uri: vscode.Uri): Promise<string> {
+  const text = (await vscode.workspace.openTextDocument(uri)).getText();
+  const hash = createHash('sha256').update(text).digest('hex').slice(0, 12);
+  const file = path.join(path.dirname(uri.fsPath), `.drover-snapshot-${hash}-${path.basename(uri.fsPath)}`);
+  await vscode.workspace.fs.writeFile(vscode.Uri.file(file), new TextEncoder().encode(text));
+  return file;
+}
+
+/**
+ * The exact editor content is what runs, so unsaved edits need a decision: save them, or run a
+ * snapshot of them and leave the file unsaved. The answer can be remembered (globalState) until `drover.run.rememberUnsavedChoice`
  * is turned off or the remembered choices are reset. Undefined when the user backs out.
  */
-async function settleUnsaved(ctx: DroverContext, uri: vscode.Uri): Promise<'current' | 'saved' | undefined> {
+async function settleUnsaved(ctx: DroverContext, uri: vscode.Uri): Promise<'current' | 'snapshot' | undefined> {
   const key = uri.toString();
   const text = vscode.workspace.textDocuments.find((document) => document.uri.toString() === key);
   const notebook = vscode.workspace.notebookDocuments.find((document) => document.uri.toString() === key);
@@ -132,22 +150,23 @@ async function settleUnsaved(ctx: DroverContext, uri: vscode.Uri): Promise<'curr
   let choice = config.rememberUnsavedChoice() ? ctx.extension.globalState.get<UnsavedChoice>(UNSAVED_CHOICE_KEY) : undefined;
   if (!choice) {
     const SAVE = 'Save and Run';
-    const SAVED = 'Run the Saved Version';
+    const SAVED = 'Run Without Saving';
     const ALWAYS_SAVE = 'Save and Run (remember my choice)';
-    const ALWAYS_SAVED = 'Run the Saved Version (remember my choice)';
+    const ALWAYS_SAVED = 'Run Without Saving (remember my choice)';
     const answer = await vscode.window.showWarningMessage(
       `${name} has unsaved changes.`,
-      { modal: true, detail: 'A run uses the file as it is on disk (and records the git state of its folder).' },
+      { modal: true, detail: 'Either way the run uses what the editor shows: saved first, or as a snapshot beside the file (the run records the git state of its folder too).' },
       SAVE,
       SAVED,
       ALWAYS_SAVE,
       ALWAYS_SAVED,
     );
     if (!answer) return undefined;
-    choice = answer === SAVE || answer === ALWAYS_SAVE ? 'save' : 'saved';
+    choice = answer === SAVE || answer === ALWAYS_SAVE ? 'save' : 'snapshot';
     if ((answer === ALWAYS_SAVE || answer === ALWAYS_SAVED) && config.rememberUnsavedChoice()) await ctx.extension.globalState.update(UNSAVED_CHOICE_KEY, choice);
   }
-  if (choice === 'saved') return 'saved';
+  // A notebook's unsaved cells have no text form here: it is saved to run.
+  if (choice === 'snapshot' && !notebook) return 'snapshot';
   const saved = await vscode.workspace.save(uri);
   if (!saved) {
     void vscode.window.showErrorMessage(`Drover: ${name} was not saved, so it did not run.`);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { analyzeSpec, expandSpec, hasErrors } from '../../../common/spec';
 import { runIdsFrom } from '../../../extension/src/commands/run-args';
 import { describeTarget, isRunTarget, parseTarget } from '../../../extension/src/model/target';
-import { runnableKind, scriptSpec, shellWord } from '../../../extension/src/script-spec';
+import { runnableKind, scriptSpec } from '../../../extension/src/script-spec';
 import { isPlainAlias } from '../../../extension/src/host-alias';
 
 describe('extension: host aliases', () => {
@@ -49,8 +49,6 @@ describe('extension: the spec generated for a script', () => {
     assert.equal(runnableKind('/p/sweep.drover.yaml'), 'spec');
     assert.equal(runnableKind('/p/drover.yml'), 'spec');
     assert.equal(runnableKind('/p/config.yaml'), undefined);
-    assert.equal(shellWord('a/b-c_d.py'), 'a/b-c_d.py');
-    assert.equal(shellWord('$(rm -rf ~).py'), `'$(rm -rf ~).py'`);
   });
 });
 
