@@ -8,10 +8,11 @@
 // PID 1 on some machines never reaps, and without it every killed detached run would stay a
 // zombie that `pgrep -u drtestN` still lists.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
+import { hashHostName } from '../../runner/src/hosts/ssh/known-hosts';
 
 const ROOT = resolve(__dirname, '../../..');
 const NVIDIA_SMI_FIXTURE = join(ROOT, 'test/fixtures/bin/nvidia-smi');
@@ -392,7 +393,7 @@ export class SshTestbed {
   /** The known_hosts line for the host's current key, plain or hashed. */
   knownHostsLine(name: string, hashed = this.host(name).hashKnownHost): string {
     const host = this.host(name);
-    return `${hashed ? hashHostname(host.address) : host.address} ${this.hostPublicKey(name)}`;
+    return `${hashed ? hashHostName(host.address, randomBytes(20)) : host.address} ${this.hostPublicKey(name)}`;
   }
 
   /**
@@ -865,11 +866,6 @@ function sshdConfig(host: Host, pidFile: string): string {
   ].join('\n');
 }
 
-/** known_hosts' hashed form, as `ssh-keygen -H` writes it: |1|base64(salt)|base64(HMAC-SHA1(salt, host)). */
-export function hashHostname(hostname: string, salt: Buffer = randomBytes(20)): string {
-  const hash = createHmac('sha1', salt).update(hostname).digest();
-  return `|1|${salt.toString('base64')}|${hash.toString('base64')}`;
-}
 
 interface RunOptions {
   cwd?: string;

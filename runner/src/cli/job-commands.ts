@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { FINAL_STATES, type HostView, type JobView, type LogChunk, type SubmitParams, type SubmitResult } from '../../../common/protocol';
-import { formatSize, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
+import { formatElapsed, formatMetricValue, formatSize, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
 import { DaemonUnavailable, type DaemonClient } from '../../../common/node/daemon-client';
 import { connectDaemon } from './daemon-connection';
 import { CliError, EXIT, formatTable, type CommandOutput } from './output';
@@ -372,7 +372,7 @@ export async function metricsCommand(ids: string[], options: { json: boolean }, 
       const rows = series.map(({ name, points }) => {
         const values = points.map((point) => point.value);
         const last = points.at(-1)!;
-        return [name, String(points.length), `${formatNumber(last.value)}${last.step !== null ? ` @ step ${last.step}` : ''}`, formatNumber(Math.min(...values)), formatNumber(Math.max(...values))];
+        return [name, String(points.length), `${formatMetricValue(last.value)}${last.step !== null ? ` @ step ${last.step}` : ''}`, formatMetricValue(Math.min(...values)), formatMetricValue(Math.max(...values))];
       });
       out.stdout(formatTable(['METRIC', 'POINTS', 'LAST', 'MIN', 'MAX'], rows));
     }
@@ -417,16 +417,6 @@ function defaultRunName(argv: string[]): string {
   return script.split('/').pop()!.replace(/\.(py|sh|ipynb)$/, '') || 'run';
 }
 
-function formatElapsed(ms: number): string {
-  const seconds = Math.round(ms / 1000);
-  if (seconds < 60) return `${Math.max(0, seconds)}s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, '0')}s`;
-  return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m`;
-}
-
-function formatNumber(value: number): string {
-  return Math.abs(value) >= 1e4 || (Math.abs(value) < 1e-3 && value !== 0) ? value.toExponential(3) : String(+value.toPrecision(5));
-}
 
 function stringEnv(): Record<string, string> {
   const env: Record<string, string> = {};
