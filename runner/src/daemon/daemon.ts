@@ -439,12 +439,14 @@ export class Daemon {
     });
     this.sshHosts.set(alias, host);
     host.on('change', () => {
-      if (this.sshHosts.get(alias) !== host) return;
+      // A probe may answer after the daemon stopped, or the host left the pool.
+      if (this.stopped || this.sshHosts.get(alias) !== host) return;
       this.saveSshHost(alias, host.state, host.lastInventory);
       this.requestSchedule();
     });
     // Back after a cut: what ran there meanwhile is read, and what waited for it can start.
     host.on('up', () => {
+      if (this.stopped) return;
       for (const attempt of this.live.values()) {
         if (attempt.remote?.host === host) attempt.remote.dir ??= host.attemptDir(attempt.jobId, attempt.number);
       }
