@@ -406,7 +406,7 @@ export class Daemon {
     if (!known.includes(alias)) {
       throw new RequestError('invalid-request', `${alias} is not a Host in your SSH config${known.length ? ` (it has ${known.join(', ')})` : ''}`);
     }
-    this.saveSshHost(alias, { state: 'connecting' });
+    this.saveHost(alias, 'ssh', { state: 'connecting' });
     this.openSshHost(alias);
     return this.hosts().find((host) => host.name === alias)!;
   }
@@ -441,7 +441,7 @@ export class Daemon {
     host.on('change', () => {
       // A probe may answer after the daemon stopped, or the host left the pool.
       if (this.stopped || this.sshHosts.get(alias) !== host) return;
-      this.saveSshHost(alias, host.state, host.lastInventory);
+      this.saveHost(alias, 'ssh', host.state, host.lastInventory);
       this.requestSchedule();
     });
     // Back after a cut: what ran there meanwhile is read, and what waited for it can start.
@@ -456,11 +456,15 @@ export class Daemon {
     host.start();
   }
 
-  private saveSshHost(alias: string, status: SshHost['state'], inventory?: HostInventory): void {
+  /**
+   * Records a host's state and what it last offered (none yet: a host never reached) and tells
+   * clients. Local and SSH hosts alike.
+   */
+  private saveHost(name: string, kind: HostView['kind'], status: { state: HostView['state']; message?: string | undefined }, inventory?: HostInventory): void {
     this.store.transaction(() =>
       this.store.saveHost({
-        name: alias,
-        kind: 'ssh',
+        name,
+        kind,
         state: status.state,
         ...(status.message !== undefined && { message: status.message }),
         os: inventory?.os ?? '',
@@ -474,7 +478,7 @@ export class Daemon {
         })),
       }),
     );
-    const view = this.hosts().find((host) => host.name === alias);
+    const view = this.hosts().find((host) => host.name === name);
     if (view) this.emit('hosts', 'drover/event/host', view);
   }
 
@@ -878,22 +882,23 @@ export class Daemon {
     host
       .poll(asked)
       .then((answers) => {
-        for (const attempt of attempts) {
+        attempts.forEach((attempt, index) => {
           const answer = answers.get(String(attempt.jobId));
           const remote = attempt.remote!;
-          if (!answer || this.live.get(attempt.jobId) !== attempt) continue;
+          if (!answer || this.live.get(attempt.jobId) !== attempt) return;
           const files = attemptFiles(attempt.dir);
           mkdirSync(attempt.dir, { recursive: true, mode: 0o700 });
           if (answer.log.length) appendFileSync(files.log, answer.log);
           if (answer.metrics.length) appendFileSync(files.metrics, answer.metrics);
-          if (asked.find((entry) => entry.key === String(attempt.jobId))?.signal === remote.pendingSignal) delete remote.pendingSignal;
+          // Delivered, unless a stronger one was decided meanwhile.
+          if (asked[index]!.signal === remote.pendingSignal) delete remote.pendingSignal;
           if (answer.pid !== null) attempt.pid = answer.pid;
           // Only once all its output is here: a long log takes several polls.
           const more = answer.log.length >= REMOTE_READ_LIMIT || answer.metrics.length >= REMOTE_READ_LIMIT;
           if (answer.exitStatus !== null && !more) writeFileSync(files.status, `${answer.exitStatus}\n`);
           remote.alive = answer.alive || answer.exitStatus !== null || more;
           this.checkAttempt(attempt);
-        }
+        });
       })
       .catch(() => {
         // The link is down: the attempts go on there, and are read again once it is back.
@@ -1007,24 +1012,7 @@ export class Daemon {
     const inventory = await probeLocalHost({ env: this.settings.env });
     if (this.stopped) return;
     this.host = inventory;
-    this.store.transaction(() =>
-      this.store.saveHost({
-        name: inventory.name,
-        kind: 'local',
-        state: inventory.state,
-        ...(inventory.message !== undefined && { message: inventory.message }),
-        os: inventory.os,
-        cpus: inventory.cpus,
-        memoryBytes: inventory.memoryBytes,
-        ...(inventory.driverVersion !== undefined && { driverVersion: inventory.driverVersion }),
-        updatedAt: inventory.probedAt,
-        gpus: inventory.gpus.map((gpu) => ({
-          ...gpu,
-          foreignPids: inventory.foreignProcesses.filter((process) => process.gpuUuid === gpu.uuid).map((process) => process.pid),
-        })),
-      }),
-    );
-    for (const host of this.hosts()) this.emit('hosts', 'drover/event/host', host);
+    this.saveHost(inventory.name, 'local', inventory, inventory);
   }
 
   // Views

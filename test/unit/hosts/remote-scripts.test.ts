@@ -4,20 +4,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { groupMembers, WRAPPER } from '../../../runner/src/local/detached-process';
+import { waitFor } from '../../support/daemon-harness';
 import { launchScript, parsePoll, pollScript, REMOTE_READ_LIMIT, setupScript } from '../../../runner/src/hosts/ssh/remote-scripts';
 
 /** Runs a script the way an SSH host does: on the standard input of `sh -s`. */
 function runScript(script: string, cwd: string): { code: number | null; stdout: Buffer; stderr: string } {
   const result = spawnSync('sh', ['-s'], { input: script, cwd });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr.toString() };
-}
-
-async function until(check: () => boolean): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('the scripts run on SSH hosts (here, by a local sh)', () => {
@@ -35,7 +28,7 @@ describe('the scripts run on SSH hosts (here, by a local sh)', () => {
     const pid = Number(launched.stdout.toString().trim());
     assert.ok(pid > 0);
     const poll = () => parsePoll(runScript(pollScript([{ key: '7', dir: attempt, logOffset: 0, metricsOffset: 0 }]), dir).stdout).get('7')!;
-    await until(() => !poll().alive);
+    await waitFor('the attempt to end', () => !poll().alive);
     const first = poll();
     assert.equal(first.exitStatus, 4);
     assert.equal(first.pid, pid);
@@ -68,11 +61,11 @@ describe('the scripts run on SSH hosts (here, by a local sh)', () => {
     const attempt = join(dir, 'long');
     const launched = runScript(launchScript({ dir: attempt, cwd: dir, command: 'sleep 30 & sleep 30; wait', env: {}, wrapper: WRAPPER }), dir);
     const pid = Number(launched.stdout.toString().trim());
-    await until(() => existsSync(join(attempt, 'pid')));
+    await waitFor('its pid file', () => existsSync(join(attempt, 'pid')));
     const before = parsePoll(runScript(pollScript([{ key: 'l', dir: attempt, logOffset: 0, metricsOffset: 0 }]), dir).stdout).get('l')!;
     assert.equal(before.alive, true);
     runScript(pollScript([{ key: 'l', dir: attempt, logOffset: 0, metricsOffset: 0, signal: 'KILL' }]), dir);
-    await until(() => groupMembers(pid).length === 0);
+    await waitFor('its process group to end', () => groupMembers(pid).length === 0);
   });
 
   it('runs a setup once per version, and reports the end of its output when it fails', () => {
