@@ -17,7 +17,7 @@ import {
   type Topic,
 } from '../../../common/protocol';
 import { analyzeSpec, expandSpec, ExpansionError, formatDiagnostic, hasErrors } from '../../../common/spec';
-import { probeLocalHost, type HostInventory } from '../hosts/local-host';
+import { LOCAL_HOST, probeLocalHost, type HostInventory } from '../hosts/local-host';
 import { listSshAliases } from '../hosts/ssh/ssh-config';
 import { daemonIdOf, SshHost } from '../hosts/ssh/ssh-host';
 import { REMOTE_READ_LIMIT, type PolledAttempt } from '../hosts/ssh/remote-scripts';
@@ -53,9 +53,6 @@ export interface DaemonSettings {
   /** The OpenSSH client config SSH hosts are read from (default ~/.ssh/config). */
   sshConfigPath?: string;
 }
-
-/** The name of this machine in the pool. */
-export const LOCAL_HOST = 'local';
 
 /** A process the daemon started (or re-adopted after a restart) and watches. */
 interface LiveAttempt {

@@ -5,6 +5,9 @@
 import * as os from 'node:os';
 import { probeNvidiaSmi, type GpuInfo, type GpuProcess } from './nvidia-smi';
 
+/** This machine's name in the pool (and in placement.hosts). */
+export const LOCAL_HOST = 'local';
+
 export interface HostInventory {
   name: string;
   /** e.g. "Linux 6.8.0-45-generic". */
@@ -25,7 +28,7 @@ export interface HostInventory {
 
 export async function probeLocalHost(options: { name?: string; nvidiaSmi?: string; env?: NodeJS.ProcessEnv } = {}): Promise<HostInventory> {
   const base = {
-    name: options.name ?? 'local',
+    name: options.name ?? LOCAL_HOST,
     os: `${os.type()} ${os.release()}`,
     // availableParallelism honours CPU affinity (taskset, cgroup cpusets), unlike os.cpus().length.
     cpus: os.availableParallelism(),
