@@ -60,6 +60,8 @@ export interface RunRecord {
   overrides: Record<string, ParamValue>;
   workdir: string;
   env: Record<string, string>;
+  /** The host the submission pinned its runs to (`--host`); a rerun goes there too. */
+  targetHost?: string;
   git?: { commit: string; dirty: boolean; diffHash?: string; branch?: string };
   host?: { name: string; os: string; gpuModels: string[]; driverVersion?: string };
 }

@@ -177,6 +177,7 @@ describe('SSH hosts', function () {
     const [run] = await submit(`name: params\nrun: printf '%s' \${{ params.x }}\nparams: { x: ${JSON.stringify(hostile[0])} }\nenv: { EVIL: ${JSON.stringify(hostile[2])} }\n`, 'h1');
     const ended = await untilState(run!.id, ['succeeded', 'failed']);
     assert.equal(ended.state, 'succeeded', ended.reason);
+    assert.equal(ended.record.targetHost, 'h1', 'the record keeps --host, so a rerun goes there too');
     assert.equal(await log(run!.id), hostile[0]);
     const check = await testbed.exec('h1', `ls ${marker} 2>&1; ls ~ | grep -c pwned || true`);
     assert.match(check.stdout, /No such file/);

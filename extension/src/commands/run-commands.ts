@@ -83,7 +83,8 @@ export const compareRuns = (ctx: DroverContext) => async (...args: unknown[]) =>
 
 /**
  * Submits a run again from its record: the spec as it was submitted, its overrides and workdir.
- * A sweep member is rerun alone, its parameters pinned by overrides.
+ * A sweep member is rerun alone, its parameters pinned by overrides; a run pinned to a host
+ * (`--host`) is rerun there.
  */
 export const rerun = (ctx: DroverContext) => async (...args: unknown[]) => {
   const ids = await resolveRuns(ctx, args, { title: 'Rerun', states: ANY });
@@ -99,6 +100,7 @@ export const rerun = (ctx: DroverContext) => async (...args: unknown[]) => {
       cwd: job.record.workdir,
       overrides: sweepMember ? { ...job.record.overrides, ...job.params } : job.record.overrides,
       env: job.record.env,
+      ...(job.record.targetHost !== undefined && { host: job.record.targetHost }),
     };
     const result = await client.request('drover/submit', params);
     ctx.store.addJobs(result.jobs);

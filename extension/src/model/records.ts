@@ -22,6 +22,7 @@ export function recordMarkdown(job: JobDetail, metrics: readonly MetricSeries[])
   row('ended', job.endedAt !== undefined ? new Date(job.endedAt).toISOString() : undefined);
   row('spec', job.record.specPath);
   row('workdir', job.record.workdir);
+  if (job.record.targetHost !== undefined) row('pinned to host', job.record.targetHost);
   if (job.record.git) row('git', `${job.record.git.commit}${job.record.git.branch ? ` on ${job.record.git.branch}` : ''}${job.record.git.dirty ? ' (uncommitted changes)' : ''}`);
   if (job.record.host) row('machine', `${job.record.host.name}, ${job.record.host.os}${job.record.host.gpuModels.length ? `, ${job.record.host.gpuModels.join(', ')}` : ''}${job.record.host.driverVersion ? `, driver ${job.record.host.driverVersion}` : ''}`);
   if (Object.keys(job.params).length) {

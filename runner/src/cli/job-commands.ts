@@ -259,6 +259,7 @@ export async function showCommand(ids: string[], options: { json: boolean }, out
       ['submitted on', job.record.host ? `${job.record.host.name} (${job.record.host.os}${job.record.host.gpuModels.length ? `, ${job.record.host.gpuModels.join(', ')}` : ''}${job.record.host.driverVersion ? `, driver ${job.record.host.driverVersion}` : ''})` : '-'],
       ['spec', job.record.specPath ?? '(ad hoc)'],
     ];
+    if (job.record.targetHost !== undefined) lines.push(['pinned to', `${job.record.targetHost} (--host)`]);
     for (const attempt of job.attemptList) {
       const end = attempt.endedAt ? `${attempt.outcome}${attempt.exitCode !== undefined ? `, exit ${attempt.exitCode}` : ''}${attempt.signal ? `, ${attempt.signal}` : ''}, ${formatElapsed(attempt.endedAt - attempt.startedAt)}` : 'running';
       const version = attempt.workdirVersion ? ` (workdir ${attempt.workdirVersion.slice(0, 12)})` : '';

@@ -226,6 +226,7 @@ export class Daemon {
       overrides: params.overrides ?? {},
       workdir,
       env: redactEnv(params.env ?? {}),
+      ...(params.host !== undefined && { targetHost: params.host }),
       ...(this.host && {
         host: { name: this.host.name, os: this.host.os, gpuModels: this.host.gpus.map((gpu) => gpu.name), ...(this.host.driverVersion && { driverVersion: this.host.driverVersion }) },
       }),
