@@ -147,6 +147,8 @@ export class Daemon {
   private readonly polling = new Set<string>();
   /** Writes waiting for the next group commit. */
   private batch: { work: (now: number) => void; done: (error?: Error) => void }[] | undefined;
+  /** Commits on their way to disk, to be answered and carried out once there (see commit). */
+  private readonly unsettled = new Set<(error?: Error) => void>();
   private scheduleWanted = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private recoveryTimer: NodeJS.Timeout | undefined;
@@ -179,6 +181,7 @@ export class Daemon {
   stop(): void {
     // What was asked before the stop is written (and answered) first.
     if (this.batch) this.commit();
+    this.settleNow();
     this.stopped = true;
     clearInterval(this.pollTimer);
     clearInterval(this.probeTimer);
@@ -491,7 +494,7 @@ export class Daemon {
    * Group commit: the writes asked for in one turn of the event loop (submissions, attempts that
    * ended), followed by a scheduling pass, go to disk in one transaction, each in a savepoint of
    * its own so that one failing write fails only its request. `done` runs once the transaction
-   * is on disk, so nothing is acknowledged before it is durable.
+   * is on disk, so nothing is acknowledged (and no process started) before it is durable.
    */
   private commitSoon(work?: (now: number) => void, done?: (error?: Error) => void, options: { schedule: boolean } = { schedule: true }): void {
     if (this.stopped) {
@@ -527,14 +530,41 @@ export class Daemon {
           }
         });
         return schedule ? this.schedulePass(now) : { starting: [], changed: [], again: false };
-      });
+      }, { deferred: true });
     } catch (error) {
       for (const { done } of batch) done(error instanceof Error ? error : new Error(String(error)));
       this.recoverFromFailedCommit();
       return;
     }
-    batch.forEach(({ done }, index) => done(failures.get(index)));
-    this.carryOut(pass);
+    // Answered and carried out once on disk; meanwhile the daemon goes on, and whatever commits
+    // before the sync starts shares it. Settled in commit order, each once.
+    const settle = (error?: Error) => {
+      if (!this.unsettled.delete(settle)) return;
+      if (!error) {
+        batch.forEach(({ done }, index) => done(failures.get(index)));
+        this.carryOut(pass);
+        return;
+      }
+      // Whether it reached the disk is unknown: nothing of it is acknowledged or started, and the
+      // attempts it began are settled from what the store and their folders say.
+      for (const { done } of batch) done(error);
+      for (const start of pass.starting) this.live.delete(start.job.id);
+      this.recoverFromFailedCommit();
+    };
+    this.unsettled.add(settle);
+    this.store.durable().then(() => settle(), settle);
+  }
+
+  /** Makes every commit durable now and settles it: for a stopping daemon, which cannot wait. */
+  private settleNow(): void {
+    if (this.unsettled.size === 0) return;
+    let error: Error | undefined;
+    try {
+      this.store.syncNow();
+    } catch (failure) {
+      error = failure instanceof Error ? failure : new Error(String(failure));
+    }
+    for (const settle of [...this.unsettled]) settle(error);
   }
 
   /**
@@ -585,8 +615,9 @@ export class Daemon {
       this.store.updateJob(job.id, { state: 'running', attempts: number, reason: null, notBefore: null, ...(job.startedAt === null && { startedAt: now }) });
       this.forget(job.id);
       pass.starting.push({ job, allocation, number, dir });
-      // Claimed now, so the rest of this pass (and the next) sees the resources as taken.
-      this.live.set(job.id, this.liveAttempt(job, allocation, number, dir));
+      // Claimed now, so the rest of this pass (and the next) sees the resources as taken; it is
+      // launching from here on, so nothing takes it for a process that went away.
+      this.live.set(job.id, { ...this.liveAttempt(job, allocation, number, dir), launching: true });
     }
     pass.again = decisions.skip.length > 0;
     this.armRetryTimer(queued, now);
@@ -638,7 +669,7 @@ export class Daemon {
   private recoverFromFailedCommit(): void {
     this.reloadQueue();
     for (const [jobId, attempt] of this.live) {
-      if (attempt.pid === null && !attempt.launching && this.store.job(jobId)?.state !== 'running') this.live.delete(jobId);
+      if (attempt.pid === null && this.store.job(jobId)?.state !== 'running') this.live.delete(jobId);
     }
     clearTimeout(this.recoveryTimer);
     this.recoveryTimer = setTimeout(() => this.readopt(false), RECOVERY_DELAY_MS);

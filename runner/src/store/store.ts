@@ -1,4 +1,4 @@
-import { statfsSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Database, type SQLiteValue } from 'node-sqlite3-wasm';
 import { FINAL_STATES, type AttemptOutcome, type HostView, type JobState, type MetricSeries, type RunRecord } from '../../../common/protocol';
@@ -66,6 +66,9 @@ export interface MetricRow {
 
 type Row = Record<string, SQLiteValue>;
 
+/** The log's size at which a commit checkpoints it into the database file. */
+const CHECKPOINT_BYTES = 4 * 1024 * 1024;
+
 /** Every column but the plan, which is read once per job and kept (it never changes). */
 const JOB_COLUMNS = `jobs.id, jobs.submission_id, jobs.key, jobs.state, jobs.priority, jobs.needs, jobs.reason, jobs.attempts, jobs.not_before,
   jobs.cancel_requested, jobs.created_at, jobs.started_at, jobs.ended_at, jobs.exit_code, jobs.signal, submissions.spec_name`;
@@ -73,9 +76,21 @@ const JOB_COLUMNS = `jobs.id, jobs.submission_id, jobs.key, jobs.state, jobs.pri
 /**
  * The daemon's state, in one SQLite file. Only the daemon opens it (exclusive locking, which
  * also lets WAL work without shared memory); every change is a transaction, synced to disk.
+ *
+ * The store syncs the write-ahead log itself rather than letting SQLite do it, because SQLite
+ * through WebAssembly can only fsync synchronously, stalling the daemon for every commit. A
+ * `transaction` is still on disk when it returns; a `deferred` one is on disk once `durable()`
+ * resolves, and one sync, run off the event loop, covers every commit made before it starts
+ * (group commit). Checkpoints, which move the log into the database file, are ours too, made
+ * with SQLite's syncs on: the log is only reset after the database file is on disk.
  */
 export class Store {
   private readonly plans = new Map<number, RunPlan>();
+  /** The write-ahead log, opened once it exists (the first commit creates it). */
+  private wal: number | undefined;
+  private syncing: Promise<void> | undefined;
+  /** The sync that starts once `syncing` ends, shared by everyone who committed meanwhile. */
+  private nextSync: Promise<void> | undefined;
 
   private constructor(
     private readonly db: Database,
@@ -92,7 +107,9 @@ export class Store {
     try {
       db.exec('PRAGMA locking_mode = EXCLUSIVE');
       db.exec('PRAGMA journal_mode = WAL');
-      db.exec('PRAGMA synchronous = FULL');
+      // The store syncs the log itself and checkpoints itself (see the class comment).
+      db.exec('PRAGMA synchronous = OFF');
+      db.exec('PRAGMA wal_autocheckpoint = 0');
       db.exec('PRAGMA foreign_keys = ON');
       const store = new Store(db, file);
       store.migrate(file);
@@ -125,22 +142,96 @@ export class Store {
   }
 
   close(): void {
-    if (this.db.isOpen) this.db.close();
+    if (this.db.isOpen) {
+      // Closing checkpoints the log into the database file and deletes it: with SQLite's syncs.
+      this.db.exec('PRAGMA synchronous = FULL');
+      this.db.close();
+    }
+    const wal = this.wal;
+    this.wal = undefined;
+    // A sync under way still needs the descriptor: it succeeds, the close having synced all.
+    if (wal !== undefined) void (this.syncing ?? Promise.resolve()).catch(() => undefined).then(() => closeSync(wal));
   }
 
-  /** Runs `work` atomically: all of its changes reach the disk together, or none do. */
-  transaction<T>(work: () => T): T {
+  /**
+   * Runs `work` atomically: all of its changes reach the disk together, or none do. On return
+   * they are on disk; with `deferred`, once `durable()` resolves.
+   */
+  transaction<T>(work: () => T, options: { deferred?: boolean } = {}): T {
     if (this.db.inTransaction) return work();
     this.db.exec('BEGIN IMMEDIATE');
+    let result: T;
     try {
-      const result = work();
+      result = work();
       this.db.exec('COMMIT');
-      return result;
     } catch (error) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       // Rolled-back jobs' ids are given out again: their plans must not outlive them.
       this.plans.clear();
       throw this.explain(error);
+    }
+    const wal = this.openWal();
+    if (wal === undefined || (fstatSync(wal).size > CHECKPOINT_BYTES && this.checkpoint())) return result;
+    if (!options.deferred) this.syncNow();
+    return result;
+  }
+
+  /** Resolves once every transaction committed so far is on disk. */
+  durable(): Promise<void> {
+    if (!this.syncing) return this.startSync();
+    this.nextSync ??= this.syncing.then(() => {
+      this.nextSync = undefined;
+      return this.startSync();
+    });
+    return this.nextSync;
+  }
+
+  /** Puts every transaction committed so far on disk before returning. */
+  syncNow(): void {
+    if (this.wal === undefined) return;
+    try {
+      fdatasyncSync(this.wal);
+    } catch (error) {
+      throw this.explain(error, true);
+    }
+  }
+
+  private startSync(): Promise<void> {
+    const wal = this.wal;
+    if (wal === undefined) return Promise.resolve();
+    const syncing = new Promise<void>((resolve, reject) => fdatasync(wal, (error) => (error ? reject(this.explain(error, true)) : resolve())));
+    this.syncing = syncing;
+    const settled = () => {
+      if (this.syncing === syncing) this.syncing = undefined;
+    };
+    syncing.then(settled, settled);
+    return syncing;
+  }
+
+  private openWal(): number | undefined {
+    if (this.wal === undefined) {
+      try {
+        this.wal = openSync(`${this.file}-wal`, 'r+');
+      } catch {
+        return undefined;
+      }
+    }
+    return this.wal;
+  }
+
+  /**
+   * Moves the log into the database file with SQLite's syncs on, then empties the log. False
+   * if it could not (the log stays, and is tried again at a later commit).
+   */
+  private checkpoint(): boolean {
+    this.db.exec('PRAGMA synchronous = FULL');
+    try {
+      const row = this.db.get('PRAGMA wal_checkpoint(TRUNCATE)');
+      return row?.['busy'] === 0;
+    } catch {
+      return false;
+    } finally {
+      this.db.exec('PRAGMA synchronous = OFF');
     }
   }
 

@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Store } from '../../../runner/src/store/store';
+
+const RECORD = { specText: 'name: t\nrun: "true"\n', overrides: {}, workdir: '/tmp', env: {} };
+
+describe('store: commits and syncs', () => {
+  let dir: string;
+  let file: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'drover-store-'));
+    file = join(dir, 'drover.db');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('keeps what deferred transactions wrote once durable() resolves, across a reopen', async () => {
+    const store = Store.open(file);
+    const ids: number[] = [];
+    for (let i = 0; i < 50; i++) ids.push(store.transaction(() => store.insertSubmission(`s${i}`, RECORD, i), { deferred: true }));
+    // Everyone who committed while a sync ran shares the next one.
+    await Promise.all(ids.map(() => store.durable()));
+    store.close();
+    const again = Store.open(file);
+    assert.deepEqual(ids.map((id) => again.submissionRecord(id)?.specText), ids.map(() => RECORD.specText));
+    again.close();
+  });
+
+  it('checkpoints the log into the database file once it grows large, and empties it', () => {
+    const store = Store.open(file);
+    const big = { ...RECORD, specText: 'x'.repeat(256 * 1024) };
+    let largest = 0;
+    for (let i = 0; i < 40; i++) {
+      store.transaction(() => store.insertSubmission(`big${i}`, big, i));
+      largest = Math.max(largest, statSync(`${file}-wal`).size);
+    }
+    // 40 × 256 KiB went through a log that never held more than its limit and one commit.
+    assert.ok(largest < 6 * 1024 * 1024, `the log grew to ${largest} bytes`);
+    assert.ok(statSync(file).size > 8 * 1024 * 1024, 'the records are in the database file');
+    store.close();
+    assert.equal(existsSync(`${file}-wal`), false, 'closing folds the log in and removes it');
+    const again = Store.open(file);
+    assert.equal(again.submissionRecord(40)?.specText.length, big.specText.length);
+    again.close();
+  });
+
+  it('resolves durable() at once when nothing was written', async () => {
+    const store = Store.open(file);
+    await store.durable();
+    store.close();
+  });
+});
