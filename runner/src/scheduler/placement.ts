@@ -83,8 +83,7 @@ export function candidateHosts(request: Request, hosts: readonly HostCapacity[],
 export function everFits(request: Request, host: HostCapacity): true | string {
   if (!host.usable) return `${host.name} ${host.unusable ?? 'is not usable'}`;
   const { gpus } = request;
-  let matching = 0;
-  for (const gpu of host.gpus) if (gpuSatisfies(gpu, gpus)) matching++;
+  const matching = matchingCount(host.gpus, gpus, host.gpus.length);
   if (matching < gpus.count) {
     const described = describeGpuRequest(gpus);
     return `${host.name} has ${matching} GPU${matching === 1 ? '' : 's'}${described ? ` ${described}` : ''}, the job needs ${gpus.count}`;
@@ -96,6 +95,29 @@ export function everFits(request: Request, host: HostCapacity): true | string {
 }
 
 /**
+ * Whether a GPU can serve a request, as `gpuSatisfies`, with the type test (a string
+ * comparison) remembered per model name: a pool has a handful of models, a queue many jobs.
+ */
+export function servesRequest(gpu: Gpu, request: GpuRequest): boolean {
+  if (request.memoryBytes !== undefined && !(gpu.memoryTotalBytes >= request.memoryBytes)) return false;
+  if (request.type === undefined) return true;
+  let byType = typeMatches.get(gpu.name);
+  if (!byType) typeMatches.set(gpu.name, (byType = new Map()));
+  let matches = byType.get(request.type);
+  if (matches === undefined) byType.set(request.type, (matches = gpuSatisfies({ name: gpu.name }, { count: 1, type: request.type })));
+  return matches;
+}
+
+const typeMatches = new Map<string, Map<string, boolean>>();
+
+function matchingCount(gpus: Iterable<Gpu>, request: GpuRequest, size: number): number {
+  if (request.type === undefined && request.memoryBytes === undefined) return size;
+  let matching = 0;
+  for (const gpu of gpus) if (servesRequest(gpu, request)) matching++;
+  return matching;
+}
+
+/**
  * The GPUs a request takes from those free, or undefined when too few match. Of the matching
  * ones it takes those with the least memory first (then the lowest index), so big GPUs stay
  * free for the jobs that need them.
@@ -103,7 +125,7 @@ export function everFits(request: Request, host: HostCapacity): true | string {
 export function chooseGpus(free: Iterable<Gpu>, request: GpuRequest): number[] | undefined {
   if (request.count === 0) return [];
   const matching: Gpu[] = [];
-  for (const gpu of free) if (gpuSatisfies(gpu, request)) matching.push(gpu);
+  for (const gpu of free) if (servesRequest(gpu, request)) matching.push(gpu);
   if (matching.length < request.count) return undefined;
   matching.sort((a, b) => a.memoryTotalBytes - b.memoryTotalBytes || a.index - b.index);
   return matching.slice(0, request.count).map((gpu) => gpu.index);
@@ -113,8 +135,7 @@ export function chooseGpus(free: Iterable<Gpu>, request: GpuRequest): number[] |
 function shortOf(request: Request, host: HostCapacity, free: FreeCapacity): string | undefined {
   const { gpus } = request;
   if (gpus.count > 0) {
-    let matching = 0;
-    for (const gpu of free.gpus.values()) if (gpuSatisfies(gpu, gpus)) matching++;
+    const matching = matchingCount(free.gpus.values(), gpus, free.gpus.size);
     if (matching < gpus.count) {
       const described = describeGpuRequest(gpus);
       return `waiting for ${gpus.count} GPU${gpus.count === 1 ? '' : 's'}${described ? ` ${described}` : ''}; ${matching} free on ${host.name}`;
@@ -125,42 +146,54 @@ function shortOf(request: Request, host: HostCapacity, free: FreeCapacity): stri
   return undefined;
 }
 
+/** How tightly an allocation fits its host: lower is tighter (best fit picks the lowest). */
+export interface Fit {
+  allocation: Allocation;
+  gpusLeft: number;
+  cpusLeft: number;
+}
+
+export function tighter(a: Fit, b: Fit | undefined): boolean {
+  return !b || a.gpusLeft < b.gpusLeft || (a.gpusLeft === b.gpusLeft && a.cpusLeft < b.cpusLeft);
+}
+
+/** The request on one host now, or undefined when it does not fit there. */
+export function fitOn(jobId: number, request: Request, host: HostCapacity, free: FreeCapacity): Fit | undefined {
+  if (!host.usable || free.gpus.size < request.gpus.count || free.cpus < request.cpus || free.memoryBytes < request.memoryBytes) return undefined;
+  const gpus = chooseGpus(free.gpus.values(), request.gpus);
+  if (!gpus) return undefined;
+  return { allocation: { jobId, host: host.name, cpus: request.cpus, memoryBytes: request.memoryBytes, gpus }, gpusLeft: free.gpus.size - gpus.length, cpusLeft: free.cpus - request.cpus };
+}
+
+/** Per-host reasons beyond these many are counted, not listed. */
+const LISTED_HOSTS = 4;
+
 /**
  * An allocation for the request now, or why there is none. A job that names its hosts gets the
  * first of them that fits (its order of preference). Otherwise the best fit: the host left with
  * the fewest free GPUs, then the fewest free CPUs, so that small jobs fill partly used hosts and
  * whole hosts stay free for jobs that need a whole host.
  */
-export function placeNow(jobId: number, request: Request, candidates: readonly HostCapacity[], freeOf: (host: string) => FreeCapacity): Allocation | string {
+export function placeNow(jobId: number, request: Request, candidates: readonly HostCapacity[], freeOf: (host: string) => FreeCapacity): Fit | string {
+  let best: Fit | undefined;
+  for (const host of candidates) {
+    const fit = fitOn(jobId, request, host, freeOf(host.name));
+    if (!fit) continue;
+    if (request.hosts) return fit;
+    if (tighter(fit, best)) best = fit;
+    // Nothing fits tighter than a host left full.
+    if (fit.gpusLeft === 0 && fit.cpusLeft === 0) break;
+  }
+  if (best) return best;
+  // Refused: only now are the reasons put in words.
   const reasons: string[] = [];
   if (request.hosts) for (const name of request.hosts) if (!candidates.some((host) => host.name === name)) reasons.push(`${name} is not in the pool (drover hosts add ${name})`);
-  let best: { allocation: Allocation; gpusLeft: number; cpusLeft: number } | undefined;
   for (const host of candidates) {
     const never = everFits(request, host);
-    if (never !== true) {
-      reasons.push(never);
-      continue;
-    }
-    const free = freeOf(host.name);
-    // Cheap tests first: most hosts of a busy pool are refused here.
-    if (free.gpus.size < request.gpus.count || free.cpus < request.cpus || free.memoryBytes < request.memoryBytes) {
-      reasons.push(shortOf(request, host, free)!);
-      continue;
-    }
-    const gpus = chooseGpus(free.gpus.values(), request.gpus);
-    if (!gpus) {
-      reasons.push(shortOf(request, host, free)!);
-      continue;
-    }
-    const allocation = { jobId, host: host.name, cpus: request.cpus, memoryBytes: request.memoryBytes, gpus };
-    if (request.hosts) return allocation;
-    const gpusLeft = free.gpus.size - gpus.length;
-    const cpusLeft = free.cpus - request.cpus;
-    if (!best || gpusLeft < best.gpusLeft || (gpusLeft === best.gpusLeft && cpusLeft < best.cpusLeft)) best = { allocation, gpusLeft, cpusLeft };
-    // Nothing fits tighter than a host left full.
-    if (gpusLeft === 0 && cpusLeft === 0) break;
+    reasons.push(never === true ? shortOf(request, host, freeOf(host.name))! : never);
   }
-  return best?.allocation ?? reasons.join('; ');
+  if (reasons.length <= LISTED_HOSTS) return reasons.join('; ');
+  return `${reasons.slice(0, LISTED_HOSTS - 1).join('; ')}; and ${reasons.length - LISTED_HOSTS + 1} more hosts`;
 }
 
 export function describeGpuRequest(request: GpuRequest): string {

@@ -5,11 +5,14 @@ import {
   candidateHosts,
   chooseGpus,
   everFits,
+  fitOn,
   freeCapacity,
   placeNow,
+  tighter,
   requestOf,
   take,
   type Allocation,
+  type Fit,
   type FreeCapacity,
   type HostCapacity,
   type Request,
@@ -140,22 +143,27 @@ export function schedule(input: SchedulingInput): Decisions {
   const free = new Map<string, FreeCapacity>(input.hosts.map((host) => [host.name, freeCapacity(host, [])]));
   const groupRunning = new Map<string, number>();
   const userGpus = new Map<string, number>();
-  const expected: (Expected & { host: string })[] = [];
+  /** What runs on each host, and when it is expected to end (time limits). */
+  const expected = new Map<string, Expected[]>(input.hosts.map((host) => [host.name, []]));
   for (const running of input.running) {
     const left = free.get(running.host);
     if (left) take(left, running);
     groupRunning.set(running.group, (groupRunning.get(running.group) ?? 0) + 1);
     const user = running.user ?? '';
     userGpus.set(user, (userGpus.get(user) ?? 0) + running.gpus.length);
-    expected.push({ ...running, end: Math.max(now, (running.startedAt ?? now) + (running.timeLimitMs ?? options.defaultTimeLimitMs)) });
+    const end = Math.max(now, (running.startedAt ?? now) + (running.timeLimitMs ?? options.defaultTimeLimitMs));
+    expected.get(running.host)?.push({ end, cpus: running.cpus, memoryBytes: running.memoryBytes, gpus: running.gpus });
   }
   const freeOf = (name: string) => free.get(name)!;
 
-  // Until something starts, free capacity is unchanged, so a request seen before fits (or fails)
-  // the same way: a long queue of alike jobs costs one placement, not one per job.
-  const placements = new Map<string, Allocation | string>();
+  // Jobs of one shape fit (or fail) alike, so a long queue of alike jobs costs one placement,
+  // not one per job. Starting a job only takes capacity away: a refusal stays a refusal (its
+  // words are as of when it was made), and a fit stays valid unless it was on the host that
+  // changed, which may also have become the tighter fit (see afterStart).
+  const placements = new Map<string, { request: Request; placed: Fit | string }>();
   const infeasible = new Set<string>();
   let reservation: HeldReservation | undefined;
+  const heldReasons = new Map<string, string>();
 
   for (const ranked of rankQueue(input, options)) {
     const { job } = ranked;
@@ -178,7 +186,7 @@ export function schedule(input: SchedulingInput): Decisions {
       decisions.waiting.set(job.id, `sweep limit: ${running} of max_parallel ${limit} runs running`);
       continue;
     }
-    const request = requestOfPlan(job.plan);
+    const { request, shape } = derive(job.plan);
     const user = job.user ?? '';
     const quota = options.gpuQuotas[user] ?? options.gpuQuotas['*'];
     const held = userGpus.get(user) ?? 0;
@@ -186,12 +194,11 @@ export function schedule(input: SchedulingInput): Decisions {
       decisions.waiting.set(job.id, `quota: ${user || 'this user'} holds ${held} of ${quota} GPU${quota === 1 ? '' : 's'} allowed, this run needs ${request.gpus.count}`);
       continue;
     }
-    const shape = shapeOf(job.plan);
-    let placed = placements.get(shape);
+    let placed = placements.get(shape)?.placed;
     if (placed === undefined) {
       const candidates = candidateHosts(request, input.hosts, byName);
       placed = typeof candidates === 'string' ? candidates : placeNow(job.id, request, candidates, freeOf);
-      placements.set(shape, placed);
+      placements.set(shape, { request, placed });
     }
     if (typeof placed === 'string') {
       decisions.waiting.set(job.id, placed);
@@ -203,29 +210,29 @@ export function schedule(input: SchedulingInput): Decisions {
     }
     const runLimit = timeLimitOf(job.plan, options);
     const endsInTime = reservation !== undefined && now + runLimit <= reservation.at;
-    if (reservation && !endsInTime && conflicts(placed, reservation)) {
+    if (reservation && !endsInTime && conflicts(placed.allocation, reservation)) {
       // Try again with only what the reserved job will not need.
       const spareShape = `${shape}\u0000spare`;
-      let spare = placements.get(spareShape);
+      let spare = placements.get(spareShape)?.placed;
       if (spare === undefined) {
         const candidates = candidateHosts(request, input.hosts, byName) as HostCapacity[];
         const holder = reservation;
         spare = placeNow(job.id, request, candidates, (name) => (name === holder.host ? spareCapacity(free.get(name)!, holder) : free.get(name)!));
-        placements.set(spareShape, spare);
+        placements.set(spareShape, { request, placed: spare });
       }
       if (typeof spare === 'string') {
-        decisions.waiting.set(job.id, heldReason(ranked, reservation, runLimit, job.plan.timeoutSeconds !== undefined, now));
+        decisions.waiting.set(job.id, heldReason(ranked, reservation, runLimit, job.plan.timeoutSeconds !== undefined, now, heldReasons));
         continue;
       }
       placed = spare;
     }
-    const allocation = { ...placed, jobId: job.id };
+    const allocation = { ...placed.allocation, jobId: job.id };
     decisions.start.push(allocation);
-    placements.clear();
     take(free.get(allocation.host)!, allocation);
+    afterStart(placements, byName.get(allocation.host)!, free.get(allocation.host)!);
     groupRunning.set(job.group, running + 1);
     userGpus.set(user, held + allocation.gpus.length);
-    expected.push({ ...allocation, end: now + runLimit });
+    expected.get(allocation.host)!.push({ end: now + runLimit, cpus: allocation.cpus, memoryBytes: allocation.memoryBytes, gpus: allocation.gpus });
     if (reservation && !endsInTime && allocation.host === reservation.host) {
       reservation.spareCpus -= allocation.cpus;
       reservation.spareMemoryBytes -= allocation.memoryBytes;
@@ -233,6 +240,23 @@ export function schedule(input: SchedulingInput): Decisions {
   }
   if (reservation) decisions.reservation = { jobId: reservation.jobId, host: reservation.host, at: reservation.at, gpus: reservation.gpus };
   return decisions;
+}
+
+/** Keeps the remembered placements true once a job took capacity on `host`. */
+function afterStart(placements: Map<string, { request: Request; placed: Fit | string }>, host: HostCapacity, left: FreeCapacity): void {
+  for (const [shape, entry] of placements) {
+    const { request, placed } = entry;
+    if (typeof placed === 'string') continue;
+    // What fits within the reservation's spare is rare: simply worked out again.
+    if (placed.allocation.host === host.name || shape.endsWith('\u0000spare')) {
+      placements.delete(shape);
+      continue;
+    }
+    // Hosts named by the job are tried in their order, and this one came too late, or was full.
+    if (request.hosts) continue;
+    const there = fitOn(placed.allocation.jobId, request, host, left);
+    if (there && tighter(there, placed)) entry.placed = there;
+  }
 }
 
 /** The queue in the order jobs are considered: rank, then first come, first served. */
@@ -244,7 +268,32 @@ function rankQueue(input: SchedulingInput, options: PolicyOptions): RankedJob[] 
     const fairShare = -options.fairShareLevels * (shares.get(job.user ?? '') ?? 0);
     return { job, priority, submittedAt, fairShare, rank: priority + (input.now - submittedAt) / options.agingMs + fairShare };
   });
-  return ranked.sort((a, b) => b.rank - a.rank || a.submittedAt - b.submittedAt || a.job.id - b.job.id);
+  const byRank = (a: RankedJob, b: RankedJob) => b.rank - a.rank || a.submittedAt - b.submittedAt || a.job.id - b.job.id;
+  // A long queue is sorted by a number that packs the rank (in ms of waiting) over the job's
+  // position: the engine sorts plain numbers many times faster than it calls a comparison.
+  // Equal packed ranks are then put in exact order, which they nearly always are already.
+  const positionBits = 32 - Math.clz32(ranked.length);
+  const keys = new Float64Array(ranked.length);
+  let packable = ranked.length > 64;
+  for (let i = 0; packable && i < ranked.length; i++) {
+    const rankMs = Math.round(ranked[i]!.rank * options.agingMs);
+    packable = Math.abs(rankMs) < 2 ** (52 - positionBits);
+    keys[i] = -rankMs * 2 ** positionBits + i;
+  }
+  if (!packable) return ranked.sort(byRank);
+  keys.sort();
+  const mask = 2 ** positionBits;
+  const ordered = Array.from(keys, (key) => ranked[((key % mask) + mask) % mask]!);
+  for (let start = 0; start < ordered.length; ) {
+    let end = start + 1;
+    while (end < ordered.length && Math.floor(keys[end]! / mask) === Math.floor(keys[start]! / mask)) end++;
+    if (end - start > 1) {
+      const tied = ordered.slice(start, end).sort(byRank);
+      for (let i = 0; i < tied.length; i++) ordered[start + i] = tied[i]!;
+    }
+    start = end;
+  }
+  return ordered;
 }
 
 function timeLimitOf(plan: RunPlan, options: PolicyOptions): number {
@@ -261,7 +310,7 @@ function reserve(
   hosts: readonly HostCapacity[],
   byName: ReadonlyMap<string, HostCapacity>,
   free: ReadonlyMap<string, FreeCapacity>,
-  expected: readonly (Expected & { host: string })[],
+  expected: ReadonlyMap<string, readonly Expected[]>,
   now: number,
 ): HeldReservation | undefined {
   const candidates = candidateHosts(request, hosts, byName);
@@ -272,7 +321,7 @@ function reserve(
     const left = free.get(host.name)!;
     const state: FreeCapacity = { cpus: left.cpus, memoryBytes: left.memoryBytes, gpus: new Map(left.gpus) };
     const gpuByIndex = new Map(host.gpus.filter((gpu) => !gpu.foreign).map((gpu) => [gpu.index, gpu]));
-    const ending = expected.filter((run) => run.host === host.name).sort((a, b) => a.end - b.end);
+    const ending = [...expected.get(host.name)!].sort((a, b) => a.end - b.end);
     let at = now;
     let gpus = fitsIn(state, request);
     for (let i = 0; !gpus && i < ending.length; i++) {
@@ -314,18 +363,28 @@ function spareCapacity(free: FreeCapacity, reservation: HeldReservation): FreeCa
 }
 
 /** Why a job that fits now waits for the one first in line, naming what put that one first. */
-function heldReason(ranked: RankedJob, reservation: HeldReservation, runLimit: number, hasTimeout: boolean, now: number): string {
+function heldReason(ranked: RankedJob, reservation: HeldReservation, runLimit: number, hasTimeout: boolean, now: number, known: Map<string, string>): string {
   const first = reservation.job;
   let rule: string;
   if (first.priority > ranked.priority) rule = 'priority: it has a higher priority';
   else if (first.fairShare > ranked.fairShare) rule = `fair share: ${first.job.user || 'its user'} used fewer GPU-hours lately than ${ranked.job.user || 'this run\u2019s user'}`;
   else rule = 'queue order: it was queued earlier';
+  // Many held jobs share their words: made once each.
+  const key = `${rule}\u0000${hasTimeout ? runLimit : -1}`;
+  let reason = known.get(key);
+  if (reason === undefined) known.set(key, (reason = heldWords(rule, reservation, runLimit, hasTimeout, now)));
+  return reason;
+}
+
+function heldWords(rule: string, reservation: HeldReservation, runLimit: number, hasTimeout: boolean, now: number): string {
+  const first = reservation.job;
   const starts = reservation.at <= now ? 'now' : `in ${formatElapsed(reservation.at - now)}`;
   const delay = hasTimeout ? `this run, with its ${formatElapsed(runLimit)} timeout, could delay it` : `this run has no timeout, so it could delay it`;
   return `${rule} (run ${first.job.id} is first in line, expected to start on ${reservation.host} ${starts}); ${delay}`;
 }
 
 function dependencyBlock(job: QueuedJob, states: SchedulingInput['states']): { reason: string; skip?: true } | undefined {
+  if (job.needs.length === 0) return undefined;
   const waitingFor: string[] = [];
   for (const id of job.needs) {
     const needed = states.get(id);
@@ -342,18 +401,11 @@ function dependencyBlock(job: QueuedJob, states: SchedulingInput['states']): { r
 }
 
 // A plan never changes once made, so what is derived from it is kept with it.
-const requests = new WeakMap<RunPlan, Request>();
-const shapes = new WeakMap<RunPlan, string>();
+const derived = new WeakMap<RunPlan, { request: Request; shape: string }>();
 
-function requestOfPlan(plan: RunPlan): Request {
-  let request = requests.get(plan);
-  if (!request) requests.set(plan, (request = requestOf(plan)));
-  return request;
-}
-
-/** Jobs of one shape fit (or fail) alike: the same resources on the same hosts. */
-function shapeOf(plan: RunPlan): string {
-  let shape = shapes.get(plan);
-  if (shape === undefined) shapes.set(plan, (shape = JSON.stringify([plan.resources, plan.hosts])));
-  return shape;
+/** What the plan asks, and its shape: jobs of one shape fit (or fail) alike. */
+function derive(plan: RunPlan): { request: Request; shape: string } {
+  let known = derived.get(plan);
+  if (!known) derived.set(plan, (known = { request: requestOf(plan), shape: JSON.stringify([plan.resources, plan.hosts]) }));
+  return known;
 }
