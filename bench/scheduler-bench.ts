@@ -12,6 +12,7 @@
  * See bench/README.md for the replay's method (window, scaling, time limits) and its metrics.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { RunPlan } from '../common/spec';
 import { recentGpuHours } from '../runner/src/scheduler/fair-share';
@@ -30,7 +31,11 @@ const HOUR = 3_600_000;
 
 /** Users over-estimate: each job's time limit is its true duration times this. */
 const OVER_ESTIMATE = 3;
-/** Arrivals are compressed so that the window offers this much GPU work per GPU of the pool. */
+/**
+ * Arrivals are compressed so that, were nothing ever queued, the jobs would keep this part of the
+ * pool's GPUs busy over the arrival window (GPU-time inside the window; the long tail of
+ * durations runs on past it).
+ */
 const OFFERED_LOAD = 0.9;
 /** The first arrivals of the trace are long-lived services created over four months; the window starts after them. */
 const WINDOW_START = 2_000;
@@ -102,8 +107,20 @@ function jobsFor(tasks: readonly TraceTask[], pool: Pool): { jobs: SimulatedJob[
   const fits = window.filter((task) => task.cpus <= host.cpus && task.memoryBytes <= host.memoryBytes);
   const first = fits[0]!.arrival;
   const span = fits.at(-1)!.arrival - first;
-  const work = fits.reduce((sum, task) => sum + task.gpus * task.duration, 0);
-  const compression = work / (OFFERED_LOAD * pool.hosts * 8 * span);
+  // The busy fraction falls as the window stretches: bisect for the compression that gives the load.
+  const busy = (compression: number) => {
+    const window = compression * span;
+    const inside = fits.reduce((sum, task) => sum + task.gpus * Math.max(0, Math.min(task.duration, window - (task.arrival - first) * compression)), 0);
+    return inside / (pool.hosts * 8 * window);
+  };
+  let low = 1e-6;
+  let high = 100;
+  for (let step = 0; step < 100; step++) {
+    const middle = Math.sqrt(low * high);
+    if (busy(middle) > OFFERED_LOAD) low = middle;
+    else high = middle;
+  }
+  const compression = Math.sqrt(low * high);
   const jobs = fits.map((task, index): SimulatedJob => {
     const plan: RunPlan = {
       key: task.name, job: task.name, params: {}, command: 'true', workdir: '.', env: {}, retries: 0, priority: 0, needs: [],
@@ -162,6 +179,8 @@ interface Outcome {
   queueP99H: number;
   maxWaitH: number;
   makespanH: number;
+  /** Busy GPU-time over GPU-time, within the arrival window and over the makespan. */
+  windowUtilization: number;
   utilization: number;
   decisions: number;
   wallS: number;
@@ -174,6 +193,8 @@ function outcome(result: SimulationResult, jobs: readonly SimulatedJob[], gpus: 
   const first = Math.min(...result.runs.map((run) => run.arrival));
   const last = Math.max(...result.runs.map((run) => run.end));
   const work = result.runs.reduce((sum, run) => sum + run.gpus.length * (run.end - run.start), 0);
+  const windowEnd = Math.max(...jobs.map((job) => job.arrival));
+  const windowWork = result.runs.reduce((sum, run) => sum + run.gpus.length * Math.max(0, Math.min(run.end, windowEnd) - Math.max(run.start, first)), 0);
   const queue = latency(waits);
   return {
     avgJctH: result.runs.reduce((sum, run) => sum + run.end - run.arrival, 0) / result.runs.length / HOUR,
@@ -181,6 +202,7 @@ function outcome(result: SimulationResult, jobs: readonly SimulatedJob[], gpus: 
     queueP99H: queue.p99 / HOUR,
     maxWaitH: Math.max(...waits) / HOUR,
     makespanH: (last - first) / HOUR,
+    windowUtilization: windowWork / (gpus * (windowEnd - first)),
     utilization: work / (gpus * (last - first)),
     decisions: result.decisions,
     wallS,
@@ -196,7 +218,7 @@ function replay(tasks: readonly TraceTask[], pool: Pool): { drover: Outcome; fif
   const work = jobs.reduce((sum, job) => sum + job.plan.resources.gpus.count * job.duration, 0);
   console.log(
     `\n${pool.label}: ${jobs.length.toLocaleString('en-US')} arrivals (trace tasks ${WINDOW_START}–${WINDOW_START + jobs.length + dropped - 1} by creation time` +
-      `${dropped ? `, ${dropped} larger than a host left out` : ''}), ${(work / HOUR).toFixed(0)} GPU-hours, arrival times × ${compression.toFixed(3)}`,
+      `${dropped ? `, ${dropped} larger than a host left out` : ''}), ${(work / HOUR).toFixed(0)} GPU-hours, arrival times × ${compression.toFixed(4)}, window ${hours(jobs.at(-1)!.arrival / HOUR)} h`,
   );
   const run = (name: string, policy: Policy, observe?: Parameters<typeof simulate>[3]) => {
     progress(`${pool.label}: ${name}…`);
@@ -231,8 +253,10 @@ function replay(tasks: readonly TraceTask[], pool: Pool): { drover: Outcome; fif
   ] as const;
   console.log(
     table(
-      ['policy', 'avg JCT h', 'queue p50 h', 'queue p99 h', 'max wait h', 'makespan h', 'GPU util', 'decisions', 'sim s'],
-      rows.map(([name, o]) => [name, hours(o.avgJctH), hours(o.queueP50H), hours(o.queueP99H), hours(o.maxWaitH), hours(o.makespanH), o.utilization.toFixed(3), String(o.decisions), o.wallS.toFixed(1)]),
+      ['policy', 'avg JCT h', 'queue p50 h', 'queue p99 h', 'max wait h', 'makespan h', 'GPU util (window)', 'GPU util (makespan)', 'decisions', 'sim s'],
+      rows.map(([name, o]) => [
+        name, hours(o.avgJctH), hours(o.queueP50H), hours(o.queueP99H), hours(o.maxWaitH), hours(o.makespanH), o.windowUtilization.toFixed(3), o.utilization.toFixed(3), String(o.decisions), o.wallS.toFixed(1),
+      ]),
     ),
   );
   return { drover, fifo: fifoOutcome, sjf, promises };
@@ -267,39 +291,50 @@ function decisionTiming(): void {
     let gpu = 0;
     while (gpu < 8 - (host.name.endsWith('0') ? 1 : 0)) {
       const count = Math.min(pick([1, 1, 2, 4]), 8 - gpu);
-      running.push({ jobId: id++, host: host.name, cpus: 8, memoryBytes: 32 * GiB, gpus: Array.from({ length: count }, (_, i) => gpu + i), group: 'r', user: pick(users), startedAt: now - Math.floor(random() * 4 * HOUR), timeLimitMs: pick([1, 4, 24]) * HOUR });
+      running.push({ jobId: id++, host: host.name, cpus: 11 * count, memoryBytes: 32 * GiB * count, gpus: Array.from({ length: count }, (_, i) => gpu + i), group: 'r', user: pick(users), startedAt: now - Math.floor(random() * 4 * HOUR), timeLimitMs: pick([1, 4, 24]) * HOUR });
       gpu += count;
     }
   }
   const usage = recentGpuHours(running.map((run) => ({ user: run.user!, gpus: run.gpus.length, startedAt: run.startedAt!, endedAt: null })), now);
   const time = (input: SchedulingInput, reps: number) => {
     const samples: number[] = [];
+    const cpuSamples: number[] = [];
     let started = 0;
     for (let rep = 0; rep < reps + 20; rep++) {
+      const cpu = process.cpuUsage();
       const begin = process.hrtime.bigint();
       const decisions = schedule({ ...input, now: input.now + rep });
       const elapsed = Number(process.hrtime.bigint() - begin) / 1e6;
-      if (rep >= 20) samples.push(elapsed);
+      const used = process.cpuUsage(cpu);
+      if (rep >= 20) {
+        samples.push(elapsed);
+        cpuSamples.push((used.user + used.system) / 1000);
+      }
       started = decisions.start.length;
       check(decisions.start.length + decisions.waiting.size + decisions.skip.length === input.queued.length, 'every job is decided');
     }
-    return { ...latency(samples), started };
+    return { ...latency(samples), min: Math.min(...samples), cpu: latency(cpuSamples), started };
   };
   const base = { now, queued, hosts, states: new Map(), recentGpuHours: usage };
   const steady = time({ ...base, running }, process.argv.includes('--decision-only') ? 5 : 200);
   const empty = time({ ...base, running: [] }, 50);
   const gpus = hosts.length * 8;
-  console.log(`\nOne decision: ${queued.length.toLocaleString('en-US')} pending jobs (20 users, priorities 0–2, 1/3 asking for A100), ${hosts.length} hosts × 8 = ${gpus} GPUs`);
+  console.log(
+    `\nOne decision: ${queued.length.toLocaleString('en-US')} pending jobs (20 users, priorities 0–2, 1/3 asking for A100), ${hosts.length} hosts × 8 = ${gpus} GPUs` +
+      ` (load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} CPUs: other work on the machine inflates wall times; CPU time counts only this process's own)`,
+  );
   console.log(
     table(
-      ['pool', 'runs', 'started', 'p50 ms', 'p99 ms', 'n'],
+      ['pool', 'runs', 'started', 'wall min ms', 'wall p50 ms', 'wall p99 ms', 'CPU p50 ms', 'CPU p99 ms', 'n'],
       [
-        ['nearly full (steady state)', String(running.length), String(steady.started), ms(steady.p50), ms(steady.p99), String(steady.n)],
-        ['empty (a burst fills it)', '0', String(empty.started), ms(empty.p50), ms(empty.p99), String(empty.n)],
+        ['nearly full (steady state)', String(running.length), String(steady.started), ms(steady.min), ms(steady.p50), ms(steady.p99), ms(steady.cpu.p50), ms(steady.cpu.p99), String(steady.n)],
+        ['empty (a burst fills it)', '0', String(empty.started), ms(empty.min), ms(empty.p50), ms(empty.p99), ms(empty.cpu.p50), ms(empty.cpu.p99), String(empty.n)],
       ],
     ),
   );
-  console.log(`target: one decision under 5 ms at ${queued.length.toLocaleString('en-US')} × ${gpus} — p99 ${ms(steady.p99)} ms (steady), ${ms(empty.p99)} ms (empty pool): ${verdict(steady.p99 < 5 && empty.p99 < 5)}`);
+  console.log(
+    `target: one decision under 5 ms at ${queued.length.toLocaleString('en-US')} × ${gpus} — wall p50 ${ms(steady.p50)} ms, p99 ${ms(steady.p99)} ms (steady), p99 ${ms(empty.p99)} ms (empty pool): ${verdict(steady.p99 < 5 && empty.p99 < 5)}`,
+  );
 }
 
 function main(): void {
@@ -322,11 +357,11 @@ function main(): void {
     const results = POOLS.map((pool) => ({ pool, ...replay(tasks, pool) }));
     console.log('');
     for (const { pool, drover, fifo: f, sjf, promises } of results) {
-      const line = `avg JCT vs FIFO ${(f.avgJctH / drover.avgJctH).toFixed(2)}x, vs SJF-oracle ${(sjf.avgJctH / drover.avgJctH).toFixed(2)}x, utilization ${drover.utilization.toFixed(2)} (FIFO ${f.utilization.toFixed(2)})`;
+      const line = `avg JCT vs FIFO ${(f.avgJctH / drover.avgJctH).toFixed(2)}x, vs SJF-oracle ${(sjf.avgJctH / drover.avgJctH).toFixed(2)}x, utilization ${drover.windowUtilization.toFixed(2)} (FIFO ${f.windowUtilization.toFixed(2)})`;
       // The headline is the small pool's; the large pool's line says which it is.
       console.log(pool === POOLS[0] ? `trace: ${line}` : `trace (${pool.label}): ${line}`);
       console.log(
-        `  ${pool.label}: JCT ≥ 1.5× better than FIFO: ${verdict(f.avgJctH / drover.avgJctH >= 1.5)}; utilization ≥ FIFO's: ${verdict(drover.utilization >= f.utilization - 1e-9)};` +
+        `  ${pool.label}: JCT ≥ 1.5× better than FIFO: ${verdict(f.avgJctH / drover.avgJctH >= 1.5)}; utilization ≥ FIFO's: ${verdict(drover.windowUtilization >= f.windowUtilization - 1e-9)};` +
           ` first in line → started ≤ longest time limit (${hours(promises.limitH)} h): ${verdict(promises.worstH <= promises.limitH)} (worst ${hours(promises.worstH)} h;` +
           ` ${promises.kept}/${promises.made} reservations kept; max wait ${hours(drover.maxWaitH)} h, FIFO ${hours(f.maxWaitH)} h)`,
       );

@@ -157,11 +157,16 @@ export function tighter(a: Fit, b: Fit | undefined): boolean {
   return !b || a.gpusLeft < b.gpusLeft || (a.gpusLeft === b.gpusLeft && a.cpusLeft < b.cpusLeft);
 }
 
+/** Whether the request fits on one host now, in numbers only (no GPUs chosen yet). */
+function fitsNow(request: Request, host: HostCapacity, free: FreeCapacity): boolean {
+  if (!host.usable || free.gpus.size < request.gpus.count || free.cpus < request.cpus || free.memoryBytes < request.memoryBytes) return false;
+  return matchingCount(free.gpus.values(), request.gpus, free.gpus.size) >= request.gpus.count;
+}
+
 /** The request on one host now, or undefined when it does not fit there. */
 export function fitOn(jobId: number, request: Request, host: HostCapacity, free: FreeCapacity): Fit | undefined {
-  if (!host.usable || free.gpus.size < request.gpus.count || free.cpus < request.cpus || free.memoryBytes < request.memoryBytes) return undefined;
-  const gpus = chooseGpus(free.gpus.values(), request.gpus);
-  if (!gpus) return undefined;
+  if (!fitsNow(request, host, free)) return undefined;
+  const gpus = chooseGpus(free.gpus.values(), request.gpus)!;
   return { allocation: { jobId, host: host.name, cpus: request.cpus, memoryBytes: request.memoryBytes, gpus }, gpusLeft: free.gpus.size - gpus.length, cpusLeft: free.cpus - request.cpus };
 }
 
@@ -175,16 +180,19 @@ const LISTED_HOSTS = 4;
  * whole hosts stay free for jobs that need a whole host.
  */
 export function placeNow(jobId: number, request: Request, candidates: readonly HostCapacity[], freeOf: (host: string) => FreeCapacity): Fit | string {
-  let best: Fit | undefined;
+  // Scored in numbers; GPUs are chosen on the winner alone.
+  let best: { host: HostCapacity; free: FreeCapacity; gpusLeft: number; cpusLeft: number } | undefined;
   for (const host of candidates) {
-    const fit = fitOn(jobId, request, host, freeOf(host.name));
-    if (!fit) continue;
-    if (request.hosts) return fit;
-    if (tighter(fit, best)) best = fit;
+    const free = freeOf(host.name);
+    if (!fitsNow(request, host, free)) continue;
+    if (request.hosts) return fitOn(jobId, request, host, free)!;
+    const gpusLeft = free.gpus.size - request.gpus.count;
+    const cpusLeft = free.cpus - request.cpus;
+    if (!best || gpusLeft < best.gpusLeft || (gpusLeft === best.gpusLeft && cpusLeft < best.cpusLeft)) best = { host, free, gpusLeft, cpusLeft };
     // Nothing fits tighter than a host left full.
-    if (fit.gpusLeft === 0 && fit.cpusLeft === 0) break;
+    if (gpusLeft === 0 && cpusLeft === 0) break;
   }
-  if (best) return best;
+  if (best) return fitOn(jobId, request, best.host, best.free)!;
   // Refused: only now are the reasons put in words.
   const reasons: string[] = [];
   if (request.hosts) for (const name of request.hosts) if (!candidates.some((host) => host.name === name)) reasons.push(`${name} is not in the pool (drover hosts add ${name})`);

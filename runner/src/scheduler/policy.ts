@@ -164,6 +164,7 @@ export function schedule(input: SchedulingInput): Decisions {
   const infeasible = new Set<string>();
   let reservation: HeldReservation | undefined;
   const heldReasons = new Map<string, string>();
+  const quotas = new Map(Object.entries(options.gpuQuotas));
 
   for (const ranked of rankQueue(input, options)) {
     const { job } = ranked;
@@ -188,7 +189,7 @@ export function schedule(input: SchedulingInput): Decisions {
     }
     const { request, shape } = derive(job.plan);
     const user = job.user ?? '';
-    const quota = options.gpuQuotas[user] ?? options.gpuQuotas['*'];
+    const quota = quotas.get(user) ?? quotas.get('*');
     const held = userGpus.get(user) ?? 0;
     if (quota !== undefined && request.gpus.count > 0 && held + request.gpus.count > quota) {
       decisions.waiting.set(job.id, `quota: ${user || 'this user'} holds ${held} of ${quota} GPU${quota === 1 ? '' : 's'} allowed, this run needs ${request.gpus.count}`);
@@ -254,6 +255,8 @@ function afterStart(placements: Map<string, { request: Request; placed: Fit | st
     }
     // Hosts named by the job are tried in their order, and this one came too late, or was full.
     if (request.hosts) continue;
+    const gpusLeft = left.gpus.size - request.gpus.count;
+    if (gpusLeft > placed.gpusLeft || (gpusLeft === placed.gpusLeft && left.cpus - request.cpus >= placed.cpusLeft)) continue;
     const there = fitOn(placed.allocation.jobId, request, host, left);
     if (there && tighter(there, placed)) entry.placed = there;
   }
