@@ -570,7 +570,8 @@ export class Daemon {
       running: [...this.live.values()].map((attempt) => attempt.allocation),
       hosts,
       states,
-      recentGpuHours: this.recentGpuHours(now),
+      // Fair share orders the jobs of different users only.
+      ...(new Set(queued.map((job) => job.user)).size > 1 && { recentGpuHours: this.recentGpuHours(now) }),
       ...(this.settings.policy && { options: this.settings.policy }),
     });
     const byId = new Map(queued.map((job) => [job.id, job]));
