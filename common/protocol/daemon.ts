@@ -151,7 +151,8 @@ export interface SubmitParams {
   host?: string;
   overrides?: Record<string, ParamValue>;
   /** The client's environment, for the record; secrets are redacted before they are stored. */
-  env?: Record<string, string>;
+  env?: Record<string, string>;  /** Who submits (fair share and GPU quotas count GPU use per user); the daemon's OS user when absent. */
+  user?: string;
 }
 
 export interface SubmitResult {

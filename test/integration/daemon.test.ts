@@ -402,6 +402,7 @@ describe('runner daemon', function () {
       await assert.rejects(client.request('drover/job', { id: 'seven' as unknown as number }), /id must be a whole number, not "seven"/);
       await assert.rejects(client.request('drover/job', { id: 999 }), /no run 999/);
       await assert.rejects(client.request('drover/submit', { specText: 42 as unknown as string, cwd: ROOT }), /submit needs specText and cwd/);
+      await assert.rejects(client.request('drover/submit', { specText: 'name: x\nrun: "true"\n', cwd: ROOT, user: 7 as unknown as string }), /user, when given, is a user name/);
       client.close();
 
       const socketPath = daemonPaths(harness.home).socket;

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { stringify } from 'yaml';
 import { FINAL_STATES, type HostView, type JobView, type LogChunk, type SubmitParams, type SubmitResult } from '../../../common/protocol';
 import { formatElapsed, formatMetricValue, formatSize, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
@@ -31,7 +32,7 @@ export async function submitCommand(
     throw new CliError(`cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`, EXIT.noInput);
   }
   const overrides = parseOverrides(options.params);
-  return withDaemon(true, (client) => submitAndReport(client, { specText, specPath: file, cwd: process.cwd(), overrides, env: stringEnv(), ...onHost(options.host) }, options, out));
+  return withDaemon(true, (client) => submitAndReport(client, { specText, specPath: file, cwd: process.cwd(), overrides, env: stringEnv(), user: userInfo().username, ...onHost(options.host) }, options, out));
 }
 
 /** `drover run -- python train.py`: an ad-hoc job, written as a one-job spec. */
@@ -62,7 +63,7 @@ export async function runCommand(
   const spec: Record<string, unknown> = { name: options.name ?? defaultRunName(argv), run: command, resources };
   if (options.timeout !== undefined) spec['timeout'] = options.timeout;
   if (options.retries !== undefined) spec['retries'] = Number(options.retries);
-  return withDaemon(true, (client) => submitAndReport(client, { specText: stringify(spec), cwd: process.cwd(), env: stringEnv(), ...onHost(options.host) }, options, out));
+  return withDaemon(true, (client) => submitAndReport(client, { specText: stringify(spec), cwd: process.cwd(), env: stringEnv(), user: userInfo().username, ...onHost(options.host) }, options, out));
 }
 
 function onHost(host: string | undefined): Pick<SubmitParams, 'host'> {

@@ -1,5 +1,5 @@
 import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { hostname, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import {
   FINAL_STATES,
@@ -25,7 +25,9 @@ import { LauncherClient } from '../local/launcher-client';
 import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, readExitStatus, readWrapperPid, signalGroup } from '../local/detached-process';
 import { MetricLineReader, parseMetricJson, type MetricPoint } from '../metrics/metric-lines';
 import { redactEnv } from '../records/reproduction';
-import { schedule, DEFAULT_CPUS, type Allocation, type HostCapacity } from '../scheduler/placement';
+import { DEFAULT_USAGE_HALF_LIFE_MS, recentGpuHours, type GpuUse } from '../scheduler/fair-share';
+import { DEFAULT_CPUS, type Allocation, type HostCapacity } from '../scheduler/placement';
+import { schedule, type PolicyOptions, type RunningJob } from '../scheduler/policy';
 import { Store, TransactionLost, type AttemptRow, type JobRow, type MetricRow } from '../store/store';
 import type { DaemonPaths } from '../../../common/node/daemon-paths';
 
@@ -52,6 +54,8 @@ export interface DaemonSettings {
   hostProbeMs: number;
   /** The OpenSSH client config SSH hosts are read from (default ~/.ssh/config). */
   sshConfigPath?: string;
+  /** Scheduling policy settings (GPU quotas, aging…) other than the defaults. */
+  policy?: Partial<PolicyOptions>;
 }
 
 /** A process the daemon started (or re-adopted after a restart) and watches. */
@@ -65,7 +69,7 @@ interface LiveAttempt {
   launching?: boolean;
   /** The launcher saw the wrapper end. */
   exited?: boolean;
-  allocation: Allocation & { group: string };
+  allocation: RunningJob;
   /** Why the daemon is stopping it, if it is. */
   stopping?: 'cancelled' | 'timed-out';
   timeoutTimer?: NodeJS.Timeout;
@@ -120,6 +124,8 @@ export type Emit = <M extends keyof DaemonNotifications>(topic: Topic, method: M
 const LOG_READ_LIMIT = 1 << 20;
 /** After a failed commit, how long to wait before trying again what it lost. */
 const RECOVERY_DELAY_MS = 1_000;
+/** How often the GPU use of ended attempts is read again for fair share (it changes slowly). */
+const USAGE_REFRESH_MS = 60_000;
 
 /**
  * The one owner of Drover's state: it takes submissions, schedules them on the local host,
@@ -150,6 +156,8 @@ export class Daemon {
   /** Commits on their way to disk, to be answered and carried out once there (see commit). */
   private readonly unsettled = new Set<(error?: Error) => void>();
   private scheduleWanted = false;
+  /** GPU use of attempts that ended lately, per user, and when it was read. */
+  private endedGpuUse: { uses: GpuUse[]; readAt: number } | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private recoveryTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
@@ -239,7 +247,7 @@ export class Daemon {
       let submissionId = 0;
       this.commitSoon(
         (now) => {
-          submissionId = this.store.insertSubmission(analysis.model!.name, record, now);
+          submissionId = this.store.insertSubmission(analysis.model!.name, params.user ?? userInfo().username, record, now);
           const idByKey = new Map<string, number>();
           for (const plan of plans) idByKey.set(plan.key, this.store.insertJob({ submissionId, plan, state: 'queued', needs: [] }, now));
           for (const plan of plans) {
@@ -587,10 +595,15 @@ export class Daemon {
     const hosts = this.capacities();
     const decisions = schedule({
       now,
-      queued: queued.map((job) => ({ id: job.id, plan: job.plan, group: sweepGroup(job), needs: job.needs, notBefore: job.notBefore })),
+      queued: queued.map((job) => ({
+        id: job.id, plan: job.plan, group: sweepGroup(job), needs: job.needs, notBefore: job.notBefore, user: job.user, submittedAt: job.createdAt, priority: job.priority,
+      })),
       running: [...this.live.values()].map((attempt) => attempt.allocation),
       hosts,
       states,
+      // Fair share orders the jobs of different users only.
+      ...(new Set(queued.map((job) => job.user)).size > 1 && { recentGpuHours: this.recentGpuHours(now) }),
+      ...(this.settings.policy && { options: this.settings.policy }),
     });
     const byId = new Map(queued.map((job) => [job.id, job]));
     for (const { jobId, reason } of decisions.skip) {
@@ -617,11 +630,21 @@ export class Daemon {
       pass.starting.push({ job, allocation, number, dir });
       // Claimed now, so the rest of this pass (and the next) sees the resources as taken; it is
       // launching from here on, so nothing takes it for a process that went away.
-      this.live.set(job.id, { ...this.liveAttempt(job, allocation, number, dir), launching: true });
+      this.live.set(job.id, { ...this.liveAttempt(job, allocation, number, dir, now), launching: true });
     }
     pass.again = decisions.skip.length > 0;
     this.armRetryTimer(queued, now);
     return pass;
+  }
+
+  /** Each user's recent GPU-hours (fair share): ended attempts as last read, and the live ones now. */
+  private recentGpuHours(now: number): Map<string, number> {
+    if (!this.endedGpuUse || now - this.endedGpuUse.readAt > USAGE_REFRESH_MS) {
+      // Use older than eight half-lives weighs under 0.4 %.
+      this.endedGpuUse = { uses: this.store.gpuUsesEndedSince(now - 8 * DEFAULT_USAGE_HALF_LIFE_MS), readAt: now };
+    }
+    const live = [...this.live.values()].map((attempt): GpuUse => ({ user: attempt.allocation.user ?? '', gpus: attempt.allocation.gpus.length, startedAt: attempt.allocation.startedAt ?? now, endedAt: null }));
+    return recentGpuHours([...this.endedGpuUse.uses, ...live], now);
   }
 
   /** What each host of the pool offers the scheduler now. */
@@ -702,11 +725,12 @@ export class Daemon {
 
   // Processes
 
-  private liveAttempt(job: JobRow, allocation: Allocation, number: number, dir: string): LiveAttempt {
+  private liveAttempt(job: JobRow, allocation: Allocation, number: number, dir: string, startedAt: number): LiveAttempt {
     const points: MetricPoint[] = [];
     const keep = (found: MetricPoint[]) => points.push(...found);
     return {
-      jobId: job.id, number, dir, pid: null, processStart: null, allocation: { ...allocation, group: sweepGroup(job) },
+      jobId: job.id, number, dir, pid: null, processStart: null,
+      allocation: { ...allocation, group: sweepGroup(job), user: job.user, startedAt, ...(job.plan.timeoutSeconds !== undefined && { timeLimitMs: job.plan.timeoutSeconds * 1000 }) },
       logOffset: 0, metricsOffset: 0, points,
       outputMetrics: new MetricLineReader(keep), fileMetrics: new MetricLineReader(keep, { parse: parseMetricJson }),
     };
@@ -860,7 +884,7 @@ export class Daemon {
       if (this.live.has(row.jobId)) continue;
       const job = this.store.job(row.jobId)!;
       const allocation = { jobId: row.jobId, host: row.host, cpus: job.plan.resources.cpus ?? DEFAULT_CPUS, memoryBytes: job.plan.resources.memoryBytes ?? 0, gpus: row.gpus };
-      const live = this.liveAttempt(job, allocation, row.number, row.dir);
+      const live = this.liveAttempt(job, allocation, row.number, row.dir, row.startedAt);
       if (row.host !== LOCAL_HOST) {
         const host = this.sshHosts.get(row.host);
         if (!host) {

@@ -21,7 +21,19 @@ function settingsFrom(env: NodeJS.ProcessEnv): DaemonSettings {
     pollMs: number('DROVER_POLL_MS', 100),
     hostProbeMs: number('DROVER_HOST_PROBE_MS', 15_000),
     ...(env['DROVER_SSH_CONFIG'] && { sshConfigPath: env['DROVER_SSH_CONFIG'] }),
+    ...(env['DROVER_GPU_QUOTAS'] && { policy: { gpuQuotas: gpuQuotasFrom(env['DROVER_GPU_QUOTAS']) } }),
   };
+}
+
+/** `DROVER_GPU_QUOTAS=alice=8,bob=4,*=2`: the GPUs each user may hold at once (`*`: everyone not named). */
+function gpuQuotasFrom(value: string): Record<string, number> {
+  const quotas: Record<string, number> = {};
+  for (const entry of value.split(',')) {
+    const match = /^\s*([^\s=]+)\s*=\s*(\d+)\s*$/.exec(entry);
+    if (!match) fail(`DROVER_GPU_QUOTAS is a list of USER=GPUS (e.g. alice=8,*=2), not '${value}'`, DAEMON_EXIT.badState);
+    quotas[match[1]!] = Number(match[2]);
+  }
+  return quotas;
 }
 
 /** `DROVER_LISTEN_TCP=HOST:PORT` asks for a TCP listener as well (port 0: any free one). */

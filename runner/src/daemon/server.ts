@@ -65,6 +65,7 @@ export async function serve(daemon: Daemon, subscribers: Subscribers, options: S
     'drover/handshake': () => ({ protocolVersion: PROTOCOL_VERSION, daemonVersion, pid: process.pid, home: daemon.paths.home }),
     'drover/submit': (params) => {
       if (typeof params?.specText !== 'string' || typeof params.cwd !== 'string') throw new RequestError('invalid-request', 'submit needs specText and cwd (strings)');
+      if (params.user !== undefined && (typeof params.user !== 'string' || params.user.trim() === '')) throw new RequestError('invalid-request', 'submit: user, when given, is a user name (a non-empty string)');
       return daemon.submit(params);
     },
     'drover/jobs': (params) => {

@@ -1,9 +1,8 @@
-import type { JobState } from '../../../common/protocol';
-import { formatSize, gpuSatisfies, type RunPlan } from '../../../common/spec';
+import { formatSize, gpuSatisfies, type GpuRequest, type RunPlan } from '../../../common/spec';
 
 /**
- * The first scheduling policy, as a pure function of the state it is given: no I/O and no
- * clock of its own, so the daemon and tests (and later a simulator) run the same code.
+ * Where a job fits: the capacity model of the pool and the choice of host and GPUs. Pure, like
+ * the policy that uses it (policy.ts).
  */
 
 export interface HostCapacity {
@@ -13,7 +12,15 @@ export interface HostCapacity {
   unusable?: string;
   cpus: number;
   memoryBytes: number;
-  gpus: { index: number; name: string; memoryTotalBytes: number; /** held by a process Drover did not start */ foreign: boolean }[];
+  gpus: Gpu[];
+}
+
+export interface Gpu {
+  index: number;
+  name: string;
+  memoryTotalBytes: number;
+  /** Held by a process Drover did not start. */
+  foreign: boolean;
 }
 
 export interface Allocation {
@@ -24,168 +31,180 @@ export interface Allocation {
   gpus: number[];
 }
 
-export interface QueuedJob {
-  id: number;
-  plan: RunPlan;
-  /** Jobs sharing a sweep's `max_parallel`. */
-  group: string;
-  needs: number[];
-  /** Earliest start (a retry's backoff), ms. */
-  notBefore: number | null;
-}
-
-export interface SchedulingInput {
-  now: number;
-  /** In scheduling order: higher priority first, then first come, first served. */
-  queued: QueuedJob[];
-  running: (Allocation & { group: string })[];
-  hosts: HostCapacity[];
-  /** The state and name of every job a queued job needs. */
-  states: Map<number, { state: JobState; key: string }>;
-}
-
-export interface Decisions {
-  start: Allocation[];
-  /** Why each job that stays queued waits. */
-  waiting: Map<number, string>;
-  /** Jobs that can never run because something they need did not succeed. */
-  skip: { jobId: number; reason: string }[];
-}
-
 /** CPUs a job counts for when it does not say: one, so an idle machine runs one job per core. */
 export const DEFAULT_CPUS = 1;
 
-export function schedule(input: SchedulingInput): Decisions {
-  const decisions: Decisions = { start: [], waiting: new Map(), skip: [] };
-  const free = new Map(input.hosts.map((host) => [host.name, freeCapacity(host, input.running)]));
-  const groupRunning = new Map<string, number>();
-  for (const allocation of input.running) groupRunning.set(allocation.group, (groupRunning.get(allocation.group) ?? 0) + 1);
-  const refusals = new Map<string, string>();
-
-  for (const job of input.queued) {
-    const blocked = dependencyBlock(job, input.states);
-    if (blocked?.skip) {
-      decisions.skip.push({ jobId: job.id, reason: blocked.reason });
-      continue;
-    }
-    if (blocked) {
-      decisions.waiting.set(job.id, blocked.reason);
-      continue;
-    }
-    if (job.notBefore !== null && job.notBefore > input.now) {
-      decisions.waiting.set(job.id, `retrying in ${Math.ceil((job.notBefore - input.now) / 1000)} s`);
-      continue;
-    }
-    const limit = job.plan.maxParallel;
-    const running = groupRunning.get(job.group) ?? 0;
-    if (limit !== undefined && running >= limit) {
-      decisions.waiting.set(job.id, `sweep limit: ${running} of max_parallel ${limit} runs running`);
-      continue;
-    }
-    // Until something starts, free capacity is unchanged, so a request seen before fails the same
-    // way: a long queue of alike jobs costs one placement, not one per job.
-    const request = JSON.stringify([job.plan.resources, job.plan.hosts]);
-    const known = refusals.get(request);
-    if (known !== undefined) {
-      decisions.waiting.set(job.id, known);
-      continue;
-    }
-    const placed = place(job, input.hosts, free);
-    if (typeof placed === 'string') {
-      refusals.set(request, placed);
-      decisions.waiting.set(job.id, placed);
-      continue;
-    }
-    refusals.clear();
-    decisions.start.push(placed);
-    groupRunning.set(job.group, running + 1);
-    const left = free.get(placed.host)!;
-    left.cpus -= placed.cpus;
-    left.memoryBytes -= placed.memoryBytes;
-    for (const index of placed.gpus) left.gpus.delete(index);
-  }
-  return decisions;
-}
-
-interface FreeCapacity {
+/** What a job asks of one host, with the defaults applied. */
+export interface Request {
+  gpus: GpuRequest;
   cpus: number;
   memoryBytes: number;
-  /** Free GPUs by index. */
-  gpus: Map<number, HostCapacity['gpus'][number]>;
+  /** The hosts it may run on, in order of preference; any host when absent. */
+  hosts?: readonly string[];
 }
 
-function freeCapacity(host: HostCapacity, running: readonly Allocation[]): FreeCapacity {
+export function requestOf(plan: RunPlan): Request {
+  const { gpus, cpus = DEFAULT_CPUS, memoryBytes = 0 } = plan.resources;
+  return { gpus, cpus, memoryBytes, ...(plan.hosts && { hosts: plan.hosts }) };
+}
+
+/** What is free on a host. */
+export interface FreeCapacity {
+  cpus: number;
+  memoryBytes: number;
+  /** Free GPUs by index (never a foreign-held one). */
+  gpus: Map<number, Gpu>;
+}
+
+export function freeCapacity(host: HostCapacity, running: readonly Allocation[]): FreeCapacity {
   const free: FreeCapacity = { cpus: host.cpus, memoryBytes: host.memoryBytes, gpus: new Map(host.gpus.filter((gpu) => !gpu.foreign).map((gpu) => [gpu.index, gpu])) };
   for (const allocation of running) {
     if (allocation.host !== host.name) continue;
-    free.cpus -= allocation.cpus;
-    free.memoryBytes -= allocation.memoryBytes;
-    for (const index of allocation.gpus) free.gpus.delete(index);
+    take(free, allocation);
   }
   return free;
 }
 
-function dependencyBlock(job: QueuedJob, states: SchedulingInput['states']): { reason: string; skip?: true } | undefined {
-  const waitingFor: string[] = [];
-  for (const id of job.needs) {
-    const needed = states.get(id);
-    if (!needed) continue;
-    if (needed.state === 'succeeded') continue;
-    if (needed.state === 'failed' || needed.state === 'cancelled' || needed.state === 'skipped') {
-      return { reason: `skipped: it needs ${needed.key}, which ${needed.state === 'skipped' ? 'was skipped' : needed.state === 'failed' ? 'failed' : 'was cancelled'}`, skip: true };
-    }
-    waitingFor.push(needed.key);
-  }
-  if (waitingFor.length === 0) return undefined;
-  const listed = waitingFor.length > 3 ? `${waitingFor.slice(0, 3).join(', ')} and ${waitingFor.length - 3} more` : waitingFor.join(', ');
-  return { reason: `waiting for ${listed} to succeed` };
+export function take(free: FreeCapacity, allocation: Omit<Allocation, 'jobId' | 'host'>): void {
+  free.cpus -= allocation.cpus;
+  free.memoryBytes -= allocation.memoryBytes;
+  for (const index of allocation.gpus) free.gpus.delete(index);
 }
 
-/** An allocation on the first host that fits, or why none does. */
-function place(job: QueuedJob, hosts: readonly HostCapacity[], free: Map<string, FreeCapacity>): Allocation | string {
-  const { gpus, cpus = DEFAULT_CPUS, memoryBytes = 0 } = job.plan.resources;
-  const allowed = job.plan.hosts;
-  // The job's hosts in its order of preference, else every host.
-  const candidates = allowed ? allowed.flatMap((name) => hosts.filter((host) => host.name === name)) : hosts;
-  if (candidates.length === 0) {
-    return `no configured host among ${allowed!.join(', ')} (known: ${hosts.map((host) => host.name).join(', ') || 'none'})`;
+/** The job's hosts in its order of preference, else every host; or why there are none. */
+export function candidateHosts(request: Request, hosts: readonly HostCapacity[], byName: ReadonlyMap<string, HostCapacity>): HostCapacity[] | string {
+  if (!request.hosts) return hosts as HostCapacity[];
+  const candidates = request.hosts.flatMap((name) => byName.get(name) ?? []);
+  if (candidates.length === 0) return `no configured host among ${request.hosts.join(', ')} (known: ${hosts.map((host) => host.name).join(', ') || 'none'})`;
+  return candidates;
+}
+
+/** Whether a host could ever run the request (when nothing else runs there), or why not. */
+export function everFits(request: Request, host: HostCapacity): true | string {
+  if (!host.usable) return `${host.name} ${host.unusable ?? 'is not usable'}`;
+  const { gpus } = request;
+  const matching = matchingCount(host.gpus, gpus, host.gpus.length);
+  if (matching < gpus.count) {
+    const described = describeGpuRequest(gpus);
+    return `${host.name} has ${matching} GPU${matching === 1 ? '' : 's'}${described ? ` ${described}` : ''}, the job needs ${gpus.count}`;
   }
-  const reasons: string[] = [];
-  for (const name of allowed ?? []) if (!hosts.some((host) => host.name === name)) reasons.push(`${name} is not in the pool (drover hosts add ${name})`);
+  if (request.cpus > host.cpus || request.memoryBytes > host.memoryBytes) {
+    return `${host.name} has ${host.cpus} CPUs and ${formatSize(host.memoryBytes)}, the job needs ${request.cpus} CPUs and ${formatSize(request.memoryBytes)}`;
+  }
+  return true;
+}
+
+/**
+ * Whether a GPU can serve a request, as `gpuSatisfies`, with the type test (a string
+ * comparison) remembered per model name: a pool has a handful of models, a queue many jobs.
+ */
+export function servesRequest(gpu: Gpu, request: GpuRequest): boolean {
+  if (request.memoryBytes !== undefined && !(gpu.memoryTotalBytes >= request.memoryBytes)) return false;
+  if (request.type === undefined) return true;
+  let byType = typeMatches.get(gpu.name);
+  if (!byType) typeMatches.set(gpu.name, (byType = new Map()));
+  let matches = byType.get(request.type);
+  if (matches === undefined) byType.set(request.type, (matches = gpuSatisfies({ name: gpu.name }, { count: 1, type: request.type })));
+  return matches;
+}
+
+const typeMatches = new Map<string, Map<string, boolean>>();
+
+function matchingCount(gpus: Iterable<Gpu>, request: GpuRequest, size: number): number {
+  if (request.type === undefined && request.memoryBytes === undefined) return size;
+  let matching = 0;
+  for (const gpu of gpus) if (servesRequest(gpu, request)) matching++;
+  return matching;
+}
+
+/**
+ * The GPUs a request takes from those free, or undefined when too few match. Of the matching
+ * ones it takes those with the least memory first (then the lowest index), so big GPUs stay
+ * free for the jobs that need them.
+ */
+export function chooseGpus(free: Iterable<Gpu>, request: GpuRequest): number[] | undefined {
+  if (request.count === 0) return [];
+  const matching: Gpu[] = [];
+  for (const gpu of free) if (servesRequest(gpu, request)) matching.push(gpu);
+  if (matching.length < request.count) return undefined;
+  matching.sort((a, b) => a.memoryTotalBytes - b.memoryTotalBytes || a.index - b.index);
+  return matching.slice(0, request.count).map((gpu) => gpu.index);
+}
+
+/** Why a request does not fit a host's free capacity now, or undefined when it does. */
+function shortOf(request: Request, host: HostCapacity, free: FreeCapacity): string | undefined {
+  const { gpus } = request;
+  if (gpus.count > 0) {
+    const matching = matchingCount(free.gpus.values(), gpus, free.gpus.size);
+    if (matching < gpus.count) {
+      const described = describeGpuRequest(gpus);
+      return `waiting for ${gpus.count} GPU${gpus.count === 1 ? '' : 's'}${described ? ` ${described}` : ''}; ${matching} free on ${host.name}`;
+    }
+  }
+  if (request.cpus > free.cpus) return `waiting for ${request.cpus} CPU${request.cpus === 1 ? '' : 's'}; ${Math.max(0, free.cpus)} free on ${host.name}`;
+  if (request.memoryBytes > free.memoryBytes) return `waiting for ${formatSize(request.memoryBytes)} of memory; ${formatSize(Math.max(0, free.memoryBytes))} free on ${host.name}`;
+  return undefined;
+}
+
+/** How tightly an allocation fits its host: lower is tighter (best fit picks the lowest). */
+export interface Fit {
+  allocation: Allocation;
+  gpusLeft: number;
+  cpusLeft: number;
+}
+
+export function tighter(a: Fit, b: Fit | undefined): boolean {
+  return !b || a.gpusLeft < b.gpusLeft || (a.gpusLeft === b.gpusLeft && a.cpusLeft < b.cpusLeft);
+}
+
+/** Whether the request fits on one host now, in numbers only (no GPUs chosen yet). */
+function fitsNow(request: Request, host: HostCapacity, free: FreeCapacity): boolean {
+  if (!host.usable || free.gpus.size < request.gpus.count || free.cpus < request.cpus || free.memoryBytes < request.memoryBytes) return false;
+  return matchingCount(free.gpus.values(), request.gpus, free.gpus.size) >= request.gpus.count;
+}
+
+/** The request on one host now, or undefined when it does not fit there. */
+export function fitOn(jobId: number, request: Request, host: HostCapacity, free: FreeCapacity): Fit | undefined {
+  if (!fitsNow(request, host, free)) return undefined;
+  const gpus = chooseGpus(free.gpus.values(), request.gpus)!;
+  return { allocation: { jobId, host: host.name, cpus: request.cpus, memoryBytes: request.memoryBytes, gpus }, gpusLeft: free.gpus.size - gpus.length, cpusLeft: free.cpus - request.cpus };
+}
+
+/** Per-host reasons beyond these many are counted, not listed. */
+const LISTED_HOSTS = 4;
+
+/**
+ * An allocation for the request now, or why there is none. A job that names its hosts gets the
+ * first of them that fits (its order of preference). Otherwise the best fit: the host left with
+ * the fewest free GPUs, then the fewest free CPUs, so that small jobs fill partly used hosts and
+ * whole hosts stay free for jobs that need a whole host.
+ */
+export function placeNow(jobId: number, request: Request, candidates: readonly HostCapacity[], freeOf: (host: string) => FreeCapacity): Fit | string {
+  // Scored in numbers; GPUs are chosen on the winner alone.
+  let best: { host: HostCapacity; free: FreeCapacity; gpusLeft: number; cpusLeft: number } | undefined;
   for (const host of candidates) {
-    if (!host.usable) {
-      reasons.push(`${host.name} ${host.unusable ?? 'is not usable'}`);
-      continue;
-    }
-    const left = free.get(host.name)!;
-    const matching = [...left.gpus.values()].filter((gpu) => gpuSatisfies(gpu, gpus));
-    const everMatching = host.gpus.filter((gpu) => gpuSatisfies(gpu, gpus));
-    if (everMatching.length < gpus.count) {
-      reasons.push(`${host.name} has ${everMatching.length} GPU${everMatching.length === 1 ? '' : 's'}${describeGpuRequest(gpus) ? ` ${describeGpuRequest(gpus)}` : ''}, the job needs ${gpus.count}`);
-      continue;
-    }
-    if (cpus > host.cpus || memoryBytes > host.memoryBytes) {
-      reasons.push(`${host.name} has ${host.cpus} CPUs and ${formatSize(host.memoryBytes)}, the job needs ${cpus} CPUs and ${formatSize(memoryBytes)}`);
-      continue;
-    }
-    if (matching.length < gpus.count) {
-      reasons.push(`waiting for ${gpus.count} GPU${gpus.count === 1 ? '' : 's'}${describeGpuRequest(gpus) ? ` ${describeGpuRequest(gpus)}` : ''}; ${matching.length} free on ${host.name}`);
-      continue;
-    }
-    if (cpus > left.cpus) {
-      reasons.push(`waiting for ${cpus} CPU${cpus === 1 ? '' : 's'}; ${Math.max(0, left.cpus)} free on ${host.name}`);
-      continue;
-    }
-    if (memoryBytes > left.memoryBytes) {
-      reasons.push(`waiting for ${formatSize(memoryBytes)} of memory; ${formatSize(Math.max(0, left.memoryBytes))} free on ${host.name}`);
-      continue;
-    }
-    return { jobId: job.id, host: host.name, cpus, memoryBytes, gpus: matching.slice(0, gpus.count).map((gpu) => gpu.index) };
+    const free = freeOf(host.name);
+    if (!fitsNow(request, host, free)) continue;
+    if (request.hosts) return fitOn(jobId, request, host, free)!;
+    const gpusLeft = free.gpus.size - request.gpus.count;
+    const cpusLeft = free.cpus - request.cpus;
+    if (!best || gpusLeft < best.gpusLeft || (gpusLeft === best.gpusLeft && cpusLeft < best.cpusLeft)) best = { host, free, gpusLeft, cpusLeft };
+    // Nothing fits tighter than a host left full.
+    if (gpusLeft === 0 && cpusLeft === 0) break;
   }
-  return reasons.join('; ');
+  if (best) return fitOn(jobId, request, best.host, best.free)!;
+  // Refused: only now are the reasons put in words.
+  const reasons: string[] = [];
+  if (request.hosts) for (const name of request.hosts) if (!candidates.some((host) => host.name === name)) reasons.push(`${name} is not in the pool (drover hosts add ${name})`);
+  for (const host of candidates) {
+    const never = everFits(request, host);
+    reasons.push(never === true ? shortOf(request, host, freeOf(host.name))! : never);
+  }
+  if (reasons.length <= LISTED_HOSTS) return reasons.join('; ');
+  return `${reasons.slice(0, LISTED_HOSTS - 1).join('; ')}; and ${reasons.length - LISTED_HOSTS + 1} more hosts`;
 }
 
-function describeGpuRequest(request: RunPlan['resources']['gpus']): string {
+export function describeGpuRequest(request: GpuRequest): string {
   const parts: string[] = [];
   if (request.type) parts.push(`of type ${request.type}`);
   if (request.memoryBytes !== undefined) parts.push(`with ${formatSize(request.memoryBytes)}`);

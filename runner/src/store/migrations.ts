@@ -92,4 +92,9 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE attempts ADD COLUMN workdir_version TEXT;
   `,
+  // Who submitted each submission (fair share and GPU quotas), and recent GPU use found fast.
+  `
+  ALTER TABLE submissions ADD COLUMN user TEXT NOT NULL DEFAULT '';
+  CREATE INDEX attempts_by_end ON attempts(ended_at);
+  `,
 ];

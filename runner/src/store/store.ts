@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { Database, type SQLiteValue } from 'node-sqlite3-wasm';
 import { FINAL_STATES, type AttemptOutcome, type HostView, type JobState, type MetricSeries, type RunRecord } from '../../../common/protocol';
 import type { RunPlan } from '../../../common/spec';
+import type { GpuUse } from '../scheduler/fair-share';
 import { MIGRATIONS } from './migrations';
 
 /** A state file that cannot be used, with what to do about it. Nothing is changed when it is thrown. */
@@ -18,6 +19,8 @@ export interface JobRow {
   id: number;
   submissionId: number;
   specName: string;
+  /** Who submitted it ('' for submissions from before users were recorded). */
+  user: string;
   key: string;
   plan: RunPlan;
   state: JobState;
@@ -71,7 +74,7 @@ const CHECKPOINT_BYTES = 4 * 1024 * 1024;
 
 /** Every column but the plan, which is read once per job and kept (it never changes). */
 const JOB_COLUMNS = `jobs.id, jobs.submission_id, jobs.key, jobs.state, jobs.priority, jobs.needs, jobs.reason, jobs.attempts, jobs.not_before,
-  jobs.cancel_requested, jobs.created_at, jobs.started_at, jobs.ended_at, jobs.exit_code, jobs.signal, submissions.spec_name`;
+  jobs.cancel_requested, jobs.created_at, jobs.started_at, jobs.ended_at, jobs.exit_code, jobs.signal, submissions.spec_name, submissions.user`;
 
 /**
  * The daemon's state, in one SQLite file. Only the daemon opens it (exclusive locking, which
@@ -265,8 +268,8 @@ export class Store {
 
   // Submissions and jobs
 
-  insertSubmission(specName: string, record: RunRecord, now: number): number {
-    return Number(this.db.run('INSERT INTO submissions (spec_name, record, created_at) VALUES (?, ?, ?)', [specName, JSON.stringify(record), now]).lastInsertRowid);
+  insertSubmission(specName: string, user: string, record: RunRecord, now: number): number {
+    return Number(this.db.run('INSERT INTO submissions (spec_name, user, record, created_at) VALUES (?, ?, ?, ?)', [specName, user, JSON.stringify(record), now]).lastInsertRowid);
   }
 
   submissionRecord(id: number): RunRecord | undefined {
@@ -319,6 +322,7 @@ export class Store {
       id: Number(row['id']),
       submissionId: Number(row['submission_id']),
       specName: String(row['spec_name']),
+      user: String(row['user']),
       key: String(row['key']),
       plan: this.plan(Number(row['id'])),
       state: String(row['state']) as JobState,
@@ -409,6 +413,17 @@ export class Store {
   attempt(jobId: number, number: number): AttemptRow | undefined {
     const row = this.db.get('SELECT * FROM attempts WHERE job_id = ? AND number = ?', [jobId, number]) as Row | null;
     return row ? attemptFromRow(row) : undefined;
+  }
+
+  /** GPUs held by attempts that ended at or after `since`, with their users (for fair share). */
+  gpuUsesEndedSince(since: number): GpuUse[] {
+    const rows = this.db.all(
+      `SELECT submissions.user, attempts.gpus, attempts.started_at, attempts.ended_at FROM attempts
+       JOIN jobs ON jobs.id = attempts.job_id JOIN submissions ON submissions.id = jobs.submission_id
+       WHERE attempts.ended_at >= ? AND attempts.gpus != '[]'`,
+      [since],
+    ) as Row[];
+    return rows.map((row) => ({ user: String(row['user']), gpus: (JSON.parse(String(row['gpus'])) as number[]).length, startedAt: Number(row['started_at']), endedAt: Number(row['ended_at']) }));
   }
 
   runningAttempts(): AttemptRow[] {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import type { JobState } from '../../../common/protocol';
 import type { RunPlan } from '../../../common/spec';
-import { schedule, type HostCapacity, type QueuedJob, type SchedulingInput } from '../../../runner/src/scheduler/placement';
+import type { HostCapacity } from '../../../runner/src/scheduler/placement';
+import { schedule, type QueuedJob, type SchedulingInput } from '../../../runner/src/scheduler/policy';
 
 const GiB = 2 ** 30;
 
