@@ -18,7 +18,7 @@ describe('store: commits and syncs', () => {
   it('keeps what deferred transactions wrote once durable() resolves, across a reopen', async () => {
     const store = Store.open(file);
     const ids: number[] = [];
-    for (let i = 0; i < 50; i++) ids.push(store.transaction(() => store.insertSubmission(`s${i}`, RECORD, i), { deferred: true }));
+    for (let i = 0; i < 50; i++) ids.push(store.transaction(() => store.insertSubmission(`s${i}`, 'ada', RECORD, i), { deferred: true }));
     // Everyone who committed while a sync ran shares the next one.
     await Promise.all(ids.map(() => store.durable()));
     store.close();
@@ -32,7 +32,7 @@ describe('store: commits and syncs', () => {
     const big = { ...RECORD, specText: 'x'.repeat(256 * 1024) };
     let largest = 0;
     for (let i = 0; i < 40; i++) {
-      store.transaction(() => store.insertSubmission(`big${i}`, big, i));
+      store.transaction(() => store.insertSubmission(`big${i}`, 'ada', big, i));
       largest = Math.max(largest, statSync(`${file}-wal`).size);
     }
     // 40 × 256 KiB went through a log that never held more than its limit and one commit.
