@@ -92,4 +92,9 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE attempts ADD COLUMN workdir_version TEXT;
   `,
+  // SLURM clusters: a pool entry's settings (login node, shared root), and the SLURM job a run was handed to.
+  `
+  ALTER TABLE hosts ADD COLUMN settings TEXT;
+  ALTER TABLE jobs ADD COLUMN slurm_id TEXT;
+  `,
 ];

@@ -34,7 +34,7 @@ export interface SbatchJob {
   workdir: string;
   /** The job's folder on the cluster, for its output: task i writes `<outputDir>/<i>/output.log`. */
   outputDir: string;
-  /** SLURM job ids that must complete successfully first (their whole arrays). */
+  /** SLURM job ids that must complete successfully first (their whole arrays); `<name>` in a preview. */
   dependsOn: string[];
   /** A setup command run once per workdir (guarded by a marker file) before the job's command. */
   setup?: string;
@@ -55,7 +55,7 @@ export function sbatchScript(job: SbatchJob): string {
   const directives: string[] = [];
   const add = (option: string, value?: string | number) => directives.push(`#SBATCH --${option}${value === undefined ? '' : `=${value}`}`);
   add('job-name', slurmName(job.name.replace(/[^A-Za-z0-9_.+-]/g, '_'), 'job name'));
-  const array = job.runs.length > 1 || first.sweepIndex !== undefined;
+  const array = isArrayJob(job);
   if (array) {
     const parallel = first.maxParallel !== undefined ? `%${first.maxParallel}` : '';
     add('array', `${job.runs.length === 1 ? '0' : `0-${job.runs.length - 1}`}${parallel}`);
@@ -77,7 +77,7 @@ export function sbatchScript(job: SbatchJob): string {
   if (slurm.qos !== undefined) add('qos', slurmName(slurm.qos, 'qos'));
   if (slurm.account !== undefined) add('account', slurmName(slurm.account, 'account'));
   if (job.dependsOn.length) {
-    add('dependency', `afterok:${job.dependsOn.map((id) => slurmName(id, 'dependency')).join(':')}`);
+    add('dependency', `afterok:${job.dependsOn.map((id) => (/^<[\w.-]+>$/.test(id) ? id : slurmName(id, 'dependency'))).join(':')}`);
     // A failed upstream run ends this one at once (Drover calls it skipped) instead of leaving it pending forever.
     add('kill-on-invalid-dep', 'yes');
   }
@@ -119,6 +119,11 @@ export function sbatchScript(job: SbatchJob): string {
   }
   body.push('exec sh -c "$command"');
   return `${['#!/bin/sh', ...directives, ...notes, ...body].join('\n')}\n`;
+}
+
+/** Whether the job is a job array (a sweep, even of one point): its runs are then named `<id>_<task>`. */
+export function isArrayJob(job: Pick<SbatchJob, 'runs'>): boolean {
+  return job.runs.length > 1 || job.runs[0]?.plan.sweepIndex !== undefined;
 }
 
 /** The folders the job's tasks write to, which must exist before SLURM opens their output. */

@@ -130,7 +130,8 @@ export function parseSqueueJson(text: string): SlurmJob[] {
       user: String(raw['user_name'] ?? ''),
     };
     const start = numberOf(raw['start_time']);
-    const started = start !== undefined && start > 0 && base.state !== 'PENDING' ? { startTime: start } : {};
+    // A job cancelled while pending has a start time too (the cancel's): only one given nodes ran.
+    const started = start !== undefined && start > 0 && base.nodes !== '' && base.state !== 'PENDING' ? { startTime: start } : {};
     if (arrayJobId && arrayTaskId !== undefined) {
       found.push({ id: `${arrayJobId}_${arrayTaskId}`, arrayJobId: String(arrayJobId), arrayTaskId, ...base, ...started });
     } else if (arrayJobId && taskString) {
