@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DaemonRequests, JobDetail, JobView } from '../../common/protocol';
 import { DaemonHarness, waitFor } from '../support/daemon-harness';
 import { SlurmTestbed } from '../support/slurm-testbed';
+import { SshTestbed } from '../support/ssh-testbed';
 
 /**
  * The daemon with a SLURM cluster, end to end: a real single-node SLURM (slurm-testbed.ts),
@@ -203,5 +204,51 @@ jobs:
     const listed = await harness.cli(['hosts']);
     assert.match(listed.stdout, /partition debug \(default\)/);
     assert.match(listed.stdout, /gpu:a100:2, used/);
+  });
+
+  describe('through an SSH login node', () => {
+    let ssh: SshTestbed;
+    let remote: DaemonHarness;
+
+    before(async function () {
+      const reason = SshTestbed.unavailable();
+      if (reason) {
+        console.log(`      skipped: the SSH test hosts cannot run here: ${reason}`);
+        this.skip();
+      }
+      // h1 is the login node: its own network namespace and user, SLURM's client tools on its
+      // PATH with a slurm.conf that reaches the controller across h1's link, and this machine's
+      // munge socket (a file, so namespaces share it). Its home stands for the shared filesystem.
+      ssh = await SshTestbed.start({ hosts: [{ name: 'h1' }] });
+      const conf = testbed.clientConf(ssh.address('h1').replace(/\.2$/, '.1'));
+      for (const tool of ['sbatch', 'squeue', 'sinfo', 'scancel', 'sacct', 'scontrol']) {
+        const wrapper = join(ssh.hostDir('h1'), 'bin', tool);
+        writeFileSync(wrapper, `#!/bin/sh\nSLURM_CONF='${conf}' exec /usr/bin/${tool} "$@"\n`);
+        chmodSync(wrapper, 0o755);
+      }
+      remote = new DaemonHarness({ env: { DROVER_SSH_CONFIG: ssh.sshConfigPath, DROVER_SLURM_POLL_MS: '300', PATH: '/usr/local/bin:/usr/bin:/bin' } });
+    });
+
+    after(async () => {
+      await remote?.dispose();
+      await ssh?.dispose();
+    });
+
+    it('submits through the login node, with the workdir synced to the cluster, and follows the run to its end', async () => {
+      const added = await remote.cli(['hosts', 'add', 'login', '--slurm', '--via', 'h1']);
+      assert.equal(added.code, 0, added.stderr + added.stdout);
+      assert.match(added.stdout, /added login: up, SLURM via h1/);
+      writeFileSync(join(workdir, 'remote.sh'), 'echo "as $(id -un) on $SLURM_JOB_NODELIST in $PWD"\nexit 5\n');
+      const spec = join(workdir, 'remote.drover.yaml');
+      writeFileSync(spec, 'name: remote\nrun: sh remote.sh\n');
+      const result = await remote.cli(['submit', '--host', 'login', '--wait', '--json', spec], workdir);
+      assert.equal(result.code, 5, result.stderr + result.stdout);
+      const [final] = JSON.parse(result.stdout) as JobView[];
+      assert.equal(final!.state, 'failed');
+      const log = (await remote.cli(['logs', String(final!.id)])).stdout;
+      assert.match(log, new RegExp(`^as ${ssh.user('h1')} on ${testbed.node} in ${ssh.home('h1')}/\\.drover/slurm/`, 'm'));
+      const listed = testbed.command('squeue', ['-h', '-t', 'all', '-u', ssh.user('h1'), '-o', '%j|%T']);
+      assert.match(listed, /^remote\.remote\|FAILED$/m);
+    });
   });
 });
