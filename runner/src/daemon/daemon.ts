@@ -128,6 +128,8 @@ interface AttemptEnd {
 export type Emit = <M extends keyof DaemonNotifications>(topic: Topic, method: M, payload: DaemonNotifications[M], jobId?: number) => void;
 
 const LOG_READ_LIMIT = 1 << 20;
+/** How often a SLURM cluster's partitions and nodes are read (its jobs are read on every poll). */
+const SLURM_INVENTORY_MS = 10_000;
 /** After a failed commit, how long to wait before trying again what it lost. */
 const RECOVERY_DELAY_MS = 1_000;
 
@@ -688,7 +690,6 @@ export class Daemon {
       this.waitingReasons.set(row.id, `SLURM: submitted as job ${array ? `${slurmId}_${group.indexOf(row)}` : slurmId}`);
       this.emitJob(row.id);
     }
-    this.pollSlurm(cluster);
   }
 
   /** Ends runs that were never handed to SLURM. */
@@ -729,10 +730,12 @@ export class Daemon {
       tasks.push({ key: String(row.id), dir: `${dir}/${row.slurmId!.split('_')[1] ?? '0'}`, logOffset: fileSize(files.log), metricsOffset: fileSize(files.metrics) });
     }
     const missing = [...(this.slurmMissing.get(cluster.name) ?? [])];
+    const inventory = Date.now() - cluster.inventoryAt >= Math.max(SLURM_INVENTORY_MS, this.settings.slurmPollMs);
     this.polling.add(cluster.name);
     cluster
-      .poll(tasks, missing)
+      .poll(tasks, missing, inventory)
       .then((poll) => {
+        if (inventory) cluster.inventoryAt = Date.now();
         if (this.stopped) return;
         const listed = new Map(poll.jobs.map((job) => [job.id, job]));
         const accounted = new Map((poll.accounted ?? []).map((job) => [job.id, job]));
@@ -752,8 +755,9 @@ export class Daemon {
           this.slurmEnded(cluster, current, record, poll.logs.get(String(row.id)), standingOf(record));
         }
         this.slurmMissing.set(cluster.name, stillMissing);
-        if (JSON.stringify(poll.view) !== JSON.stringify(cluster.lastView)) {
-          cluster.lastView = poll.view;
+        const view = { partitions: cluster.lastView?.partitions ?? [], nodes: cluster.lastView?.nodes ?? [], ...poll.view };
+        if (JSON.stringify(view) !== JSON.stringify(cluster.lastView)) {
+          cluster.lastView = view;
           this.saveSlurmHost(cluster);
         }
       })

@@ -41,7 +41,8 @@ export interface SlurmPoll {
   jobs: SlurmJob[];
   /** Jobs squeue no longer lists, from sacct; undefined where the cluster keeps no accounting. */
   accounted: SlurmJob[] | undefined;
-  view: Omit<SlurmClusterView, 'via' | 'workdirRoot'>;
+  /** The user's jobs, and (when asked for) partitions and nodes. */
+  view: Omit<SlurmClusterView, 'via' | 'workdirRoot' | 'partitions' | 'nodes'> & Partial<Pick<SlurmClusterView, 'partitions' | 'nodes'>>;
   logs: Map<string, PollAnswer>;
 }
 
@@ -51,8 +52,10 @@ export class SlurmCluster extends EventEmitter {
   private status: SlurmClusterState = { state: 'connecting' };
   private home: string | undefined;
   private closed = false;
-  /** The last poll's view, for the clusters tree. */
-  lastView: SlurmPoll['view'] | undefined;
+  /** The last polls' view, for the clusters tree. */
+  lastView: Omit<SlurmClusterView, 'via' | 'workdirRoot'> | undefined;
+  /** When partitions and nodes were last read. */
+  inventoryAt = 0;
 
   constructor(
     readonly name: string,
@@ -155,7 +158,7 @@ export class SlurmCluster extends EventEmitter {
    * jobs squeue forgot, and the new output of `tasks`. Each answer is framed by its exit code
    * and byte count, so output of any shape comes back whole.
    */
-  async poll(tasks: readonly PolledAttempt[], missing: readonly string[]): Promise<SlurmPoll> {
+  async poll(tasks: readonly PolledAttempt[], missing: readonly string[], inventory: boolean): Promise<SlurmPoll> {
     const framed = (key: string, command: string) => [
       `out=$(${command} 2>&1); code=$?`,
       `printf '${key}=%s %s\\n' "$code" "$(printf '%s' "$out" | wc -c | tr -d ' ')"`,
@@ -163,8 +166,9 @@ export class SlurmCluster extends EventEmitter {
     ];
     const script = [
       ...framed('squeue', 'squeue --json -t all --me'),
-      ...framed('partitions', `sinfo ${SINFO_PARTITIONS_ARGS.map(shellWord).join(' ')}`),
-      ...framed('nodes', `sinfo ${SINFO_NODES_ARGS.map(shellWord).join(' ')}`),
+      // Partitions and nodes change slowly, and each sinfo is one more RPC to slurmctld.
+      ...(inventory ? framed('partitions', `sinfo ${SINFO_PARTITIONS_ARGS.map(shellWord).join(' ')}`) : []),
+      ...(inventory ? framed('nodes', `sinfo ${SINFO_NODES_ARGS.map(shellWord).join(' ')}`) : []),
       ...(missing.length ? framed('sacct', `sacct -X -n -P --format=JobID,State,ExitCode,Reason -j ${missing.map(shellWord).join(',')}`) : []),
       // Logs are read after the states: a task seen ended has all its output written.
       'echo "@@logs"',
@@ -193,8 +197,7 @@ export class SlurmCluster extends EventEmitter {
       jobs,
       accounted: sacct && sacct.code === 0 ? parseSacct(sacct.text) : undefined,
       view: {
-        partitions: parsePartitions(ok(sections.get('partitions'))),
-        nodes: parseNodes(ok(sections.get('nodes'))),
+        ...(inventory && { partitions: parsePartitions(ok(sections.get('partitions'))), nodes: parseNodes(ok(sections.get('nodes'))) }),
         jobs: jobs.map((job) => ({ id: job.id, name: job.name, state: job.state, reason: job.reason, partition: job.partition, nodes: job.nodes })),
       },
       logs: logsAt < 0 ? new Map() : parsePoll(output.subarray(logsAt + '@@logs\n'.length)),
