@@ -169,6 +169,18 @@ jobs:
     assert.ok([...states.values()].filter((state) => state === 'CANCELLED').length >= 2, JSON.stringify([...states]));
   });
 
+  it('follows a SLURM run across a daemon restart, with the output written while it was down', async () => {
+    const [run] = await submit('name: survivor\nrun: echo before; sleep 4; echo after\n');
+    await untilState(run!.id, ['running']);
+    const stopped = await harness.cli(['daemon', 'stop']);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    const ended = await untilState(run!.id, ['succeeded', 'failed']);
+    assert.equal(ended.state, 'succeeded', ended.reason);
+    assert.equal(ended.attempts, 1);
+    assert.match((await harness.cli(['logs', String(run!.id)])).stdout, /^before\nafter\n$/);
+  });
+
   it('maps a job that reached its SLURM time limit to a timeout', async () => {
     const [run] = await submit('name: slow\nrun: echo started; sleep 600\ntimeout: 1m\n');
     const ended = await untilState(run!.id, ['failed', 'succeeded', 'cancelled'], 170_000);
