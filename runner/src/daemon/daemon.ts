@@ -614,7 +614,18 @@ export class Daemon {
   private async handQueued(): Promise<void> {
     const groups = new Map<string, JobRow[]>();
     for (const row of this.store.jobs({ states: ['queued'] }).sort((a, b) => a.id - b.id)) {
-      if (row.slurmId !== null || !this.slurmClusterOf(row)?.reachable) continue;
+      const cluster = this.slurmClusterOf(row);
+      if (row.slurmId !== null || !cluster) continue;
+      if (!cluster.reachable) {
+        // Handed over once it is back (its 'change' event).
+        const { state, message } = cluster.state;
+        const reason = `waiting for ${cluster.name}, which is ${state === 'connecting' ? 'being connected to' : `${state}${message ? `: ${message}` : ''}`}`;
+        if (this.waitingReasons.get(row.id) !== reason) {
+          this.waitingReasons.set(row.id, reason);
+          this.emitJob(row.id);
+        }
+        continue;
+      }
       const key = sweepGroup(row);
       groups.set(key, [...(groups.get(key) ?? []), row]);
     }
