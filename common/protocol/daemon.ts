@@ -5,7 +5,7 @@
  */
 import type { ParamValue, ResourceRequest } from '../spec';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
 export type AttemptOutcome = 'running' | 'succeeded' | 'failed' | 'timed-out' | 'cancelled' | 'lost';
@@ -90,10 +90,22 @@ export interface GpuView extends GpuInfo {
   foreignPids: number[];
 }
 
+/** What a SLURM cluster's last poll saw: its partitions, its nodes, and the user's jobs. */
+export interface SlurmClusterView {
+  /** The login node's SSH alias; absent when sbatch runs on this machine. */
+  via?: string;
+  /** The folder on the cluster's shared filesystem Drover works in (workdirs, job output). */
+  workdirRoot?: string;
+  partitions: { name: string; default: boolean; state: string; nodes: string; timeLimit: string }[];
+  nodes: { name: string; state: string; partitions: string[]; cpus: number; cpusAllocated: number; memoryMiB: number; memoryAllocatedMiB: number; gres: string; gresUsed: string }[];
+  /** The user's jobs on the cluster (Drover's and others), as squeue lists them. */
+  jobs: { id: string; name: string; state: string; reason: string; partition: string; nodes: string }[];
+}
+
 export interface HostView {
   name: string;
-  /** 'ssh': an alias from the user's OpenSSH config, in the pool with `drover hosts add`. */
-  kind: 'local' | 'ssh';
+  /** 'ssh': an alias from the user's OpenSSH config, in the pool with `drover hosts add`; 'slurm': a cluster SLURM schedules. */
+  kind: 'local' | 'ssh' | 'slurm';
   /** 'connecting' until an SSH host was first reached; 'unreachable' carries the reason in `message`. */
   state: 'up' | 'degraded' | 'connecting' | 'unreachable';
   message?: string;
@@ -103,6 +115,7 @@ export interface HostView {
   driverVersion?: string;
   gpus: GpuView[];
   updatedAt: number;
+  slurm?: SlurmClusterView;
 }
 
 export interface LogChunk {
@@ -173,7 +186,9 @@ export interface DaemonRequests {
   'drover/metrics': { params: { id: number }; result: MetricSeries[] };
   'drover/hosts': { params: Record<string, never>; result: HostView[] };
   /** Adds an alias of the user's OpenSSH config to the pool (it is probed at once). */
-  'drover/hosts/add': { params: { alias: string }; result: HostView };
+  'drover/hosts/add': { params: { alias: string; slurm?: { via?: string; workdirRoot?: string } }; result: HostView };
+  /** The sbatch scripts a submission to a SLURM cluster would hand over, without submitting anything ("Preview sbatch"). */
+  'drover/sbatchPreview': { params: SubmitParams; result: { scripts: { job: string; script: string }[] } };
   'drover/hosts/remove': { params: { alias: string }; result: { removed: boolean } };
   /** The concrete Host aliases of the SSH config the daemon reads (Includes followed), for a picker. */
   'drover/hosts/aliases': { params: Record<string, never>; result: { aliases: string[] } };

@@ -1,5 +1,5 @@
 import { substituteExpressions } from './expressions';
-import type { JobSpec, ParamValue, ResourceRequest, SpecModel, SweepDomain, SweepSpec } from './model';
+import type { JobSpec, ParamValue, ResourceRequest, SlurmSettings, SpecModel, SweepDomain, SweepSpec } from './model';
 import { closestMatch, didYouMean } from './suggest';
 
 /** Sweeps larger than this are refused; above `SWEEP_WARNING_SIZE` they are questioned. */
@@ -28,6 +28,8 @@ export interface RunPlan {
   maxParallel?: number;
   /** Keys of the runs that must succeed before this one starts. */
   needs: string[];
+  /** The job's `slurm:` settings, for when it runs on a SLURM cluster. */
+  slurm?: SlurmSettings;
 }
 
 export interface ExpandOptions {
@@ -147,6 +149,7 @@ function planRun(job: JobSpec, key: string, sweepIndex: number | undefined, para
   if (job.hosts) plan.hosts = job.hosts.map((host) => host.value);
   if (job.timeoutSeconds !== undefined) plan.timeoutSeconds = job.timeoutSeconds;
   if (job.sweep?.maxParallel !== undefined) plan.maxParallel = job.sweep.maxParallel;
+  if (job.slurm !== undefined) plan.slurm = job.slurm;
   return plan;
 }
 

@@ -3,13 +3,14 @@ import type { DroverContext } from '../context';
 import { refresh, startDaemon, stopDaemon } from './daemon-commands';
 import { addHost, openHostTerminal, removeHost } from './host-commands';
 import { cancelRun, compareRuns, deleteRuns, openDashboard, openRecord, raisePriority, rerun, showLogs, whyPending } from './run-commands';
-import { resetRememberedChoices, runCurrentFile, runOnCluster, submitSpec } from './submit-commands';
+import { previewSbatch, resetRememberedChoices, runCurrentFile, runOnCluster, submitSpec } from './submit-commands';
 
 type Factory = (ctx: DroverContext) => (...args: unknown[]) => Promise<unknown>;
 
 /** Every command, by id, with what it is doing (for error messages). All are declared in package.json. */
 export const COMMANDS: Record<string, [Factory, string]> = {
   'drover.submitSpec': [submitSpec, 'submit the spec'],
+  'drover.previewSbatch': [previewSbatch, 'preview the sbatch scripts'],
   'drover.runCurrentFile': [runCurrentFile, 'run the file'],
   'drover.runOnCluster': [runOnCluster, 'run the file'],
   'drover.cancelRun': [cancelRun, 'cancel'],

@@ -47,6 +47,38 @@ export const runOnCluster = (ctx: DroverContext) => async (...args: unknown[]) =
   return runFile(ctx, uri, isRunTarget(args[1]) ? args[1] : undefined, true);
 };
 
+/**
+ * "Preview sbatch": opens the sbatch scripts the spec (the editor's text) becomes on a SLURM
+ * cluster of the pool, without submitting anything. A cluster given as the second argument
+ * skips the pick (tests); with one cluster in the pool, it is used.
+ */
+export const previewSbatch = (ctx: DroverContext) => async (...args: unknown[]) => {
+  const uri = fileArgument(args[0]) ?? activeFile();
+  if (!uri || runnableKind(uri.fsPath) !== 'spec') {
+    void vscode.window.showErrorMessage('Drover: open a spec (*.drover.yaml) to preview its sbatch scripts.');
+    return undefined;
+  }
+  const client = await ctx.requireDaemon('start');
+  if (!client) return undefined;
+  const clusters = (await client.request('drover/hosts', {})).filter((host) => host.kind === 'slurm').map((host) => host.name);
+  let host = typeof args[1] === 'string' ? args[1] : clusters.length === 1 ? clusters[0] : undefined;
+  if (host === undefined) {
+    if (clusters.length === 0) {
+      void vscode.window.showErrorMessage('Drover: no SLURM cluster in the pool. Add one with `drover hosts add NAME --slurm [--via LOGIN-ALIAS]`.');
+      return undefined;
+    }
+    host = await vscode.window.showQuickPick(clusters, { title: 'Preview sbatch for which SLURM cluster?' });
+    if (host === undefined) return undefined;
+  }
+  const specText = (await vscode.workspace.openTextDocument(uri)).getText();
+  const folder = vscode.workspace.getWorkspaceFolder(uri)?.uri.fsPath ?? path.dirname(uri.fsPath);
+  const { scripts } = await client.request('drover/sbatchPreview', { specText, specPath: uri.fsPath, cwd: folder, host });
+  const content = scripts.map(({ job, script }) => `# ---- ${job} on ${host}: run ids and upstream job ids are placeholders until submitted\n${script}`).join('\n');
+  const document = await vscode.workspace.openTextDocument({ language: 'shellscript', content });
+  await vscode.window.showTextDocument(document, { preview: true });
+  return scripts;
+};
+
 /** Forgets the remembered answers: unsaved-changes choice and per-file targets. */
 export const resetRememberedChoices = (ctx: DroverContext) => async () => {
   await ctx.extension.globalState.update(UNSAVED_CHOICE_KEY, undefined);

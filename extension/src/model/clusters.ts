@@ -29,6 +29,13 @@ export function orderHosts(hosts: Iterable<HostView>): HostView[] {
 export function hostDescription(host: HostView): string {
   if (host.state === 'unreachable') return `unreachable: ${host.message ?? 'no reason given'}`;
   if (host.state === 'connecting') return 'connecting…';
+  if (host.kind === 'slurm') {
+    const slurm = host.slurm;
+    const running = slurm?.jobs.filter((job) => job.state === 'RUNNING').length ?? 0;
+    const pending = slurm?.jobs.filter((job) => job.state === 'PENDING').length ?? 0;
+    const nodes = slurm?.nodes.length ?? 0;
+    return [`SLURM${slurm?.via ? ` via ${slurm.via}` : ''}`, `${nodes} node${nodes === 1 ? '' : 's'}`, `your jobs: ${running} running, ${pending} pending`].join(' · ');
+  }
   const held = host.gpus.filter((gpu) => gpu.jobId !== undefined).length;
   const gpus = host.gpus.length === 0 ? 'no GPUs' : `${held}/${host.gpus.length} GPUs in use`;
   const kind = host.kind === 'local' ? 'this machine' : host.kind;
@@ -69,4 +76,49 @@ export function withLiveHolders(host: HostView, holders: Map<string, Map<number,
       return holder === undefined ? rest : { ...rest, jobId: holder };
     }),
   };
+}
+
+export type SlurmSection = 'partitions' | 'nodes' | 'jobs';
+
+export interface SlurmRow {
+  id: string;
+  label: string;
+  description: string;
+  tooltip: string;
+}
+
+/** The rows under a SLURM cluster's section: partitions, nodes with their GRES and use, the user's queued and running jobs. */
+export function slurmRows(host: HostView, section: SlurmSection): SlurmRow[] {
+  const slurm = host.slurm;
+  if (!slurm) return [];
+  if (section === 'partitions') {
+    return slurm.partitions.map((partition) => ({
+      id: partition.name,
+      label: `${partition.name}${partition.default ? ' (default)' : ''}`,
+      description: `${partition.state} · nodes ${partition.nodes} · limit ${partition.timeLimit}`,
+      tooltip: `partition ${partition.name}: ${partition.state}, nodes ${partition.nodes}, time limit ${partition.timeLimit}`,
+    }));
+  }
+  if (section === 'nodes') {
+    return slurm.nodes.map((node) => ({
+      id: node.name,
+      label: node.name,
+      description: [node.state, `${node.cpusAllocated}/${node.cpus} CPUs`, node.gres ? `${node.gres} (used ${node.gresUsed || 'none'})` : 'no GRES'].join(' · '),
+      tooltip: `${node.name}: ${node.state}\npartitions ${node.partitions.join(', ')}\n${node.cpusAllocated}/${node.cpus} CPUs, ${node.memoryAllocatedMiB}/${node.memoryMiB} MiB allocated\nGRES ${node.gres || 'none'}, in use ${node.gresUsed || 'none'}`,
+    }));
+  }
+  return slurm.jobs
+    .filter((job) => job.state === 'RUNNING' || job.state === 'PENDING' || job.state === 'COMPLETING' || job.state === 'CONFIGURING')
+    .map((job) => ({
+      id: job.id,
+      label: `${job.id} ${job.name}`,
+      description: job.state === 'PENDING' ? `pending: ${job.reason}` : `${job.state.toLowerCase()} on ${job.nodes}`,
+      tooltip: `SLURM job ${job.id} (${job.name}) in ${job.partition}: ${job.state}${job.state === 'PENDING' ? `, ${job.reason}` : ''}`,
+    }));
+}
+
+/** A section's title with its count. */
+export function slurmSectionLabel(host: HostView, section: SlurmSection): string {
+  const count = slurmRows(host, section).length;
+  return section === 'jobs' ? `Your jobs (${count})` : `${section[0]!.toUpperCase()}${section.slice(1)} (${count})`;
 }

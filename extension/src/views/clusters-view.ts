@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import type { HostView } from '../../../common/protocol';
-import { gpuDescription, gpuHolders, gpuLabel, hostDescription, hostTooltip, orderHosts, withLiveHolders } from '../model/clusters';
+import { gpuDescription, gpuHolders, gpuLabel, hostDescription, hostTooltip, orderHosts, slurmRows, slurmSectionLabel, withLiveHolders, type SlurmSection } from '../model/clusters';
 import type { StoreChange } from '../store/run-store';
 import { daemonItem, StoreTree, type DaemonNode } from './tree-common';
 
@@ -8,6 +8,9 @@ export type ClusterNode =
   | DaemonNode
   | { kind: 'host'; name: string }
   | { kind: 'gpu'; host: string; index: number }
+  /** A SLURM cluster's partitions, nodes or the user's jobs, and one row of them. */
+  | { kind: 'slurm'; host: string; section: SlurmSection }
+  | { kind: 'slurmRow'; host: string; section: SlurmSection; id: string }
   /** An alias in `drover.hosts` the daemon refused to add. */
   | { kind: 'refused'; alias: string };
 
@@ -21,7 +24,15 @@ export class ClustersTree extends StoreTree<ClusterNode> {
       for (const alias of this.store.hostRefusals.keys()) if (!known.has(alias)) hosts.push({ kind: 'refused', alias });
       return hosts;
     }
-    if (element.kind === 'host') return (this.host(element.name)?.gpus ?? []).map((gpu) => ({ kind: 'gpu', host: element.name, index: gpu.index }));
+    if (element.kind === 'host') {
+      const host = this.host(element.name);
+      if (host?.kind === 'slurm') return (['partitions', 'nodes', 'jobs'] as const).map((section) => ({ kind: 'slurm', host: element.name, section }));
+      return (host?.gpus ?? []).map((gpu) => ({ kind: 'gpu', host: element.name, index: gpu.index }));
+    }
+    if (element.kind === 'slurm') {
+      const host = this.host(element.host);
+      return host ? slurmRows(host, element.section).map((row) => ({ kind: 'slurmRow', host: element.host, section: element.section, id: row.id })) : [];
+    }
     return [];
   }
 
@@ -33,6 +44,24 @@ export class ClustersTree extends StoreTree<ClusterNode> {
         return this.hostItem(element.name);
       case 'gpu':
         return this.gpuItem(element.host, element.index);
+      case 'slurm': {
+        const host = this.host(element.host);
+        const item = new vscode.TreeItem(host ? slurmSectionLabel(host, element.section) : element.section, vscode.TreeItemCollapsibleState.Collapsed);
+        item.id = `slurm:${element.host}:${element.section}`;
+        item.iconPath = new vscode.ThemeIcon(element.section === 'partitions' ? 'layers' : element.section === 'nodes' ? 'server' : 'list-ordered');
+        return item;
+      }
+      case 'slurmRow': {
+        const host = this.host(element.host);
+        const row = host && slurmRows(host, element.section).find((candidate) => candidate.id === element.id);
+        const item = new vscode.TreeItem(row?.label ?? element.id);
+        item.id = `slurm:${element.host}:${element.section}:${element.id}`;
+        if (row) {
+          item.description = row.description;
+          item.tooltip = row.tooltip;
+        }
+        return item;
+      }
       case 'refused': {
         const reason = this.store.hostRefusals.get(element.alias) ?? '';
         const item = new vscode.TreeItem(element.alias);
@@ -47,7 +76,9 @@ export class ClustersTree extends StoreTree<ClusterNode> {
   }
 
   getParent(element: ClusterNode): ClusterNode | undefined {
-    return element.kind === 'gpu' ? { kind: 'host', name: element.host } : undefined;
+    if (element.kind === 'gpu' || element.kind === 'slurm') return { kind: 'host', name: element.host };
+    if (element.kind === 'slurmRow') return { kind: 'slurm', host: element.host, section: element.section };
+    return undefined;
   }
 
   protected relevant(change: StoreChange): boolean {
@@ -62,7 +93,7 @@ export class ClustersTree extends StoreTree<ClusterNode> {
 
   private hostItem(name: string): vscode.TreeItem {
     const host = this.host(name);
-    const item = new vscode.TreeItem(name, host?.gpus.length ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None);
+    const item = new vscode.TreeItem(name, host?.gpus.length || host?.kind === 'slurm' ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None);
     item.id = `host:${name}`;
     if (!host) return item;
     item.description = hostDescription(host);

@@ -20,7 +20,7 @@ async function withDaemon<T>(start: boolean, work: (client: DaemonClient) => Pro
 
 export async function submitCommand(
   files: string[],
-  options: { params: string[]; host?: string; wait: boolean; json: boolean },
+  options: { params: string[]; host?: string; wait: boolean; json: boolean; previewSbatch?: boolean },
   out: CommandOutput,
 ): Promise<number> {
   if (files.length !== 1) throw new CliError('name exactly one spec file', EXIT.usage);
@@ -32,13 +32,22 @@ export async function submitCommand(
     throw new CliError(`cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`, EXIT.noInput);
   }
   const overrides = parseOverrides(options.params);
-  return withDaemon(true, (client) => submitAndReport(client, { specText, specPath: file, cwd: process.cwd(), overrides, env: stringEnv(), user: userInfo().username, ...onHost(options.host) }, options, out));
+  const params: SubmitParams = { specText, specPath: file, cwd: process.cwd(), overrides, env: stringEnv(), user: userInfo().username, ...onHost(options.host) };
+  return withDaemon(true, (client) => (options.previewSbatch ? previewSbatch(client, params, options, out) : submitAndReport(client, params, options, out)));
+}
+
+/** "Preview sbatch": prints the scripts a submission to a SLURM cluster would hand over, and submits nothing. */
+async function previewSbatch(client: DaemonClient, params: SubmitParams, options: { json: boolean }, out: CommandOutput): Promise<number> {
+  const { scripts } = await client.request('drover/sbatchPreview', params);
+  if (options.json) out.stdout(JSON.stringify(scripts, null, 2));
+  else out.stdout(scripts.map(({ job, script }) => `# ---- ${job}: sbatch < this (run ids and upstream job ids are placeholders until submitted)\n${script}`).join('\n'));
+  return EXIT.ok;
 }
 
 /** `drover run -- python train.py`: an ad-hoc job, written as a one-job spec. */
 export async function runCommand(
   argv: string[],
-  options: { gpus?: string; cpus?: string; mem?: string; name?: string; timeout?: string; retries?: string; host?: string; wait: boolean; json: boolean },
+  options: { gpus?: string; cpus?: string; mem?: string; name?: string; timeout?: string; retries?: string; host?: string; wait: boolean; json: boolean; previewSbatch?: boolean },
   out: CommandOutput,
 ): Promise<number> {
   if (argv.length === 0) throw new CliError('name a command to run, after --: drover run --gpus 1 -- python train.py', EXIT.usage);
@@ -63,7 +72,8 @@ export async function runCommand(
   const spec: Record<string, unknown> = { name: options.name ?? defaultRunName(argv), run: command, resources };
   if (options.timeout !== undefined) spec['timeout'] = options.timeout;
   if (options.retries !== undefined) spec['retries'] = Number(options.retries);
-  return withDaemon(true, (client) => submitAndReport(client, { specText: stringify(spec), cwd: process.cwd(), env: stringEnv(), user: userInfo().username, ...onHost(options.host) }, options, out));
+  const params: SubmitParams = { specText: stringify(spec), cwd: process.cwd(), env: stringEnv(), user: userInfo().username, ...onHost(options.host) };
+  return withDaemon(true, (client) => (options.previewSbatch ? previewSbatch(client, params, options, out) : submitAndReport(client, params, options, out)));
 }
 
 function onHost(host: string | undefined): Pick<SubmitParams, 'host'> {
@@ -311,19 +321,21 @@ export async function cancelCommand(ids: string[], out: CommandOutput): Promise<
 }
 
 /** `drover hosts [add|remove ALIAS]`: the pool, or a change to it. */
-export async function hostsCommand(args: string[], options: { json: boolean }, out: CommandOutput): Promise<number> {
+export async function hostsCommand(args: string[], options: { json: boolean; slurm?: boolean; via?: string; workdirRoot?: string }, out: CommandOutput): Promise<number> {
   const [action, alias, ...extra] = args;
   if (action !== undefined) {
     if ((action !== 'add' && action !== 'remove') || alias === undefined || extra.length) {
-      throw new CliError('drover hosts [add ALIAS | remove ALIAS]: ALIAS is a Host of your SSH config', EXIT.usage);
+      throw new CliError('drover hosts [add ALIAS | add NAME --slurm [--via ALIAS] [--workdir-root PATH] | remove NAME]: ALIAS is a Host of your SSH config', EXIT.usage);
     }
+    if (!options.slurm && (options.via !== undefined || options.workdirRoot !== undefined)) throw new CliError('--via and --workdir-root are for a SLURM cluster: add --slurm', EXIT.usage);
     return withDaemon(true, async (client) => {
       if (action === 'remove') {
         const { removed } = await client.request('drover/hosts/remove', { alias });
         out.stdout(removed ? `removed ${alias} from the pool` : `${alias} was not in the pool`);
         return EXIT.ok;
       }
-      const host = await client.request('drover/hosts/add', { alias });
+      const slurm = options.slurm ? { ...(options.via !== undefined && { via: options.via }), ...(options.workdirRoot !== undefined && { workdirRoot: options.workdirRoot }) } : undefined;
+      const host = await client.request('drover/hosts/add', { alias, ...(slurm && { slurm }) });
       const reached = await waitForHost(client, alias, host);
       if (options.json) out.stdout(JSON.stringify(reached, null, 2));
       else out.stdout(`added ${alias}: ${describeHostState(reached)}`);
@@ -339,6 +351,15 @@ export async function hostsCommand(args: string[], options: { json: boolean }, o
     const rows: string[][] = [];
     for (const host of hosts) {
       rows.push([host.name, describeHostState(host), host.state === 'connecting' ? '' : `${host.cpus} CPUs, ${formatSize(host.memoryBytes)}`, host.gpus.length ? `${host.gpus.length} GPU${host.gpus.length === 1 ? '' : 's'}` : 'no GPUs']);
+      for (const partition of host.slurm?.partitions ?? []) {
+        rows.push([`  partition ${partition.name}${partition.default ? ' (default)' : ''}`, partition.state, `nodes ${partition.nodes}`, `time limit ${partition.timeLimit}`]);
+      }
+      for (const node of host.slurm?.nodes ?? []) {
+        rows.push([`  node ${node.name}`, node.state, `${node.cpusAllocated}/${node.cpus} CPUs, ${node.memoryAllocatedMiB}/${node.memoryMiB} MiB`, node.gres ? `${node.gres}, used ${node.gresUsed || 'none'}` : 'no GRES']);
+      }
+      for (const job of host.slurm?.jobs ?? []) {
+        if (['PENDING', 'RUNNING', 'CONFIGURING', 'COMPLETING'].includes(job.state)) rows.push([`  job ${job.id}`, job.state, job.name, job.state === 'PENDING' ? job.reason : job.nodes]);
+      }
       for (const gpu of host.gpus) {
         const holder = gpu.jobId !== undefined ? `run ${gpu.jobId}` : gpu.foreignPids.length ? `busy: pid ${gpu.foreignPids.join(', ')} (not Drover's)` : 'free';
         rows.push([`  GPU ${gpu.index}`, holder, gpu.name, `${formatSize(gpu.memoryUsedBytes)} / ${formatSize(gpu.memoryTotalBytes)}${gpu.utilizationPercent !== null ? `, ${gpu.utilizationPercent}%` : ''}`]);
@@ -350,6 +371,7 @@ export async function hostsCommand(args: string[], options: { json: boolean }, o
 }
 
 function describeHostState(host: HostView): string {
+  if (host.kind === 'slurm' && host.state === 'up') return `up, SLURM${host.slurm?.via ? ` via ${host.slurm.via}` : ''}`;
   if (host.state === 'up') return host.gpus.length ? `up, ${host.gpus.length} GPU${host.gpus.length === 1 ? '' : 's'}` : 'up, no GPUs';
   return `${host.state}${host.message ? ` (${host.message})` : ''}`;
 }

@@ -32,14 +32,25 @@ const COMMANDS: Record<string, Command> = {
   },
   submit: {
     summary: 'queue the runs of a spec; --wait streams their logs and exits with their result',
-    usage: 'drover submit [--wait] [--json] [--host ALIAS] [-p NAME=VALUE]... SPEC',
-    options: { ...json, wait: { type: 'boolean', short: 'w' }, param: { type: 'string', short: 'p', multiple: true }, host: { type: 'string' } },
+    usage: 'drover submit [--wait] [--json] [--host ALIAS] [--preview-sbatch] [-p NAME=VALUE]... SPEC',
+    options: { ...json, wait: { type: 'boolean', short: 'w' }, param: { type: 'string', short: 'p', multiple: true }, host: { type: 'string' }, 'preview-sbatch': { type: 'boolean' } },
     run: (files, values, out) =>
-      submitCommand(files, { params: (values['param'] as string[] | undefined) ?? [], ...optional('host', text(values, 'host')), wait: flag(values, 'wait'), json: flag(values, 'json') }, out),
+      submitCommand(
+        files,
+        { params: (values['param'] as string[] | undefined) ?? [], ...optional('host', text(values, 'host')), wait: flag(values, 'wait'), json: flag(values, 'json'), previewSbatch: flag(values, 'preview-sbatch') },
+        out,
+      ),
+  },
+  sbatch: {
+    summary: 'print the sbatch scripts a spec becomes on a SLURM cluster, without submitting (Preview sbatch)',
+    usage: 'drover sbatch [--json] [--host CLUSTER] [-p NAME=VALUE]... SPEC',
+    options: { ...json, param: { type: 'string', short: 'p', multiple: true }, host: { type: 'string' } },
+    run: (files, values, out) =>
+      submitCommand(files, { params: (values['param'] as string[] | undefined) ?? [], ...optional('host', text(values, 'host')), wait: false, json: flag(values, 'json'), previewSbatch: true }, out),
   },
   run: {
     summary: 'run a command as a job: drover run --gpus 1 -- python train.py',
-    usage: 'drover run [--gpus N|TYPE:N] [--cpus N] [--mem SIZE] [--name NAME] [--timeout DURATION] [--retries N] [--host ALIAS] [--wait] [--json] -- COMMAND...',
+    usage: 'drover run [--gpus N|TYPE:N] [--cpus N] [--mem SIZE] [--name NAME] [--timeout DURATION] [--retries N] [--host ALIAS] [--preview-sbatch] [--wait] [--json] -- COMMAND...',
     options: {
       ...json,
       wait: { type: 'boolean', short: 'w' },
@@ -50,11 +61,13 @@ const COMMANDS: Record<string, Command> = {
       timeout: { type: 'string' },
       retries: { type: 'string' },
       host: { type: 'string' },
+      'preview-sbatch': { type: 'boolean' },
     },
     run: (command, values, out) =>
       runCommand(
         command,
         {
+          previewSbatch: flag(values, 'preview-sbatch'),
           ...optional('gpus', text(values, 'gpus')),
           ...optional('cpus', text(values, 'cpus')),
           ...optional('mem', text(values, 'mem')),
@@ -105,10 +118,11 @@ const COMMANDS: Record<string, Command> = {
     run: (ids, values, out) => metricsCommand(ids, { json: flag(values, 'json') }, out),
   },
   hosts: {
-    summary: 'the hosts Drover can use, their GPUs and who holds them; add or remove SSH hosts',
-    usage: 'drover hosts [add ALIAS | remove ALIAS] [--json]',
-    options: { ...json },
-    run: (args, values, out) => hostsCommand(args, { json: flag(values, 'json') }, out),
+    summary: 'the hosts Drover can use, their GPUs and who holds them; add or remove SSH hosts and SLURM clusters',
+    usage: 'drover hosts [add ALIAS | add NAME --slurm [--via ALIAS] [--workdir-root PATH] | remove NAME] [--json]',
+    options: { ...json, slurm: { type: 'boolean' }, via: { type: 'string' }, 'workdir-root': { type: 'string' } },
+    run: (args, values, out) =>
+      hostsCommand(args, { json: flag(values, 'json'), slurm: flag(values, 'slurm'), ...optional('via', text(values, 'via')), ...optional('workdirRoot', text(values, 'workdir-root')) }, out),
   },
   daemon: {
     summary: 'start, stop or check the background daemon (it also starts on demand)',

@@ -16,11 +16,15 @@ import {
   type SubmitResult,
   type Topic,
 } from '../../../common/protocol';
-import { analyzeSpec, expandSpec, ExpansionError, formatDiagnostic, hasErrors } from '../../../common/spec';
+import { analyzeSpec, expandSpec, ExpansionError, formatDiagnostic, hasErrors, type RunPlan } from '../../../common/spec';
 import { LOCAL_HOST, probeLocalHost, type HostInventory } from '../hosts/local-host';
 import { listSshAliases } from '../hosts/ssh/ssh-config';
 import { daemonIdOf, SshHost } from '../hosts/ssh/ssh-host';
-import { REMOTE_READ_LIMIT, type PolledAttempt } from '../hosts/ssh/remote-scripts';
+import { REMOTE_READ_LIMIT, type PollAnswer, type PolledAttempt } from '../hosts/ssh/remote-scripts';
+import { SlurmCluster, type SlurmClusterSettings } from '../hosts/slurm/slurm-cluster';
+import { isArrayJob, sbatchScript, SbatchError, type SbatchJob } from '../hosts/slurm/sbatch-script';
+import { projectId as projectIdOf } from '../hosts/ssh/workdir-sync';
+import { standingOf, type RunStanding, type SlurmJob } from '../hosts/slurm/slurm-state';
 import { LauncherClient } from '../local/launcher-client';
 import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, readExitStatus, readWrapperPid, signalGroup } from '../local/detached-process';
 import { MetricLineReader, parseMetricJson, type MetricPoint } from '../metrics/metric-lines';
@@ -56,6 +60,8 @@ export interface DaemonSettings {
   sshConfigPath?: string;
   /** Scheduling policy settings (GPU quotas, aging…) other than the defaults. */
   policy?: Partial<PolicyOptions>;
+  /** How often each SLURM cluster is polled (one poll per cluster, whoever is watching). */
+  slurmPollMs: number;
 }
 
 /** A process the daemon started (or re-adopted after a restart) and watches. */
@@ -83,6 +89,8 @@ interface LiveAttempt {
   points: MetricPoint[];
   /** On an SSH host: where it runs there, and what the last poll saw. */
   remote?: RemoteAttempt;
+  /** On a SLURM cluster: SLURM runs it; polls copy its output here. */
+  slurm?: SlurmCluster;
 }
 
 /**
@@ -116,12 +124,16 @@ interface AttemptEnd {
   failure?: string;
   /** It vanished without a status while nobody was stopping it. */
   lost?: boolean;
+  /** Decided by whoever ran it (SLURM says how its jobs end). */
+  outcome?: AttemptOutcome;
 }
 
 /** Sends a notification to the clients subscribed to `topic` (and to `jobId`, when given). */
 export type Emit = <M extends keyof DaemonNotifications>(topic: Topic, method: M, payload: DaemonNotifications[M], jobId?: number) => void;
 
 const LOG_READ_LIMIT = 1 << 20;
+/** How often a SLURM cluster's partitions and nodes are read (its jobs are read on every poll). */
+const SLURM_INVENTORY_MS = 10_000;
 /** After a failed commit, how long to wait before trying again what it lost. */
 const RECOVERY_DELAY_MS = 1_000;
 /** How often the GPU use of ended attempts is read again for fair share (it changes slowly). */
@@ -151,6 +163,14 @@ export class Daemon {
   private readonly sshHosts = new Map<string, SshHost>();
   /** Hosts with a poll on its way, so polls of one host never overlap. */
   private readonly polling = new Set<string>();
+  /** The SLURM clusters of the pool, by name (their settings are in the store's hosts table). */
+  private readonly slurmClusters = new Map<string, SlurmCluster>();
+  /** SLURM ids squeue stopped listing, to ask sacct about on the next poll (and give up on after that). */
+  private readonly slurmMissing = new Map<string, Set<string>>();
+  /** A hand-off to SLURM is under way; `handAgain`: another was asked for meanwhile. */
+  private handing = false;
+  private handAgain = false;
+  private slurmTimer: NodeJS.Timeout | undefined;
   /** Writes waiting for the next group commit. */
   private batch: { work: (now: number) => void; done: (error?: Error) => void }[] | undefined;
   /** Commits on their way to disk, to be answered and carried out once there (see commit). */
@@ -174,10 +194,16 @@ export class Daemon {
   async start(): Promise<void> {
     mkdirSync(this.paths.runs, { recursive: true, mode: 0o700 });
     await this.probeHost();
-    for (const host of this.store.hosts()) if (host.kind === 'ssh') this.openSshHost(host.name);
+    for (const host of this.store.hosts()) {
+      if (host.kind === 'ssh') this.openSshHost(host.name);
+      if (host.kind === 'slurm') this.openSlurmCluster(host.name, (this.store.hostSettings(host.name) ?? {}) as SlurmClusterSettings);
+    }
     this.readopt(true);
     this.reloadQueue();
     this.pollTimer = setInterval(() => this.pollLive(), this.settings.pollMs);
+    this.slurmTimer = setInterval(() => {
+      for (const cluster of this.slurmClusters.values()) this.pollSlurm(cluster);
+    }, this.settings.slurmPollMs);
     this.probeTimer = setInterval(() => {
       void this.probeHost().then(() => this.requestSchedule());
       for (const host of this.sshHosts.values()) if (host.reachable) void host.probe().then(() => this.requestSchedule());
@@ -193,6 +219,7 @@ export class Daemon {
     this.stopped = true;
     clearInterval(this.pollTimer);
     clearInterval(this.probeTimer);
+    clearInterval(this.slurmTimer);
     clearTimeout(this.retryTimer);
     clearTimeout(this.recoveryTimer);
     for (const attempt of this.live.values()) {
@@ -201,35 +228,14 @@ export class Daemon {
     }
     this.launcher.close();
     for (const host of this.sshHosts.values()) host.close();
+    for (const cluster of this.slurmClusters.values()) cluster.close();
     this.store.close();
   }
 
   // Requests
 
   submit(params: SubmitParams): Promise<SubmitResult> {
-    const analysis = analyzeSpec(params.specText, params.specPath);
-    if (hasErrors(analysis.diagnostics) || !analysis.model) {
-      const file = params.specPath ?? 'spec';
-      const lines = analysis.diagnostics
-        .filter((diagnostic) => diagnostic.severity === 'error')
-        .map((diagnostic) => formatDiagnostic(file, analysis, diagnostic, { severity: false }));
-      throw new RequestError('invalid-spec', lines.join('\n') || `${file}: not a spec`);
-    }
-    let plans;
-    try {
-      plans = expandSpec(analysis.model, { overrides: params.overrides ?? {} });
-    } catch (error) {
-      if (error instanceof ExpansionError) throw new RequestError('invalid-spec', error.message);
-      throw error;
-    }
-    const base = params.specPath ? dirname(resolve(params.cwd, params.specPath)) : params.cwd;
-    for (const plan of plans) {
-      plan.workdir = resolve(base, plan.workdir);
-      if (params.host !== undefined) plan.hosts = [params.host];
-    }
-    if (params.host !== undefined && params.host !== LOCAL_HOST && !this.sshHosts.has(params.host)) {
-      throw new RequestError('invalid-request', `${params.host} is not in the pool: add it with \`drover hosts add ${params.host}\``);
-    }
+    const { analysis, plans, base } = this.plansOf(params);
     const workdir = plans[0]?.workdir ?? base;
     const record: RunRecord = {
       ...(params.specPath !== undefined && { specPath: resolve(params.cwd, params.specPath) }),
@@ -255,17 +261,56 @@ export class Daemon {
           }
           this.store.addEvent(null, 'submitted', `${analysis.model!.name}: ${plans.length} run${plans.length === 1 ? '' : 's'}`, now);
           jobIds = [...idByKey.values()];
-          for (const id of jobIds) this.queue.set(id, this.store.job(id)!);
+          for (const id of jobIds) {
+            const row = this.store.job(id)!;
+            // SLURM schedules these: they are handed over below, not placed here.
+            if (!this.slurmClusterOf(row)) this.queue.set(id, row);
+          }
         },
         (error) => {
           if (error) return reject(error);
           const jobs = jobIds.map((id) => this.view(this.store.job(id)!));
           for (const job of jobs) if (job.state === 'queued') this.emit('jobs', 'drover/event/job', job, job.id);
           this.recordGitState(submissionId, workdir);
+          this.handToSlurm();
           resolve({ submissionId, jobs });
         },
       );
     });
+  }
+
+  /** A spec, as submitted, analyzed and expanded into runs with their workdirs and host resolved; bad input throws a RequestError. */
+  private plansOf(params: SubmitParams) {
+    const analysis = analyzeSpec(params.specText, params.specPath);
+    if (hasErrors(analysis.diagnostics) || !analysis.model) {
+      const file = params.specPath ?? 'spec';
+      const lines = analysis.diagnostics
+        .filter((diagnostic) => diagnostic.severity === 'error')
+        .map((diagnostic) => formatDiagnostic(file, analysis, diagnostic, { severity: false }));
+      throw new RequestError('invalid-spec', lines.join('\n') || `${file}: not a spec`);
+    }
+    let plans;
+    try {
+      plans = expandSpec(analysis.model, { overrides: params.overrides ?? {} });
+    } catch (error) {
+      if (error instanceof ExpansionError) throw new RequestError('invalid-spec', error.message);
+      throw error;
+    }
+    const base = params.specPath ? dirname(resolve(params.cwd, params.specPath)) : params.cwd;
+    for (const plan of plans) {
+      plan.workdir = resolve(base, plan.workdir);
+      if (params.host !== undefined) plan.hosts = [params.host];
+    }
+    if (params.host !== undefined && params.host !== LOCAL_HOST && !this.sshHosts.has(params.host) && !this.slurmClusters.has(params.host)) {
+      throw new RequestError('invalid-request', `${params.host} is not in the pool: add it with \`drover hosts add ${params.host}\``);
+    }
+    for (const plan of plans) {
+      const clusters = (plan.hosts ?? []).filter((host) => this.slurmClusters.has(host));
+      if (clusters.length > 0 && plan.hosts!.length > 1) {
+        throw new RequestError('invalid-request', `${plan.key}: placement lists the SLURM cluster ${clusters[0]} with other hosts; SLURM schedules its own work, so a run goes to a cluster alone (\`--host ${clusters[0]}\`)`);
+      }
+    }
+    return { analysis, plans, base };
   }
 
   /**
@@ -328,10 +373,18 @@ export class Daemon {
   cancel(ids: number[]): number[] {
     const cancelled: number[] = [];
     const now = Date.now();
+    const scancel = new Map<SlurmCluster, string[]>();
     for (const id of ids) {
       const row = this.requireJob(id);
       if (FINAL_STATES.includes(row.state)) continue;
-      if (row.state === 'queued') {
+      const cluster = this.slurmClusterOf(row);
+      if (cluster && row.slurmId !== null) {
+        // SLURM ends it; the next poll sees it CANCELLED and settles it.
+        this.store.transaction(() => this.store.updateJob(id, { cancelRequested: true }));
+        scancel.set(cluster, [...(scancel.get(cluster) ?? []), row.slurmId]);
+        const attempt = this.live.get(id);
+        if (attempt) attempt.stopping = 'cancelled';
+      } else if (row.state === 'queued') {
         this.store.transaction(() => {
           this.store.updateJob(id, { state: 'cancelled', reason: 'cancelled before it started', endedAt: now });
           this.store.addEvent(id, 'cancelled', 'cancelled before it started', now);
@@ -344,6 +397,12 @@ export class Daemon {
         if (attempt) this.stopAttempt(attempt, 'cancelled');
       }
       cancelled.push(id);
+    }
+    for (const [cluster, slurmIds] of scancel) {
+      cluster.cancel(slurmIds).then(
+        () => this.pollSlurm(cluster),
+        (error: unknown) => this.store.transaction(() => this.store.addEvent(null, 'scancel-failed', `scancel ${slurmIds.join(' ')} on ${cluster.name}: ${error instanceof Error ? error.message : String(error)}`, Date.now())),
+      );
     }
     if (cancelled.length) this.requestSchedule();
     return cancelled;
@@ -399,6 +458,7 @@ export class Daemon {
     for (const attempt of this.live.values()) for (const gpu of attempt.allocation.gpus) held.set(`${attempt.allocation.host}/${gpu}`, attempt.jobId);
     return this.store.hosts().map((host) => ({
       ...host,
+      ...(host.kind === 'slurm' && { slurm: this.slurmView(host.name) }),
       gpus: host.gpus.map((gpu) => {
         const jobId = held.get(`${host.name}/${gpu.index}`);
         return jobId === undefined ? gpu : { ...gpu, jobId };
@@ -406,11 +466,17 @@ export class Daemon {
     }));
   }
 
-  /** Adds an alias of the user's OpenSSH config to the pool; it is connected and probed in the background. */
-  addHost(alias: string): HostView {
+  /** Adds an alias of the user's OpenSSH config to the pool, or a SLURM cluster; it is connected and probed in the background. */
+  addHost(alias: string, slurm?: SlurmClusterSettings): HostView {
     if (alias === LOCAL_HOST) throw new RequestError('invalid-request', `${LOCAL_HOST} is always in the pool`);
     const existing = this.hosts().find((host) => host.name === alias);
-    if (existing) return existing;
+    if (existing) {
+      if ((existing.kind === 'slurm') !== (slurm !== undefined)) {
+        throw new RequestError('invalid-request', `${alias} is already in the pool as ${existing.kind === 'slurm' ? 'a SLURM cluster' : 'an SSH host'}: remove it first`);
+      }
+      return existing;
+    }
+    if (slurm) return this.addSlurmCluster(alias, slurm);
     const known = this.sshAliases();
     if (!known.includes(alias)) {
       throw new RequestError('invalid-request', `${alias} is not a Host in your SSH config${known.length ? ` (it has ${known.join(', ')})` : ''}`);
@@ -433,8 +499,12 @@ export class Daemon {
   removeHost(alias: string): boolean {
     const busy = [...this.live.values()].filter((attempt) => attempt.allocation.host === alias);
     if (busy.length) throw new RequestError('invalid-request', `runs ${busy.map((attempt) => attempt.jobId).join(', ')} are on ${alias}: cancel them or wait for them first`);
+    const handed = this.store.jobs({ states: ['queued'] }).filter((job) => job.plan.hosts?.length === 1 && job.plan.hosts[0] === alias);
+    if (handed.length) throw new RequestError('invalid-request', `runs ${handed.map((job) => job.id).join(', ')} wait on ${alias}: cancel them or wait for them first`);
     this.sshHosts.get(alias)?.close();
     this.sshHosts.delete(alias);
+    this.slurmClusters.get(alias)?.close();
+    this.slurmClusters.delete(alias);
     const removed = this.store.transaction(() => this.store.removeHost(alias));
     if (removed) this.requestSchedule();
     return removed;
@@ -463,6 +533,356 @@ export class Daemon {
       this.requestSchedule();
     });
     host.start();
+  }
+
+  // SLURM clusters: SLURM schedules their runs; the daemon hands runs over, polls, and mirrors output.
+
+  private addSlurmCluster(name: string, settings: SlurmClusterSettings): HostView {
+    if (settings.via !== undefined) {
+      const known = this.sshAliases();
+      if (!known.includes(settings.via)) throw new RequestError('invalid-request', `--via ${settings.via} is not a Host in your SSH config${known.length ? ` (it has ${known.join(', ')})` : ''}`);
+    }
+    if (settings.workdirRoot !== undefined && !/^\/[A-Za-z0-9_./+@,:-]*$/.test(settings.workdirRoot)) {
+      throw new RequestError('invalid-request', `--workdir-root ${JSON.stringify(settings.workdirRoot)}: give an absolute path on the cluster's shared filesystem, of letters, digits and _ . / + @ , : - (sbatch reads it unquoted)`);
+    }
+    if (settings.via === undefined && !this.settings.env['PATH']?.split(':').some((dir) => existsSync(join(dir, 'sbatch')))) {
+      throw new RequestError('invalid-request', `sbatch is not on this machine's PATH: give the cluster's login node with --via ALIAS`);
+    }
+    this.saveHost(name, 'slurm', { state: 'connecting' });
+    this.store.transaction(() => this.store.setHostSettings(name, settings));
+    this.openSlurmCluster(name, settings);
+    return this.hosts().find((host) => host.name === name)!;
+  }
+
+  private openSlurmCluster(name: string, settings: SlurmClusterSettings): void {
+    const cluster = new SlurmCluster(name, settings, {
+      daemonId: daemonIdOf(hostname(), this.paths.home),
+      cacheDir: join(this.paths.home, 'sync-cache'),
+      env: this.settings.env,
+      ...(this.settings.sshConfigPath !== undefined && { sshConfigPath: this.settings.sshConfigPath }),
+    });
+    this.slurmClusters.set(name, cluster);
+    cluster.on('change', () => {
+      if (this.stopped || this.slurmClusters.get(name) !== cluster) return;
+      this.saveSlurmHost(cluster);
+      if (cluster.reachable) {
+        this.handToSlurm();
+        this.pollSlurm(cluster);
+      }
+    });
+    cluster.start();
+  }
+
+  /** The cluster a run was placed on (its only host), when that is a SLURM cluster of the pool. */
+  private slurmClusterOf(job: JobRow): SlurmCluster | undefined {
+    return job.plan.hosts?.length === 1 ? this.slurmClusters.get(job.plan.hosts[0]!) : undefined;
+  }
+
+  private slurmView(name: string): NonNullable<HostView['slurm']> {
+    const cluster = this.slurmClusters.get(name);
+    const settings = (cluster?.settings ?? this.store.hostSettings(name) ?? {}) as SlurmClusterSettings;
+    return {
+      ...(settings.via !== undefined && { via: settings.via }),
+      ...(cluster?.root !== undefined && { workdirRoot: cluster.root }),
+      ...(cluster?.lastView ?? { partitions: [], nodes: [], jobs: [] }),
+    };
+  }
+
+  private saveSlurmHost(cluster: SlurmCluster): void {
+    const nodes = cluster.lastView?.nodes ?? [];
+    const inventory: HostInventory = {
+      name: cluster.name,
+      os: `SLURM${cluster.settings.via ? ` via ${cluster.settings.via}` : ''}`,
+      cpus: nodes.reduce((sum, node) => sum + node.cpus, 0),
+      memoryBytes: nodes.reduce((sum, node) => sum + node.memoryMiB, 0) * 2 ** 20,
+      gpus: [],
+      foreignProcesses: [],
+      state: 'up',
+      probedAt: Date.now(),
+    };
+    this.saveHost(cluster.name, 'slurm', cluster.state, inventory);
+  }
+
+  /**
+   * Hands the queued runs of SLURM clusters that are not handed over yet to sbatch: one SLURM
+   * job per job of a submission (a sweep's points are one array), upstream jobs first so that
+   * `needs` become afterok dependencies on their SLURM ids. One hand-off at a time.
+   */
+  private handToSlurm(): void {
+    if (this.handing) {
+      this.handAgain = true;
+      return;
+    }
+    this.handing = true;
+    void this.handQueued().finally(() => {
+      this.handing = false;
+      if (this.handAgain && !this.stopped) {
+        this.handAgain = false;
+        this.handToSlurm();
+      }
+    });
+  }
+
+  private async handQueued(): Promise<void> {
+    const groups = new Map<string, JobRow[]>();
+    for (const row of this.store.jobs({ states: ['queued'] }).sort((a, b) => a.id - b.id)) {
+      const cluster = this.slurmClusterOf(row);
+      if (row.slurmId !== null || !cluster) continue;
+      if (!cluster.reachable) {
+        // Handed over once it is back (its 'change' event).
+        const { state, message } = cluster.state;
+        const reason = `waiting for ${cluster.name}, which is ${state === 'connecting' ? 'being connected to' : `${state}${message ? `: ${message}` : ''}`}`;
+        if (this.waitingReasons.get(row.id) !== reason) {
+          this.waitingReasons.set(row.id, reason);
+          this.emitJob(row.id);
+        }
+        continue;
+      }
+      const key = sweepGroup(row);
+      groups.set(key, [...(groups.get(key) ?? []), row]);
+    }
+    const pending = [...groups.values()];
+    while (pending.length && !this.stopped) {
+      // Upstream first: a group whose needs are all handed over (or settled) goes next.
+      const ready = pending.findIndex((group) => group.every((row) => row.needs.every((need) => !pending.some((other) => other !== group && other.some((job) => job.id === need)))));
+      const group = pending.splice(Math.max(0, ready), 1)[0]!;
+      await this.handGroup(group);
+    }
+  }
+
+  private async handGroup(group: JobRow[]): Promise<void> {
+    const first = group[0]!;
+    const cluster = this.slurmClusterOf(first)!;
+    const dependsOn = new Set<string>();
+    for (const need of new Set(group.flatMap((row) => row.needs))) {
+      const upstream = this.store.job(need);
+      if (!upstream || upstream.state === 'succeeded') continue;
+      if (FINAL_STATES.includes(upstream.state) || upstream.slurmId === null || this.slurmClusterOf(upstream) !== cluster) {
+        const why = FINAL_STATES.includes(upstream.state) ? `${upstream.specName}/${upstream.key} ${upstream.state}` : `${upstream.specName}/${upstream.key} is not on ${cluster.name}`;
+        this.settleUnhanded(group, 'skipped', `skipped: ${why}`);
+        return;
+      }
+      // An array's whole job: afterok on it waits for every task.
+      dependsOn.add(upstream.slurmId.split('_')[0]!);
+    }
+    const outputDir = cluster.outputDir(first.submissionId, first.plan.job);
+    let slurmId: string;
+    let job: SbatchJob;
+    try {
+      if (!outputDir) throw new Error(`${cluster.name} has not been reached yet`);
+      if (!existsSync(first.plan.workdir)) throw new Error(`the workdir ${first.plan.workdir} does not exist`);
+      const workdir = await cluster.prepareWorkdir(first.plan.workdir);
+      job = {
+        name: `${first.specName}.${first.plan.job}`,
+        runs: group.map((row) => ({ runId: row.id, plan: row.plan, command: row.plan.command ?? notebookCommand(row.plan.notebook!) })),
+        workdir,
+        outputDir,
+        dependsOn: [...dependsOn],
+        ...(first.plan.setup !== undefined && { setup: first.plan.setup }),
+      };
+      slurmId = await cluster.submit(job);
+    } catch (error) {
+      if (this.stopped) return;
+      const message = error instanceof Error ? error.message : String(error);
+      // Unreachable now: tried again once it is back. Anything else is this submission's fault.
+      if (!cluster.reachable) return;
+      this.settleUnhanded(group, 'failed', `could not submit to ${cluster.name}: ${message}`);
+      return;
+    }
+    if (this.stopped) return;
+    const array = isArrayJob(job);
+    const late: string[] = [];
+    await new Promise<void>((resolve) =>
+      this.commitSoon(
+        (now) => {
+          group.forEach((row, index) => {
+            const id = array ? `${slurmId}_${index}` : slurmId;
+            const current = this.store.job(row.id);
+            // Cancelled while sbatch ran: it goes at once.
+            if (!current || FINAL_STATES.includes(current.state) || current.cancelRequested) late.push(id);
+            this.store.updateJob(row.id, { slurmId: id });
+            this.store.addEvent(row.id, 'handed', `submitted to ${cluster.name} as SLURM job ${id}`, now);
+          });
+        },
+        () => resolve(),
+        { schedule: false },
+      ),
+    );
+    if (late.length) void cluster.cancel(late).catch(() => undefined);
+    for (const row of group) {
+      this.waitingReasons.set(row.id, `SLURM: submitted as job ${array ? `${slurmId}_${group.indexOf(row)}` : slurmId}`);
+      this.emitJob(row.id);
+    }
+  }
+
+  /** Ends runs that were never handed to SLURM. */
+  private settleUnhanded(group: JobRow[], state: 'failed' | 'skipped', reason: string): void {
+    this.commitSoon(
+      (now) => {
+        for (const row of group) {
+          if (this.store.job(row.id)?.state !== 'queued') continue;
+          this.store.updateJob(row.id, { state, reason, endedAt: now });
+          this.store.addEvent(row.id, state, reason, now);
+        }
+      },
+      () => {
+        for (const row of group) {
+          this.waitingReasons.delete(row.id);
+          this.emitJob(row.id);
+        }
+        // What needed them is skipped in turn.
+        this.handToSlurm();
+      },
+      { schedule: false },
+    );
+  }
+
+  /**
+   * One poll of a cluster, whoever is watching: the states of its runs, their new output (into
+   * the attempts' local folders, so logs and metrics are read as for any attempt), and the
+   * partitions, nodes and jobs the clusters tree shows. Polls of one cluster never overlap.
+   */
+  private pollSlurm(cluster: SlurmCluster): void {
+    if (this.stopped || this.polling.has(cluster.name) || !cluster.reachable) return;
+    const tracked = this.store.jobs({ states: ['queued', 'running'] }).filter((row) => row.slurmId !== null && this.slurmClusterOf(row) === cluster);
+    const tasks: PolledAttempt[] = [];
+    for (const row of tracked) {
+      const dir = cluster.outputDir(row.submissionId, row.plan.job);
+      if (!dir) continue;
+      const files = attemptFiles(this.slurmAttemptDir(row));
+      tasks.push({ key: String(row.id), dir: `${dir}/${row.slurmId!.split('_')[1] ?? '0'}`, logOffset: fileSize(files.log), metricsOffset: fileSize(files.metrics) });
+    }
+    const missing = [...(this.slurmMissing.get(cluster.name) ?? [])];
+    const inventory = Date.now() - cluster.inventoryAt >= Math.max(SLURM_INVENTORY_MS, this.settings.slurmPollMs);
+    this.polling.add(cluster.name);
+    cluster
+      .poll(tasks, missing, inventory)
+      .then((poll) => {
+        if (inventory) cluster.inventoryAt = Date.now();
+        if (this.stopped) return;
+        const listed = new Map(poll.jobs.map((job) => [job.id, job]));
+        const accounted = new Map((poll.accounted ?? []).map((job) => [job.id, job]));
+        const stillMissing = new Set<string>();
+        for (const row of tracked) {
+          const current = this.store.job(row.id);
+          if (!current || FINAL_STATES.includes(current.state)) continue;
+          const record = listed.get(row.slurmId!) ?? accounted.get(row.slurmId!);
+          if (!record) {
+            if (!missing.includes(row.slurmId!)) stillMissing.add(row.slurmId!);
+            else this.slurmEnded(cluster, current, undefined, poll.logs.get(String(row.id)), {
+              kind: 'ended', outcome: 'lost', exitCode: null, signal: null,
+              description: `SLURM no longer lists job ${row.slurmId}${poll.accounted === undefined ? ' and keeps no accounting (sacct) to say how it ended' : ''}`,
+            });
+            continue;
+          }
+          this.slurmEnded(cluster, current, record, poll.logs.get(String(row.id)), standingOf(record));
+        }
+        this.slurmMissing.set(cluster.name, stillMissing);
+        const view = { partitions: cluster.lastView?.partitions ?? [], nodes: cluster.lastView?.nodes ?? [], ...poll.view };
+        if (JSON.stringify(view) !== JSON.stringify(cluster.lastView)) {
+          cluster.lastView = view;
+          this.saveSlurmHost(cluster);
+        }
+      })
+      .catch((error: unknown) => {
+        if (this.stopped) return;
+        // The cluster is unreachable or squeue failed: runs go on there, and are read again next time.
+        this.store.transaction(() => this.store.addEvent(null, 'slurm-poll-failed', `${cluster.name}: ${error instanceof Error ? error.message : String(error)}`, Date.now()));
+      })
+      .finally(() => this.polling.delete(cluster.name));
+  }
+
+  /** Where a SLURM run's output is mirrored: the folder of its (only) attempt. */
+  private slurmAttemptDir(row: JobRow): string {
+    return join(this.paths.runs, String(row.id), String(Math.max(1, row.attempts)));
+  }
+
+  /** Applies what one poll said of a run: why it waits, that it started, its new output, how it ended. */
+  private slurmEnded(cluster: SlurmCluster, row: JobRow, record: SlurmJob | undefined, output: PollAnswer | undefined, standing: RunStanding): void {
+    if (standing.kind === 'queued') {
+      if (row.state === 'queued' && this.waitingReasons.get(row.id) !== standing.reason) {
+        this.waitingReasons.set(row.id, standing.reason);
+        this.emitJob(row.id);
+      }
+      return;
+    }
+    const ran = standing.kind === 'running' || record?.startTime !== undefined || (output?.log.length ?? 0) > 0;
+    if (standing.kind === 'ended' && row.state === 'queued' && !ran) {
+      const state: JobState = standing.skipped ? 'skipped' : standing.outcome === 'cancelled' ? 'cancelled' : 'failed';
+      this.waitingReasons.delete(row.id);
+      this.commitSoon(
+        (now) => {
+          this.store.updateJob(row.id, { state, reason: standing.description, endedAt: now, exitCode: standing.exitCode, signal: standing.signal });
+          this.store.addEvent(row.id, state, standing.description, now);
+        },
+        () => this.emitJob(row.id),
+        { schedule: false },
+      );
+      return;
+    }
+    let live = this.live.get(row.id);
+    if (!live) {
+      // Started: it gets its attempt now, on the cluster, with the time SLURM says it started.
+      const dir = this.slurmAttemptDir(row);
+      const startedAt = record?.startTime !== undefined ? record.startTime * 1000 : Date.now();
+      const allocation = { jobId: row.id, host: cluster.name, cpus: row.plan.resources.cpus ?? DEFAULT_CPUS, memoryBytes: row.plan.resources.memoryBytes ?? 0, gpus: [] };
+      live = this.liveAttempt(row, allocation, 1, dir, startedAt);
+      live.slurm = cluster;
+      this.live.set(row.id, live);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      appendFileSync(attemptFiles(dir).log, '');
+      const nodes = standing.kind === 'running' ? standing.nodes : (record?.nodes ?? '');
+      this.waitingReasons.delete(row.id);
+      this.commitSoon(
+        (now) => {
+          this.store.insertAttempt({ jobId: row.id, number: 1, host: cluster.name, gpus: [], pid: null, processStart: null, outcome: 'running', exitCode: null, signal: null, startedAt, endedAt: null, dir });
+          this.store.updateJob(row.id, { state: 'running', attempts: 1, reason: null, startedAt });
+          this.store.addEvent(row.id, 'started', `SLURM job ${row.slurmId} running on ${nodes || cluster.name}`, now);
+        },
+        () => this.emitJob(row.id),
+        { schedule: false },
+      );
+    }
+    const files = attemptFiles(live.dir);
+    if (output?.log.length) appendFileSync(files.log, output.log);
+    if (output?.metrics.length) appendFileSync(files.metrics, output.metrics);
+    this.drain(live);
+    const more = (output?.log.length ?? 0) >= REMOTE_READ_LIMIT || (output?.metrics.length ?? 0) >= REMOTE_READ_LIMIT;
+    if (standing.kind === 'ended' && !more) {
+      this.finish(live, { exitCode: standing.exitCode, signal: standing.signal, outcome: standing.outcome, failure: standing.description, lost: standing.outcome === 'lost' });
+    }
+  }
+
+  /** The sbatch scripts a submission to a SLURM cluster would hand over, with placeholders for the ids it would get. */
+  sbatchPreview(params: SubmitParams): { job: string; script: string }[] {
+    const name = params.host ?? (this.slurmClusters.size === 1 ? [...this.slurmClusters.keys()][0]! : undefined);
+    const cluster = name === undefined ? undefined : this.slurmClusters.get(name);
+    if (!cluster) {
+      const known = [...this.slurmClusters.keys()];
+      throw new RequestError('invalid-request', known.length ? `name the SLURM cluster with --host (${known.join(', ')})` : 'no SLURM cluster in the pool: add one with `drover hosts add NAME --slurm [--via ALIAS]`');
+    }
+    const { analysis, plans } = this.plansOf({ ...params, host: cluster.name });
+    const groups = new Map<string, RunPlan[]>();
+    for (const plan of plans) groups.set(plan.job, [...(groups.get(plan.job) ?? []), plan]);
+    let runId = 0;
+    return [...groups].map(([job, runs]) => {
+      const outputDir = cluster.outputDir(0, job) ?? `/SHARED_ROOT/runs/0-${job}`;
+      const workdir = cluster.settings.via === undefined ? runs[0]!.workdir : `${cluster.root ?? '/SHARED_ROOT'}/projects/${projectIdOf(runs[0]!.workdir, cluster.name)}/VERSION`;
+      try {
+        const script = sbatchScript({
+          name: `${analysis.model!.name}.${job}`,
+          runs: runs.map((plan) => ({ runId: ++runId, plan, command: plan.command ?? notebookCommand(plan.notebook!) })),
+          workdir,
+          outputDir,
+          dependsOn: [...new Set(runs.flatMap((plan) => plan.needs.map((key) => `<${plans.find((other) => other.key === key)!.job}>`)))],
+          ...(runs[0]!.setup !== undefined && { setup: runs[0]!.setup }),
+        });
+        return { job, script };
+      } catch (error) {
+        if (error instanceof SbatchError) throw new RequestError('invalid-spec', `${params.specPath ?? 'spec'}: job ${job}: ${error.message}`);
+        throw error;
+      }
+    });
   }
 
   /**
@@ -598,7 +1018,7 @@ export class Daemon {
       queued: queued.map((job) => ({
         id: job.id, plan: job.plan, group: sweepGroup(job), needs: job.needs, notBefore: job.notBefore, user: job.user, submittedAt: job.createdAt, priority: job.priority,
       })),
-      running: [...this.live.values()].map((attempt) => attempt.allocation),
+      running: [...this.live.values()].filter((attempt) => !attempt.slurm).map((attempt) => attempt.allocation),
       hosts,
       states,
       // Fair share orders the jobs of different users only.
@@ -701,7 +1121,7 @@ export class Daemon {
   private reloadQueue(): void {
     this.queue.clear();
     this.waitingReasons.clear();
-    for (const row of this.store.jobs({ states: ['queued'] })) this.queue.set(row.id, row);
+    for (const row of this.store.jobs({ states: ['queued'] })) if (!this.slurmClusterOf(row)) this.queue.set(row.id, row);
   }
 
   /** A job leaves the queue. */
@@ -885,6 +1305,15 @@ export class Daemon {
       const job = this.store.job(row.jobId)!;
       const allocation = { jobId: row.jobId, host: row.host, cpus: job.plan.resources.cpus ?? DEFAULT_CPUS, memoryBytes: job.plan.resources.memoryBytes ?? 0, gpus: row.gpus };
       const live = this.liveAttempt(job, allocation, row.number, row.dir, row.startedAt);
+      const cluster = this.slurmClusters.get(row.host);
+      if (cluster) {
+        // SLURM runs it: its polls say how it goes, and enforce its time limit.
+        live.slurm = cluster;
+        live.logOffset = row.logScanned;
+        live.metricsOffset = row.metricsScanned;
+        this.live.set(row.jobId, live);
+        continue;
+      }
       if (row.host !== LOCAL_HOST) {
         const host = this.sshHosts.get(row.host);
         if (!host) {
@@ -908,7 +1337,7 @@ export class Daemon {
   }
 
   private pollLive(): void {
-    for (const attempt of [...this.live.values()]) if (!attempt.remote) this.checkAttempt(attempt);
+    for (const attempt of [...this.live.values()]) if (!attempt.remote && !attempt.slurm) this.checkAttempt(attempt);
     for (const host of this.sshHosts.values()) this.pollHost(host);
   }
 
@@ -1027,14 +1456,16 @@ export class Daemon {
     const job = this.store.job(attempt.jobId)!;
     const now = Date.now();
     let outcome: AttemptOutcome;
-    if (job.cancelRequested) outcome = 'cancelled';
+    if (end.outcome) outcome = end.outcome;
+    else if (job.cancelRequested) outcome = 'cancelled';
     else if (attempt.stopping === 'timed-out') outcome = 'timed-out';
     else if (end.exitCode === 0) outcome = 'succeeded';
     else if (end.lost) outcome = 'lost';
     else outcome = 'failed';
     const described = describeEnd(outcome, end, job);
     const retriesLeft = job.plan.retries - (attempt.number - 1);
-    const retry = (outcome === 'failed' || outcome === 'timed-out' || outcome === 'lost') && retriesLeft > 0;
+    // SLURM runs each task once (see the note in its sbatch script).
+    const retry = !attempt.slurm && (outcome === 'failed' || outcome === 'timed-out' || outcome === 'lost') && retriesLeft > 0;
     const backoff = this.settings.retryBackoffMs * 2 ** (attempt.number - 1);
     this.commitSoon(
       () => {
@@ -1119,6 +1550,7 @@ function sweepGroup(job: JobRow): string {
 function describeEnd(outcome: AttemptOutcome, end: AttemptEnd, job: JobRow): string {
   if (outcome === 'succeeded') return 'succeeded';
   if (outcome === 'cancelled') return 'cancelled';
+  if (outcome === 'timed-out' && end.failure) return end.failure;
   if (outcome === 'timed-out') return `timed out after ${formatDelay((job.plan.timeoutSeconds ?? 0) * 1000)}`;
   if (end.failure) return end.failure;
   if (end.lost) return 'the process disappeared without an exit status';

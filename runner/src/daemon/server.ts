@@ -2,7 +2,8 @@ import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createMessageConnection, ResponseError, SocketMessageReader, SocketMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
-import { DaemonErrorCode, PROTOCOL_VERSION, type DaemonNotifications, type DaemonRequests, type JobState, type Topic } from '../../../common/protocol';
+import { DaemonErrorCode, PROTOCOL_VERSION, type DaemonNotifications, type DaemonRequests, type JobState, type SubmitParams, type Topic } from '../../../common/protocol';
+import type { SlurmClusterSettings } from '../hosts/slurm/slurm-cluster';
 import { StoreError } from '../store/store';
 import { RequestError, type Daemon } from './daemon';
 
@@ -63,11 +64,7 @@ export async function serve(daemon: Daemon, subscribers: Subscribers, options: S
   const sockets = new Set<Socket>();
   const handlers: Handlers = {
     'drover/handshake': () => ({ protocolVersion: PROTOCOL_VERSION, daemonVersion, pid: process.pid, home: daemon.paths.home }),
-    'drover/submit': (params) => {
-      if (typeof params?.specText !== 'string' || typeof params.cwd !== 'string') throw new RequestError('invalid-request', 'submit needs specText and cwd (strings)');
-      if (params.user !== undefined && (typeof params.user !== 'string' || params.user.trim() === '')) throw new RequestError('invalid-request', 'submit: user, when given, is a user name (a non-empty string)');
-      return daemon.submit(params);
-    },
+    'drover/submit': (params) => daemon.submit(submitParams(params)),
     'drover/jobs': (params) => {
       const states = params?.states;
       if (states !== undefined && (!Array.isArray(states) || states.some((state) => !JOB_STATES.includes(state)))) {
@@ -90,7 +87,8 @@ export async function serve(daemon: Daemon, subscribers: Subscribers, options: S
       ),
     'drover/metrics': (params) => daemon.metrics(integer(params?.id, 'id')),
     'drover/hosts': () => daemon.hosts(),
-    'drover/hosts/add': (params) => daemon.addHost(text(params?.alias, 'alias')),
+    'drover/hosts/add': (params) => daemon.addHost(text(params?.alias, 'alias'), slurmSettings(params?.slurm)),
+    'drover/sbatchPreview': (params) => ({ scripts: daemon.sbatchPreview(submitParams(params)) }),
     'drover/hosts/remove': (params) => ({ removed: daemon.removeHost(text(params?.alias, 'alias')) }),
     'drover/hosts/aliases': () => ({ aliases: daemon.sshAliases() }),
     'drover/setPriority': (params) => ({ changed: daemon.setPriority(ids(params?.ids), integer(params?.priority, 'priority')) }),
@@ -211,4 +209,21 @@ function toResponseError(error: unknown): ResponseError<void> {
     return new ResponseError(code, error.message);
   }
   return new ResponseError(-32603, `internal error: ${error instanceof Error ? error.message : String(error)}`);
+}
+
+function submitParams(params: SubmitParams | undefined): SubmitParams {
+  if (typeof params?.specText !== 'string' || typeof params.cwd !== 'string') throw new RequestError('invalid-request', 'submit needs specText and cwd (strings)');
+  if (params.user !== undefined && (typeof params.user !== 'string' || params.user.trim() === '')) throw new RequestError('invalid-request', 'submit: user, when given, is a user name (a non-empty string)');
+  return params;
+}
+
+/** A SLURM cluster's settings as `drover/hosts/add` takes them; undefined adds an SSH host. */
+function slurmSettings(value: unknown): SlurmClusterSettings | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'object') throw new RequestError('invalid-request', 'slurm must be an object ({ via?, workdirRoot? })');
+  const { via, workdirRoot } = value as Record<string, unknown>;
+  return {
+    ...(via !== undefined && { via: text(via, 'slurm.via') }),
+    ...(workdirRoot !== undefined && { workdirRoot: text(workdirRoot, 'slurm.workdirRoot') }),
+  };
 }

@@ -97,4 +97,9 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE submissions ADD COLUMN user TEXT NOT NULL DEFAULT '';
   CREATE INDEX attempts_by_end ON attempts(ended_at);
   `,
+  // SLURM clusters: a pool entry's settings (login node, shared root), and the SLURM job a run was handed to.
+  `
+  ALTER TABLE hosts ADD COLUMN settings TEXT;
+  ALTER TABLE jobs ADD COLUMN slurm_id TEXT;
+  `,
 ];

@@ -35,6 +35,8 @@ export interface JobRow {
   endedAt: number | null;
   exitCode: number | null;
   signal: string | null;
+  /** On a SLURM cluster: the SLURM job (`12`) or array task (`11_3`) it was handed to. */
+  slurmId: string | null;
 }
 
 export interface AttemptRow {
@@ -74,7 +76,7 @@ const CHECKPOINT_BYTES = 4 * 1024 * 1024;
 
 /** Every column but the plan, which is read once per job and kept (it never changes). */
 const JOB_COLUMNS = `jobs.id, jobs.submission_id, jobs.key, jobs.state, jobs.priority, jobs.needs, jobs.reason, jobs.attempts, jobs.not_before,
-  jobs.cancel_requested, jobs.created_at, jobs.started_at, jobs.ended_at, jobs.exit_code, jobs.signal, submissions.spec_name, submissions.user`;
+  jobs.cancel_requested, jobs.created_at, jobs.started_at, jobs.ended_at, jobs.exit_code, jobs.signal, jobs.slurm_id, submissions.spec_name, submissions.user`;
 
 /**
  * The daemon's state, in one SQLite file. Only the daemon opens it (exclusive locking, which
@@ -337,6 +339,7 @@ export class Store {
       endedAt: nullableNumber(row['ended_at']),
       exitCode: nullableNumber(row['exit_code']),
       signal: row['signal'] === null ? null : String(row['signal']),
+      slurmId: row['slurm_id'] === null || row['slurm_id'] === undefined ? null : String(row['slurm_id']),
     };
   }
 
@@ -349,10 +352,10 @@ export class Store {
     return plan;
   }
 
-  updateJob(id: number, changes: Partial<Pick<JobRow, 'state' | 'reason' | 'priority' | 'attempts' | 'notBefore' | 'cancelRequested' | 'startedAt' | 'endedAt' | 'exitCode' | 'signal'>>): void {
+  updateJob(id: number, changes: Partial<Pick<JobRow, 'state' | 'reason' | 'priority' | 'attempts' | 'notBefore' | 'cancelRequested' | 'startedAt' | 'endedAt' | 'exitCode' | 'signal' | 'slurmId'>>): void {
     const columns: Record<string, string> = {
       state: 'state', reason: 'reason', priority: 'priority', attempts: 'attempts', notBefore: 'not_before', cancelRequested: 'cancel_requested',
-      startedAt: 'started_at', endedAt: 'ended_at', exitCode: 'exit_code', signal: 'signal',
+      startedAt: 'started_at', endedAt: 'ended_at', exitCode: 'exit_code', signal: 'signal', slurmId: 'slurm_id',
     };
     const sets: string[] = [];
     const values: SQLiteValue[] = [];
@@ -480,6 +483,16 @@ export class Store {
         host.name, gpu.index, gpu.uuid, gpu.name, gpu.memoryTotalBytes, gpu.memoryUsedBytes, gpu.utilizationPercent, JSON.stringify(gpu.foreignPids),
       ]);
     }
+  }
+
+  /** A pool entry's own settings (a SLURM cluster's login node and shared root), as JSON. */
+  setHostSettings(name: string, settings: object | null): void {
+    this.db.run('UPDATE hosts SET settings = ? WHERE name = ?', [settings === null ? null : JSON.stringify(settings), name]);
+  }
+
+  hostSettings(name: string): unknown {
+    const row = this.db.get('SELECT settings FROM hosts WHERE name = ?', [name]) as Row | null;
+    return row && row['settings'] !== null && row['settings'] !== undefined ? (JSON.parse(String(row['settings'])) as unknown) : undefined;
   }
 
   removeHost(name: string): boolean {

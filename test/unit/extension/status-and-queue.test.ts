@@ -3,7 +3,11 @@ import type { GpuView, HostView, JobView } from '../../../common/protocol';
 import { describeOutcome, formatElapsed, formatResources, formatMetricValue, runLabel } from '../../../extension/src/model/format';
 import { queueEntries, queueOrder } from '../../../extension/src/model/queue';
 import { statusText } from '../../../extension/src/model/status-text';
-import { gpuDescription, gpuHolders, gpuLabel, hostDescription, orderHosts, withLiveHolders } from '../../../extension/src/model/clusters';
+import { gpuDescription, gpuHolders, gpuLabel, hostDescription, orderHosts, slurmRows, slurmSectionLabel, withLiveHolders } from '../../../extension/src/model/clusters';
+import { parseNodes, parsePartitions, parseSqueueJson } from '../../../runner/src/hosts/slurm/slurm-state';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT } from '../../support/daemon-harness';
 
 const T0 = 1_700_000_000_000;
 
@@ -115,5 +119,19 @@ describe('extension: clusters', () => {
     );
     assert.equal(hostDescription(hosts[1]!), 'unreachable: connection refused');
     assert.equal(hostDescription(hosts[2]!), 'this machine · 1/2 GPUs in use');
+  });
+
+  it('shows a SLURM cluster’s partitions, nodes with their GRES and use, and the user’s live jobs (from recorded sinfo/squeue output)', () => {
+    const fixture = (name: string) => readFileSync(join(ROOT, 'test/fixtures/slurm', name), 'utf8');
+    const jobs = parseSqueueJson(fixture('squeue-22.05.json')).map((job) => ({ id: job.id, name: job.name, state: job.state, reason: job.reason, partition: job.partition, nodes: job.nodes }));
+    const cluster = host('cluster', [], {
+      kind: 'slurm',
+      slurm: { via: 'login1', partitions: parsePartitions(fixture('sinfo-partitions-22.05.txt')), nodes: parseNodes(fixture('sinfo-nodes-22.05.txt')), jobs },
+    });
+    assert.equal(hostDescription(cluster), 'SLURM via login1 · 1 node · your jobs: 1 running, 2 pending');
+    assert.deepEqual(slurmRows(cluster, 'partitions').map((row) => row.label), ['debug (default)', 'long']);
+    assert.deepEqual(slurmRows(cluster, 'nodes').map((row) => row.description), ['mixed · 1/8 CPUs · gpu:a100:2 (used gpu:a100:1(IDX:0))']);
+    assert.deepEqual(slurmRows(cluster, 'jobs').map((row) => `${row.label}: ${row.description}`), ['16_0 arr: running on vm', '16_1 arr: pending: JobArrayTaskLimit', '16_2 arr: pending: JobArrayTaskLimit']);
+    assert.equal(slurmSectionLabel(cluster, 'jobs'), 'Your jobs (3)');
   });
 });
