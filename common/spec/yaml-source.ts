@@ -125,7 +125,7 @@ function nodeFromEvent(text: string, nodes: SpecNode[], results: unknown[], base
 }
 
 /** Skips the blanks, line breaks and comments js-yaml includes before a node. */
-function skipSpace(text: string, from: number, limit: number): number {
+export function skipSpace(text: string, from: number, limit: number): number {
   let position = from;
   while (position < limit) {
     const char = text.charCodeAt(position);
@@ -138,7 +138,7 @@ function skipSpace(text: string, from: number, limit: number): number {
 }
 
 /** Drops the blanks and line breaks js-yaml includes after a node. */
-function trimEnd(text: string, start: number, end: number): number {
+export function trimEnd(text: string, start: number, end: number): number {
   let position = end;
   while (position > start) {
     const char = text.charCodeAt(position - 1);
