@@ -38,7 +38,9 @@ export class IncrementalAnalyzer {
     const missing = known.reduce((count, chunk) => (chunk ? count : count + 1), 0);
     // Many new jobs (the first version, a paste): one parse of the whole text is faster than one per job.
     const analysis = missing > REPARSE_WHOLE_ABOVE ? this.analyzeWhole(text, layout) : this.analyzeByJob(text, layout, known);
-    return analysis ?? analyzeSpec(text, this.fileName);
+    if (analysis) return analysis;
+    this.reusedJobs = 0;
+    return analyzeSpec(text, this.fileName);
   }
 
   /** Parses the whole text at once and remembers its jobs; undefined when it does not split as laid out. */
