@@ -70,7 +70,7 @@ class SchemaWalker {
       return;
     }
     const wanted = typesOf(schema);
-    if (wanted.length > 0 && !wanted.some((type) => typeAccepts(type, actual))) {
+    if (wanted.length > 0 && !acceptsAny(wanted, actual)) {
       this.wrongType(node, wanted, actual, place);
       return;
     }
@@ -101,7 +101,7 @@ class SchemaWalker {
   }
 
   private walkMap(map: MapNode, schema: JsonSchema, place: Place): void {
-    const seen = new Set<string>();
+    const seen = new KeySet(map.entries.length);
     for (const entry of map.entries) {
       const { key, keyRange, plainKey } = entry;
       if (!plainKey) {
@@ -207,6 +207,37 @@ class SchemaWalker {
     if (extra.related) diagnostic.related = extra.related;
     this.diagnostics.push(diagnostic);
   }
+}
+
+/**
+ * The keys seen so far in one mapping. Most mappings hold a handful of keys, and the validator
+ * meets one per job and block: a list is quicker to make and to search than a Set at that size.
+ */
+class KeySet {
+  private readonly list: string[] = [];
+  private readonly set: Set<string> | undefined;
+
+  constructor(expected: number) {
+    if (expected > 8) this.set = new Set();
+  }
+
+  has(key: string): boolean {
+    return this.set ? this.set.has(key) : this.list.includes(key);
+  }
+
+  add(key: string): void {
+    if (this.set) this.set.add(key);
+    else this.list.push(key);
+  }
+
+  get size(): number {
+    return this.set ? this.set.size : this.list.length;
+  }
+}
+
+function acceptsAny(wanted: readonly JsonType[], actual: JsonType): boolean {
+  for (const type of wanted) if (typeAccepts(type, actual)) return true;
+  return false;
 }
 
 const patterns = new Map<string, RegExp>();

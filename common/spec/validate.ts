@@ -148,12 +148,12 @@ class SemanticChecks {
     }
     const size = sweepSize(sweep);
     if (Number.isNaN(size) || (sweep.method === 'random' && sweep.samples === undefined)) return;
-    const count = size.toLocaleString('en-US');
+    const count = (): string => size.toLocaleString('en-US');
     if (size === 0) this.error('sweep-size', sweep.range, `the sweep of ${this.describe(job)} expands to 0 runs`);
     else if (size > SWEEP_SIZE_LIMIT) {
-      this.error('sweep-size', sweep.range, `the sweep of ${this.describe(job)} expands to ${count} runs, more than the limit of ${SWEEP_SIZE_LIMIT.toLocaleString('en-US')}; use method: random with samples`);
+      this.error('sweep-size', sweep.range, `the sweep of ${this.describe(job)} expands to ${count()} runs, more than the limit of ${SWEEP_SIZE_LIMIT.toLocaleString('en-US')}; use method: random with samples`);
     } else if (size > SWEEP_WARNING_SIZE) {
-      this.warn('sweep-size', sweep.range, `the sweep of ${this.describe(job)} expands to ${count} runs`);
+      this.warn('sweep-size', sweep.range, `the sweep of ${this.describe(job)} expands to ${count()} runs`);
     }
   }
 

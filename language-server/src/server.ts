@@ -19,10 +19,11 @@ const connection = createConnection(ProposedFeatures.all);
 const documents = new TextDocuments(TextDocument);
 
 /**
- * After an edit, diagnostics wait for the typing to pause: twice as long as the document's last
- * analysis took, within these bounds. A burst of keystrokes (a held key, a paste of many changes)
- * is then analysed once, and a spec whose analysis is slow (a large one with a syntax error,
- * which is analysed whole) is not analysed at every keystroke; a quick one answers at once.
+ * After an edit, diagnostics wait for the typing to pause: as long as the document's last
+ * analysis after an edit took, within these bounds. A burst of keystrokes (a held key, a paste of
+ * many changes) is then analysed once, and a spec whose analysis is slow (a large one with a
+ * syntax error, which is analysed whole) is not analysed at every keystroke; a quick one answers
+ * almost at once.
  */
 const DIAGNOSTICS_DELAY_MS = { min: 15, max: 150 };
 
@@ -30,7 +31,7 @@ const DIAGNOSTICS_DELAY_MS = { min: 15, max: 150 };
 const analysed = new Map<string, SpecDocument>();
 /** Each open document's analyzer, which reuses the work on the jobs an edit did not touch. */
 const analyzers = new Map<string, IncrementalAnalyzer>();
-/** How long each open document's last analysis took, in ms. */
+/** How long each open document's last analysis after an edit took, in ms (the first one, on opening, does all the work). */
 const analysisMs = new Map<string, number>();
 const pendingDiagnostics = new Map<string, NodeJS.Timeout>();
 
@@ -45,10 +46,11 @@ function specOf(uri: string): SpecDocument | undefined {
   const cached = analysed.get(uri);
   if (cached?.version === open.version) return cached;
   let analyzer = analyzers.get(uri);
+  const edited = analyzer !== undefined;
   if (!analyzer) analyzers.set(uri, (analyzer = new IncrementalAnalyzer(fileNameOf(uri))));
   const started = performance.now();
   const document = new SpecDocument(uri, open.version, open.getText(), analyzer);
-  analysisMs.set(uri, performance.now() - started);
+  if (edited) analysisMs.set(uri, performance.now() - started);
   analysed.set(uri, document);
   return document;
 }
@@ -100,10 +102,9 @@ function scheduleDiagnostics(uri: string, version: number, delayMs = 0): void {
 
 /** How long diagnostics wait after an edit; a document not analysed yet (just opened) waits for nothing. */
 function typingDelay(uri: string): number {
-  const lastMs = analysisMs.get(uri);
-  if (lastMs === undefined) return 0;
+  if (!analyzers.has(uri)) return 0;
   const { min, max } = DIAGNOSTICS_DELAY_MS;
-  return Math.min(max, Math.max(min, 2 * lastMs));
+  return Math.min(max, Math.max(min, analysisMs.get(uri) ?? min));
 }
 
 documents.onDidChangeContent(({ document }) => scheduleDiagnostics(document.uri, document.version, typingDelay(document.uri)));
