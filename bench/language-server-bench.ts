@@ -9,7 +9,7 @@
  *               line in its mapping and just after `needs: [`)
  *   - edit      a one-character incremental edit (`cpus: 2` ⇄ `cpus: 3` in the middle job) → the
  *               next publishDiagnostics, over 20 edits. Both servers debounce diagnostics (Drover
- *               as long as its last analysis after an edit took, 15–150 ms; yaml-language-server
+ *               as long as its last analysis after an edit took in processor time, 15–150 ms; yaml-language-server
  *               200 ms): the numbers are raw and include that delay.
  *   - hover     latency over 20 requests on the middle job's `resources` key
  *   - RSS       the server's VmRSS after the runs (/proc; Linux)
