@@ -9,7 +9,8 @@
  *               line in its mapping and just after `needs: [`)
  *   - edit      a one-character incremental edit (`cpus: 2` ⇄ `cpus: 3` in the middle job) → the
  *               next publishDiagnostics, over 20 edits. Both servers debounce diagnostics (Drover
- *               150 ms, yaml-language-server 200 ms): the numbers are raw and include that delay.
+ *               as long as its last analysis after an edit took in processor time, 15–150 ms; yaml-language-server
+ *               200 ms): the numbers are raw and include that delay.
  *   - hover     latency over 20 requests on the middle job's `resources` key
  *   - RSS       the server's VmRSS after the runs (/proc; Linux)
  *
@@ -519,7 +520,7 @@ async function main(): Promise<void> {
   console.log('Drover language server benchmark: Drover vs yaml-language-server (with drover.schema.json), LSP over stdio');
   console.log(`node ${process.version} · ${cpu} · ${os.cpus().length} cores · yaml-language-server ${peerVersion()} · ${new Date().toISOString()}`);
   console.log('one fresh server per size; edits are incremental one-character changes; diagnostics are debounced by both servers');
-  console.log('(Drover 150 ms, yaml-language-server 200 ms) and the edit → diagnostics numbers include that delay.');
+  console.log('(Drover 15–150 ms, as long as its last analysis after an edit took; yaml-language-server 200 ms) and the edit → diagnostics numbers include that delay.');
 
   await checkDroverReportsErrors();
   const peerInstalled = fs.existsSync(PEER_BIN);
@@ -548,7 +549,7 @@ async function main(): Promise<void> {
     }
     if (editP99) {
       const value = p99(editP99);
-      console.log(`  ${TARGET_JOBS.toLocaleString('en-US')} jobs, Drover edit → diagnostics p99 ${ms(value)} ms, 150 ms debounce included (target < ${TARGET_EDIT_P99_MS} ms) ${verdict(value < TARGET_EDIT_P99_MS)}`);
+      console.log(`  ${TARGET_JOBS.toLocaleString('en-US')} jobs, Drover edit → diagnostics p99 ${ms(value)} ms, debounce included (target < ${TARGET_EDIT_P99_MS} ms) ${verdict(value < TARGET_EDIT_P99_MS)}`);
     }
   }
 }

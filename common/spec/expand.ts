@@ -98,37 +98,43 @@ export function expandSpec(spec: SpecModel, options: ExpandOptions = {}): RunPla
   const jobOfPlan: JobSpec[] = [];
   for (const job of spec.jobs) {
     const points = sweepPoints(job, overrides, options.seed);
-    const ownOverrides = overridesOf(job, overrides);
+    const ownParams = { ...job.params, ...overridesOf(job, overrides) };
     const keys: string[] = [];
-    points.forEach((point, index) => {
+    for (let index = 0; index < points.length; index++) {
       const key = job.sweep ? `${job.id}[${index}]` : job.id;
       keys.push(key);
-      plans.push(planRun(job, key, job.sweep ? index : undefined, { ...job.params, ...ownOverrides, ...point }));
+      plans.push(planRun(job, key, job.sweep ? index : undefined, job.sweep ? { ...ownParams, ...points[index] } : ownParams));
       jobOfPlan.push(job);
-    });
+    }
     runKeys.set(job.id, keys);
   }
   // Edges last: a job may need one written after it.
-  plans.forEach((plan, index) => {
-    for (const need of jobOfPlan[index]!.needs) plan.needs.push(...(runKeys.get(need.value) ?? []));
-  });
+  for (let index = 0; index < plans.length; index++) {
+    const { needs } = plans[index]!;
+    for (const need of jobOfPlan[index]!.needs) {
+      const keys = runKeys.get(need.value);
+      if (keys) for (const key of keys) needs.push(key);
+    }
+  }
   return plans;
 }
 
 /** The overrides that name one of the job's own params (swept ones are applied to the sweep). */
-function overridesOf(job: JobSpec, overrides: Record<string, ParamValue>): Record<string, ParamValue> {
-  const own: Record<string, ParamValue> = {};
-  for (const name in overrides) if (name in job.params) own[name] = overrides[name]!;
+function overridesOf(job: JobSpec, overrides: Record<string, ParamValue>): Record<string, ParamValue> | undefined {
+  let own: Record<string, ParamValue> | undefined;
+  for (const name in overrides) if (name in job.params) (own ??= {})[name] = overrides[name]!;
   return own;
 }
 
 function planRun(job: JobSpec, key: string, sweepIndex: number | undefined, params: Record<string, ParamValue>): RunPlan {
   const substitute = (template: string, quote: boolean): string =>
-    substituteExpressions(template, (path) => {
-      if (path.length !== 2 || path[0] !== 'params' || !(path[1]! in params)) return undefined;
-      const value = formatParam(params[path[1]!]!);
-      return quote ? shellWord(value) : value;
-    });
+    !template.includes('${{')
+      ? template
+      : substituteExpressions(template, (path) => {
+          if (path.length !== 2 || path[0] !== 'params' || !(path[1]! in params)) return undefined;
+          const value = formatParam(params[path[1]!]!);
+          return quote ? shellWord(value) : value;
+        });
   const env: Record<string, string> = {};
   for (const name in job.env) env[name] = substitute(formatParam(job.env[name]!), false);
   const plan: RunPlan = {

@@ -25,7 +25,9 @@ export function findExpressions(text: string, start = 0, end = text.length): Exp
     const trimmed = inner.trim();
     const pathStart = open + 3 + (inner.length - inner.trimStart().length);
     found.push({
-      source: trimmed,
+      // A copy: a slice would keep the whole document's text alive as long as the expression,
+      // and an editor's incremental analysis keeps a job's model across versions.
+      source: (' ' + trimmed).slice(1),
       path: PATH.test(trimmed) ? trimmed.split('.') : undefined,
       range: { start: open, end: close + 2 },
       pathRange: { start: pathStart, end: pathStart + trimmed.length },

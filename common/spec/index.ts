@@ -8,3 +8,4 @@ export * from './text';
 export * from './units';
 export * from './validate';
 export * from './yaml-source';
+export * from './incremental';

@@ -1,7 +1,7 @@
 import { findExpressions, type Expression } from './expressions';
 import type { SourceRange } from './text';
 import { parseDuration, parseGpuRequest, parseSize, type GpuRequest, type Parsed } from './units';
-import { isMapNode, isSeqNode, mapEntry, mapValue, plainValue, type MapNode, type SpecNode } from './yaml-source';
+import { isMapNode, isSeqNode, mapEntry, mapValue, plainValue, type MapEntry, type MapNode, type SpecNode } from './yaml-source';
 
 export type ParamValue = string | number | boolean;
 
@@ -83,11 +83,16 @@ export interface SpecModel {
   jobs: JobSpec[];
 }
 
+/** Hands back a workflow job already read from the same entry, or reads it (`read`). */
+export interface JobMemo {
+  job(entry: MapEntry, read: () => JobSpec): JobSpec;
+}
+
 /**
  * Reads the model from a YAML tree, taking what is well-formed and skipping the rest, so a
  * half-typed spec still yields a model (the validator reports what was skipped).
  */
-export function buildModel(root: SpecNode | null, text: string, defaultName: string): SpecModel | undefined {
+export function buildModel(root: SpecNode | null, text: string, defaultName: string, memo?: JobMemo): SpecModel | undefined {
   if (!isMapNode(root)) return undefined;
   const name = stringAt(root, 'name') ?? defaultName;
   const jobsNode = mapValue(root, 'jobs');
@@ -105,10 +110,12 @@ export function buildModel(root: SpecNode | null, text: string, defaultName: str
   const inherited: Inherited = { params: spec.params, env: recordAt(root, 'env'), workdir: stringAt(root, 'workdir') };
   if (isMapNode(jobsNode)) {
     const seen = new Set<string>();
-    for (const { key, keyRange, plainKey, value } of jobsNode.entries) {
+    for (const entry of jobsNode.entries) {
+      const { key, keyRange, plainKey, value } = entry;
       if (!plainKey || seen.has(key)) continue;
       seen.add(key);
-      spec.jobs.push(readJob(isMapNode(value) ? value : undefined, key, keyRange, text, inherited));
+      const read = (): JobSpec => readJob(isMapNode(value) ? value : undefined, key, keyRange, text, inherited);
+      spec.jobs.push(memo ? memo.job(entry, read) : read());
     }
   }
   return spec;

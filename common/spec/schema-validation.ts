@@ -3,7 +3,7 @@ import { alternativesOf, conditionalBranch, jsonTypeOf, propertySchema, resolveS
 import { closestMatch, didYouMean } from './suggest';
 import type { LineIndex, SourceRange } from './text';
 import { checkCron, parseDuration, parseGpuRequest, parseSize, type Parsed } from './units';
-import { mapEntry, plainValue, type MapNode, type SeqNode, type SpecNode } from './yaml-source';
+import { mapEntry, plainValue, type MapEntry, type MapNode, type SeqNode, type SpecNode } from './yaml-source';
 
 const FORMAT_CHECKS: Record<string, (value: unknown) => Parsed<unknown>> = {
   size: parseSize,
@@ -36,14 +36,24 @@ interface Place {
  * Checks a YAML tree against the schema, straight on the nodes, so every problem carries the
  * exact range of the key or value at fault.
  */
-export function validateAgainstSchema(root: SpecNode, schema: JsonSchema, lines: LineIndex, diagnostics: SpecDiagnostic[]): void {
-  new SchemaWalker(lines, diagnostics).walk(root, schema, { anchor: root.range });
+export function validateAgainstSchema(root: SpecNode, schema: JsonSchema, lines: LineIndex, diagnostics: SpecDiagnostic[], memo?: EntryMemo): void {
+  new SchemaWalker(lines, diagnostics, memo).walk(root, schema, { anchor: root.range });
+}
+
+/**
+ * Lets an incremental analysis reuse a job's results while its text is the same: the diagnostics
+ * of a mapping entry (its key and value) checked before, or from `check` now; undefined for an
+ * entry it does not keep, which is then checked as usual.
+ */
+export interface EntryMemo {
+  entryDiagnostics(entry: MapEntry, check: () => SpecDiagnostic[]): readonly SpecDiagnostic[] | undefined;
 }
 
 class SchemaWalker {
   constructor(
     private readonly lines: LineIndex,
     private readonly diagnostics: SpecDiagnostic[],
+    private readonly memo?: EntryMemo,
   ) {}
 
   walk(node: SpecNode, rawSchema: JsonSchema, place: Place): void {
@@ -60,7 +70,7 @@ class SchemaWalker {
       return;
     }
     const wanted = typesOf(schema);
-    if (wanted.length > 0 && !wanted.some((type) => typeAccepts(type, actual))) {
+    if (wanted.length > 0 && !acceptsAny(wanted, actual)) {
       this.wrongType(node, wanted, actual, place);
       return;
     }
@@ -91,8 +101,9 @@ class SchemaWalker {
   }
 
   private walkMap(map: MapNode, schema: JsonSchema, place: Place): void {
-    const seen = new Set<string>();
-    for (const { key, keyRange, plainKey, value } of map.entries) {
+    const seen = new KeySet(map.entries.length);
+    for (const entry of map.entries) {
+      const { key, keyRange, plainKey } = entry;
       if (!plainKey) {
         this.report('wrong-type', keyRange, `keys in ${label(place)} must be plain names`);
         continue;
@@ -105,18 +116,13 @@ class SchemaWalker {
         continue;
       }
       seen.add(key);
-      if (schema.propertyNames?.pattern && !compiled(schema.propertyNames.pattern).test(key)) {
-        this.report('invalid-value', keyRange, `'${key}': ${schema.propertyNames.errorMessage ?? `does not match ${schema.propertyNames.pattern}`}`);
-      }
-      const child = propertySchema(schema, key);
-      if (!child) {
-        if (schema.additionalProperties === false) {
-          const suggestion = closestMatch(key, Object.keys(schema.properties ?? {}));
-          this.report('unknown-key', keyRange, `unknown key '${key}' in ${label(place)}${didYouMean(suggestion)}`, { suggestion });
-        }
-        continue;
-      }
-      this.walk(value, child, { parent: place, segment: key, anchor: keyRange });
+      const known = this.memo?.entryDiagnostics(entry, () => {
+        const own: SpecDiagnostic[] = [];
+        new SchemaWalker(this.lines, own).walkEntry(entry, schema, place);
+        return own;
+      });
+      if (known) for (const diagnostic of known) this.diagnostics.push(diagnostic);
+      else this.walkEntry(entry, schema, place);
     }
     for (const key of schema.required ?? []) {
       if (!seen.has(key)) this.report('missing-key', place.anchor, `${label(place)} needs '${key}'`);
@@ -124,6 +130,22 @@ class SchemaWalker {
     if (schema.minProperties !== undefined && seen.size < schema.minProperties) {
       this.report('missing-key', place.anchor, `${label(place)} needs at least ${schema.minProperties} ${schema.minProperties === 1 ? 'entry' : 'entries'}`);
     }
+  }
+
+  /** Checks one entry of a mapping (not its place among its siblings: that is `walkMap`'s). */
+  private walkEntry({ key, keyRange, value }: MapEntry, schema: JsonSchema, place: Place): void {
+    if (schema.propertyNames?.pattern && !compiled(schema.propertyNames.pattern).test(key)) {
+      this.report('invalid-value', keyRange, `'${key}': ${schema.propertyNames.errorMessage ?? `does not match ${schema.propertyNames.pattern}`}`);
+    }
+    const child = propertySchema(schema, key);
+    if (!child) {
+      if (schema.additionalProperties === false) {
+        const suggestion = closestMatch(key, Object.keys(schema.properties ?? {}));
+        this.report('unknown-key', keyRange, `unknown key '${key}' in ${label(place)}${didYouMean(suggestion)}`, { suggestion });
+      }
+      return;
+    }
+    this.walk(value, child, { parent: place, segment: key, anchor: keyRange });
   }
 
   private walkSeq(seq: SeqNode, schema: JsonSchema, place: Place): void {
@@ -185,6 +207,37 @@ class SchemaWalker {
     if (extra.related) diagnostic.related = extra.related;
     this.diagnostics.push(diagnostic);
   }
+}
+
+/**
+ * The keys seen so far in one mapping. Most mappings hold a handful of keys, and the validator
+ * meets one per job and block: a list is quicker to make and to search than a Set at that size.
+ */
+class KeySet {
+  private readonly list: string[] = [];
+  private readonly set: Set<string> | undefined;
+
+  constructor(expected: number) {
+    if (expected > 8) this.set = new Set();
+  }
+
+  has(key: string): boolean {
+    return this.set ? this.set.has(key) : this.list.includes(key);
+  }
+
+  add(key: string): void {
+    if (this.set) this.set.add(key);
+    else this.list.push(key);
+  }
+
+  get size(): number {
+    return this.set ? this.set.size : this.list.length;
+  }
+}
+
+function acceptsAny(wanted: readonly JsonType[], actual: JsonType): boolean {
+  for (const type of wanted) if (typeAccepts(type, actual)) return true;
+  return false;
 }
 
 const patterns = new Map<string, RegExp>();

@@ -1,9 +1,9 @@
 import type { SpecDiagnostic } from './diagnostics';
 import { domainSize, sweepSize, SWEEP_SIZE_LIMIT, SWEEP_WARNING_SIZE } from './expand';
 import type { Expression } from './expressions';
-import { buildModel, type JobSpec, type SpecModel } from './model';
+import { buildModel, type JobMemo, type JobSpec, type SpecModel } from './model';
 import { specSchema } from './schema';
-import { validateAgainstSchema } from './schema-validation';
+import { validateAgainstSchema, type EntryMemo } from './schema-validation';
 import { closestMatch, didYouMean } from './suggest';
 import { LineIndex, type SourceRange } from './text';
 import { parseYamlSource, type YamlSource } from './yaml-source';
@@ -27,7 +27,15 @@ export function defaultSpecName(fileName: string | undefined): string {
 
 /** Parses and validates a spec. Never throws: broken input yields diagnostics. */
 export function analyzeSpec(text: string, fileName?: string): SpecAnalysis {
-  const source = parseYamlSource(text);
+  return analyzeSource(parseYamlSource(text), fileName);
+}
+
+/** Per-job work an incremental analysis has already done (see `IncrementalAnalyzer`). */
+export interface AnalysisMemo extends EntryMemo, JobMemo {}
+
+/** Validates a parsed spec; `memo` hands back per-job results instead of recomputing them. */
+export function analyzeSource(source: YamlSource, fileName: string | undefined, memo?: AnalysisMemo): SpecAnalysis {
+  const { text } = source;
   const lines = new LineIndex(text);
   const diagnostics = [...source.syntaxDiagnostics];
   const analysis: SpecAnalysis = { source, lines, model: undefined, diagnostics };
@@ -40,8 +48,8 @@ export function analyzeSpec(text: string, fileName?: string): SpecAnalysis {
     diagnostics.push({ severity: 'error', code: 'not-a-mapping', message: `a spec is a YAML mapping of keys to values (such as 'run: python train.py'), not ${root.kind === 'seq' ? 'a list' : 'a single value'}`, range: root.range });
     return analysis;
   }
-  validateAgainstSchema(root, specSchema, lines, diagnostics);
-  const model = buildModel(root, text, defaultSpecName(fileName));
+  validateAgainstSchema(root, specSchema, lines, diagnostics, memo);
+  const model = buildModel(root, text, defaultSpecName(fileName), memo);
   analysis.model = model;
   if (model) new SemanticChecks(model, diagnostics).run();
   checkUnclosedExpressions(source, diagnostics);
@@ -140,12 +148,12 @@ class SemanticChecks {
     }
     const size = sweepSize(sweep);
     if (Number.isNaN(size) || (sweep.method === 'random' && sweep.samples === undefined)) return;
-    const count = size.toLocaleString('en-US');
+    const count = (): string => size.toLocaleString('en-US');
     if (size === 0) this.error('sweep-size', sweep.range, `the sweep of ${this.describe(job)} expands to 0 runs`);
     else if (size > SWEEP_SIZE_LIMIT) {
-      this.error('sweep-size', sweep.range, `the sweep of ${this.describe(job)} expands to ${count} runs, more than the limit of ${SWEEP_SIZE_LIMIT.toLocaleString('en-US')}; use method: random with samples`);
+      this.error('sweep-size', sweep.range, `the sweep of ${this.describe(job)} expands to ${count()} runs, more than the limit of ${SWEEP_SIZE_LIMIT.toLocaleString('en-US')}; use method: random with samples`);
     } else if (size > SWEEP_WARNING_SIZE) {
-      this.warn('sweep-size', sweep.range, `the sweep of ${this.describe(job)} expands to ${count} runs`);
+      this.warn('sweep-size', sweep.range, `the sweep of ${this.describe(job)} expands to ${count()} runs`);
     }
   }
 

@@ -83,6 +83,9 @@ export function parseStrict(text: string): SpecNode | null {
       }
       nodes.push(node);
       results.push(result);
+      // js-yaml would keep a plain copy of every collection until the end, all of it garbage to
+      // us: its parent gets a stand-in instead (half the objects a large spec leaves alive).
+      if (kind === 'mapping' || kind === 'sequence') (state as unknown as { result: unknown }).result = COMPOSED;
       // An alias stands for a value that sends no events of its own; such documents take the other parser.
       if (starts.length === 0 && hasAnchors(state)) throw new Error('anchors and aliases');
     },
@@ -91,6 +94,9 @@ export function parseStrict(text: string): SpecNode | null {
   const root = nodes[0];
   return root === undefined || (root.kind === 'scalar' && root.value === null && text.trim() === '') ? null : root;
 }
+
+/** What js-yaml is given in place of a collection it composed (see parseStrict). */
+const COMPOSED = Object.freeze({});
 
 function hasAnchors(state: State): boolean {
   for (const _ in (state as unknown as { anchorMap: object }).anchorMap) return true;
@@ -103,7 +109,7 @@ function nodeFromEvent(text: string, nodes: SpecNode[], results: unknown[], base
   const end = trimEnd(text, from, position);
   if (kind === 'mapping' || kind === 'sequence') {
     // js-yaml sometimes composes a collection inside another at the same place; the inner one is the node.
-    if (count === 1 && results[base] === result) return nodes[base]!;
+    if (count === 1 && (results[base] === result || result === COMPOSED)) return nodes[base]!;
     const range = { start: skipSpace(text, from, end), end };
     if (kind === 'sequence') {
       if (count !== (result as unknown[]).length) throw new Error('sequence without events for every item');
@@ -125,7 +131,7 @@ function nodeFromEvent(text: string, nodes: SpecNode[], results: unknown[], base
 }
 
 /** Skips the blanks, line breaks and comments js-yaml includes before a node. */
-function skipSpace(text: string, from: number, limit: number): number {
+export function skipSpace(text: string, from: number, limit: number): number {
   let position = from;
   while (position < limit) {
     const char = text.charCodeAt(position);
@@ -138,7 +144,7 @@ function skipSpace(text: string, from: number, limit: number): number {
 }
 
 /** Drops the blanks and line breaks js-yaml includes after a node. */
-function trimEnd(text: string, start: number, end: number): number {
+export function trimEnd(text: string, start: number, end: number): number {
   let position = end;
   while (position > start) {
     const char = text.charCodeAt(position - 1);

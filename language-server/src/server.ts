@@ -1,5 +1,6 @@
 import { createConnection, ProposedFeatures, ResponseError, TextDocuments, TextDocumentSyncKind } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
+import { IncrementalAnalyzer } from '../../common/spec';
 import { ClusterContext } from './cluster-context';
 import { diagnosticsOf } from './service';
 import { clusterDiagnostics } from './service/cluster';
@@ -10,18 +11,28 @@ import { formatDocument } from './service/formatting';
 import { doHover } from './service/hover';
 import { doRename, findDefinition, findReferences, prepareRename } from './service/navigation';
 import { SEMANTIC_TOKEN_LEGEND, semanticTokens } from './service/semantic-tokens';
-import { SpecDocument } from './service/spec-document';
+import { fileNameOf, SpecDocument } from './service/spec-document';
 import { documentSymbols, foldingRanges } from './service/symbols';
 
 // Wiring only: the language logic lives in the transport-free service.
 const connection = createConnection(ProposedFeatures.all);
 const documents = new TextDocuments(TextDocument);
 
-/** Diagnostics wait this long after the last keystroke, so a burst of typing is analysed once. */
-const DIAGNOSTICS_DELAY_MS = 150;
+/**
+ * After an edit, diagnostics wait for the typing to pause: as long as the document's last
+ * analysis after an edit took (processor time), within these bounds. A burst of keystrokes (a held key, a paste of
+ * many changes) is then analysed once, and a spec whose analysis is slow (a large one with a
+ * syntax error, which is analysed whole) is not analysed at every keystroke; a quick one answers
+ * almost at once.
+ */
+const DIAGNOSTICS_DELAY_MS = { min: 15, max: 150 };
 
 /** The analysed spec for each open document, for its latest version only. */
 const analysed = new Map<string, SpecDocument>();
+/** Each open document's analyzer, which reuses the work on the jobs an edit did not touch. */
+const analyzers = new Map<string, IncrementalAnalyzer>();
+/** The processor time of each open document's last analysis after an edit, in ms (the first one, on opening, does all the work). */
+const analysisMs = new Map<string, number>();
 const pendingDiagnostics = new Map<string, NodeJS.Timeout>();
 
 /** The live cluster, when a daemon answers; a change re-checks every open spec against it. */
@@ -34,7 +45,16 @@ function specOf(uri: string): SpecDocument | undefined {
   if (!open) return undefined;
   const cached = analysed.get(uri);
   if (cached?.version === open.version) return cached;
-  const document = new SpecDocument(uri, open.version, open.getText());
+  let analyzer = analyzers.get(uri);
+  const edited = analyzer !== undefined;
+  if (!analyzer) analyzers.set(uri, (analyzer = new IncrementalAnalyzer(fileNameOf(uri))));
+  // What the analysis costs, not how long it waited for a busy machine's processor.
+  const started = process.cpuUsage();
+  const document = new SpecDocument(uri, open.version, open.getText(), analyzer);
+  if (edited) {
+    const { user, system } = process.cpuUsage(started);
+    analysisMs.set(uri, (user + system) / 1000);
+  }
   analysed.set(uri, document);
   return document;
 }
@@ -68,7 +88,8 @@ connection.onInitialize(() => {
   };
 });
 
-function scheduleDiagnostics(uri: string, version: number): void {
+/** Publishes diagnostics for `version` after `delayMs`, unless a newer version comes first. */
+function scheduleDiagnostics(uri: string, version: number, delayMs = 0): void {
   clearTimeout(pendingDiagnostics.get(uri));
   pendingDiagnostics.set(
     uri,
@@ -79,16 +100,25 @@ function scheduleDiagnostics(uri: string, version: number): void {
       if (!spec || spec.version !== version) return;
       const diagnostics = [...diagnosticsOf(spec), ...clusterDiagnostics(spec, cluster.hosts)];
       void connection.sendDiagnostics({ uri, version, diagnostics });
-    }, DIAGNOSTICS_DELAY_MS),
+    }, delayMs),
   );
 }
 
-documents.onDidChangeContent(({ document }) => scheduleDiagnostics(document.uri, document.version));
+/** How long diagnostics wait after an edit; a document not analysed yet (just opened) waits for nothing. */
+function typingDelay(uri: string): number {
+  if (!analyzers.has(uri)) return 0;
+  const { min, max } = DIAGNOSTICS_DELAY_MS;
+  return Math.min(max, Math.max(min, analysisMs.get(uri) ?? min));
+}
+
+documents.onDidChangeContent(({ document }) => scheduleDiagnostics(document.uri, document.version, typingDelay(document.uri)));
 
 documents.onDidClose(({ document }) => {
   clearTimeout(pendingDiagnostics.get(document.uri));
   pendingDiagnostics.delete(document.uri);
   analysed.delete(document.uri);
+  analyzers.delete(document.uri);
+  analysisMs.delete(document.uri);
   void connection.sendDiagnostics({ uri: document.uri, diagnostics: [] });
 });
 

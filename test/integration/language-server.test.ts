@@ -237,6 +237,49 @@ describe('language server over LSP stdio', function () {
     assert.deepEqual(await titles(), ['$(error) 2 errors to fix before it can run']);
   });
 
+  it('keeps diagnostics right through small edits of a large workflow, in one job and across jobs', async () => {
+    const jobs = Array.from({ length: 60 }, (_, i) => `  step${i}:\n    needs: [${i === 0 ? '' : `step${Math.floor(i / 2)}`}]\n    run: python3 step.py --part ${i}\n`);
+    let text = `name: big\njobs:\n${jobs.join('')}`;
+    let version = 30;
+    let published = inbox.next(URI);
+    await connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri: URI, version }, contentChanges: [{ text }] });
+    assert.deepEqual((await published).diagnostics, []);
+
+    /** Replaces the first `from` with `to` by an incremental change, as an editor sends it; the diagnostics of that version. */
+    const edit = async (from: string, to: string): Promise<string[]> => {
+      const at = text.indexOf(from);
+      assert.ok(at >= 0, `'${from}' is in the text`);
+      const positionOf = (offset: number) => {
+        const before = text.slice(0, offset).split('\n');
+        return { line: before.length - 1, character: before[before.length - 1]!.length };
+      };
+      const range = { start: positionOf(at), end: positionOf(at + from.length) };
+      text = text.slice(0, at) + to + text.slice(at + from.length);
+      published = inbox.next(URI);
+      await connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri: URI, version: ++version }, contentChanges: [{ range, text: to }] });
+      const params = await published;
+      assert.equal(params.version, version);
+      for (const diagnostic of params.diagnostics) assertInside(diagnostic.range, text);
+      return params.diagnostics.map((diagnostic) => `${diagnostic.range.start.line}: ${diagnostic.message}`);
+    };
+
+    // One job: its new problem, where it is.
+    const retriesLine = 2 + 30 * 3 + 3;
+    assert.deepEqual(await edit('--part 30\n', '--part 30\n    retries: lots\n'), [`${retriesLine}: 'jobs.step30.retries' is a string; expected a whole number`]);
+    // Across jobs: renaming step15 breaks the needs of step30 and step31, whose text did not change.
+    const renamed = await edit('  step15:', '  stage15:');
+    assert.deepEqual(renamed.filter((line) => line.includes('needs')), [
+      `${2 + 30 * 3 + 1}: job 'step30' needs 'step15', which is not a job of this workflow; did you mean 'step1'?`,
+      `${2 + 31 * 3 + 2}: job 'step31' needs 'step15', which is not a job of this workflow; did you mean 'step1'?`,
+    ]);
+    // A line added above every later job moves their problems with them.
+    const moved = await edit('  step1:\n', '  step1:\n    # a comment\n');
+    assert.equal(moved.length, 3);
+    assert.ok(moved.includes(`${retriesLine + 1}: 'jobs.step30.retries' is a string; expected a whole number`), moved.join('\n'));
+    await edit('  stage15:', '  step15:');
+    assert.deepEqual(await edit('    retries: lots\n', ''), []);
+  });
+
   it('clears the diagnostics on close', async () => {
     const published = inbox.next(URI);
     await connection.sendNotification(DidCloseTextDocumentNotification.type, { textDocument: { uri: URI } });

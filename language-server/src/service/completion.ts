@@ -43,8 +43,16 @@ export interface SpecContext {
 export function doComplete(document: SpecDocument, position: Position, context: SpecContext = {}): CompletionList {
   const offset = document.offsetAt(position);
   const completer = new Completer(document, offset, context);
-  return { isIncomplete: false, items: completer.items() };
+  const items = completer.items();
+  return { isIncomplete: completer.incomplete, items };
 }
+
+/**
+ * Lists of jobs longer than this are cut to the best matches of the word typed so far and marked
+ * incomplete, so that the editor asks again as the word grows (clangd limits its lists the same
+ * way): a workflow of thousands of jobs would otherwise send megabytes on every `needs: [`.
+ */
+export const MAX_JOB_ITEMS = 100;
 
 /** Where the cursor is, as far as completion cares. */
 type Place =
@@ -53,6 +61,8 @@ type Place =
   | { kind: 'expression'; segments: string[]; start: number };
 
 class Completer {
+  /** Whether `items()` left out matches (see MAX_JOB_ITEMS). */
+  incomplete = false;
   private readonly text: string;
   private readonly root: SpecNode | null;
   private readonly model: SpecModel | undefined;
@@ -196,8 +206,8 @@ class Completer {
 
   private needsItems(path: PathSegment[], self: string, start: number, range: LspRange): CompletionItem[] {
     const listed = this.listedStrings(path.slice(0, -1), start);
-    return this.jobs()
-      .filter((job) => job.id !== self && !listed.has(job.id))
+    const candidates = this.jobs().filter((job) => job.id !== self && !listed.has(job.id));
+    return this.fewestJobs(candidates, start)
       .map((job) => ({
         label: job.id,
         kind: CompletionItemKind.Reference,
@@ -277,8 +287,8 @@ class Completer {
     if (segments.length === 1) {
       // Outputs can only be read from jobs this one needs (directly or not): those first.
       const needed = this.upstreamOf(self);
-      return this.jobs()
-        .filter((job) => job.id !== self)
+      const candidates = this.jobs().filter((job) => job.id !== self);
+      return this.fewestJobs(candidates, start, needed)
         .map((job) => item(job.id, CompletionItemKind.Reference, { ...jobDocumentation(job), sortText: `${needed.has(job.id) ? 0 : 1}${job.id}` }));
     }
     const job = this.jobs().find((candidate) => candidate.id === name);
@@ -318,6 +328,39 @@ class Completer {
       }
     }
     return seen;
+  }
+
+  /**
+   * `jobs` when there are at most MAX_JOB_ITEMS; else the list is marked incomplete and holds at
+   * most that many of the jobs that hold the letters typed since `start` in order (as the editor
+   * filters): the one named so first, then those in `preferred`, those that start with the typed
+   * word, and the nearest to the cursor.
+   */
+  private fewestJobs(jobs: JobSpec[], start: number, preferred: ReadonlySet<string> = new Set()): JobSpec[] {
+    if (jobs.length <= MAX_JOB_ITEMS) return jobs;
+    this.incomplete = true;
+    const typed = this.text.slice(start, this.offset).toLowerCase();
+    const matching = jobs.filter((job) => holdsInOrder(job.id.toLowerCase(), typed));
+    if (matching.length <= MAX_JOB_ITEMS) return matching;
+    const rank = (job: JobSpec): number => {
+      const id = job.id.toLowerCase();
+      return id === typed ? 0 : 1 + (preferred.has(job.id) ? 0 : 2) + (id.startsWith(typed) ? 0 : 1);
+    };
+    const distance = (job: JobSpec): number => Math.abs(job.idRange.start - this.offset);
+    const byRank: JobSpec[][] = [[], [], [], [], []];
+    for (const job of matching) byRank[rank(job)]!.push(job);
+    const picked: JobSpec[] = [];
+    for (const jobsOfRank of byRank) {
+      // They are in document order: walk outward from the cursor, taking the nearer side each time.
+      let after = jobsOfRank.findIndex((job) => job.idRange.start > this.offset);
+      if (after < 0) after = jobsOfRank.length;
+      let before = after - 1;
+      while (picked.length < MAX_JOB_ITEMS && (before >= 0 || after < jobsOfRank.length)) {
+        const takeBefore = after >= jobsOfRank.length || (before >= 0 && distance(jobsOfRank[before]!) <= distance(jobsOfRank[after]!));
+        picked.push(takeBefore ? jobsOfRank[before--]! : jobsOfRank[after++]!);
+      }
+    }
+    return picked;
   }
 
   private currentJob(): JobSpec | undefined {
@@ -377,6 +420,16 @@ export function jobAt(model: SpecModel | undefined, offset: number): JobSpec | u
   if (!model) return undefined;
   if (model.kind === 'job') return model.jobs[0];
   return model.jobs.find((job) => job.range.start <= offset && offset <= job.range.end && job.range.end > job.range.start);
+}
+
+/** Whether `word` holds the characters of `typed` in order (not necessarily next to each other). */
+function holdsInOrder(word: string, typed: string): boolean {
+  let at = 0;
+  for (const char of typed) {
+    at = word.indexOf(char, at) + 1;
+    if (at === 0) return false;
+  }
+  return true;
 }
 
 function jobDocumentation(job: JobSpec): Partial<CompletionItem> {
@@ -483,8 +536,6 @@ function placeAt(text: string, offset: number, itemsAreMappings: (path: PathSegm
     const segments = match[1] ? match[1].slice(0, -1).split('.') : [];
     return { kind: 'expression', segments, start: offset - match[2]!.length };
   }
-  const lines = text.slice(0, lineStart).split('\n');
-  lines.pop(); // the empty piece after the last line break: the cursor's line is `prefix`
   const indent = prefix.length - prefix.trimStart().length;
   let rest = prefix.slice(indent);
   let restAt = lineStart + indent;
@@ -492,14 +543,14 @@ function placeAt(text: string, offset: number, itemsAreMappings: (path: PathSegm
   let inItem = false;
   const dash = /^-(\s+|$)/.exec(rest);
   if (dash) {
-    const owner = listOwner(lines, indent);
+    const owner = listOwner(text, lineStart, indent);
     if (!owner) return undefined;
     base = [...owner, -1];
     inItem = true;
     rest = rest.slice(dash[0].length);
     restAt += dash[0].length;
   } else {
-    base = enclosingKeys(lines, lines.length, indent);
+    base = enclosingKeys(text, lineStart, indent);
     if (!base) return undefined;
   }
   const scan = scanLine(rest);
@@ -605,40 +656,75 @@ function unquote(key: string): string {
 const BLOCK_KEY = /^("[^"]*"|'[^']*'|[^\s#'"-][^#]*?|-[^\s#][^#]*?)\s*:(\s+#.*)?$/;
 
 /**
- * The keys of the block mappings that enclose a line indented by `column`, read from the lines
- * above it (`lines[0..before)`): each is the nearest line less indented that opens a block.
- * Undefined when that line opens none (the cursor is in a block scalar, or continues a value).
+ * The line just above the one that starts at `end`: completion walks up line by line from the
+ * cursor, cutting a line's text out only when it needs it (a workflow may have many thousand lines).
  */
-function enclosingKeys(lines: readonly string[], before: number, column: number): string[] | undefined {
+function lineAbove(text: string, end: number): LineAbove {
+  const start = end >= 2 ? text.lastIndexOf('\n', end - 2) + 1 : 0;
+  let content = start;
+  while (content < end - 1 && isWhitespace(text.charCodeAt(content))) content++;
+  return { start, indent: content - start, content, end: end - 1 };
+}
+
+interface LineAbove {
+  start: number;
+  /** How many blanks start it. */
+  indent: number;
+  /** Where its content starts (`end` for a blank line). */
+  content: number;
+  /** Where its line break is. */
+  end: number;
+}
+
+/** What `trimStart` takes off a line: spaces, tabs, the CR of a CRLF and the like. */
+function isWhitespace(char: number): boolean {
+  return char === 32 || char === 9 || char === 13 || char === 11 || char === 12 || char === 0xa0 || char === 0xfeff;
+}
+
+/** The line's content, without a CR at its end (empty for a blank line). */
+function contentOf(text: string, line: LineAbove): string {
+  return text.slice(line.content, line.end).replace(/\r$/, '');
+}
+
+function isBlankOrComment(text: string, line: LineAbove): boolean {
+  return line.content === line.end || text.charCodeAt(line.content) === 35;
+}
+
+/**
+ * The keys of the block mappings that enclose a line indented by `column`, read from the lines
+ * above it (those before offset `before`, a line start): each is the nearest line less indented
+ * that opens a block. Undefined when that line opens none (the cursor is in a block scalar, or
+ * continues a value).
+ */
+function enclosingKeys(text: string, before: number, column: number): string[] | undefined {
   const keys: string[] = [];
   let depth = column;
-  for (let index = before - 1; index >= 0 && depth > 0; index--) {
-    const line = lines[index]!.replace(/\r$/, '');
-    const content = line.trimStart();
-    if (content === '' || content.startsWith('#')) continue;
-    if (content.startsWith('---') || content.startsWith('...')) break;
-    const indent = line.length - content.length;
-    if (indent >= depth) continue;
-    const match = BLOCK_KEY.exec(content.trimEnd());
+  for (let end = before; end > 0 && depth > 0; ) {
+    const line = lineAbove(text, end);
+    end = line.start;
+    if (isBlankOrComment(text, line)) continue;
+    if (text.startsWith('---', line.content) || text.startsWith('...', line.content)) break;
+    if (line.indent >= depth) continue;
+    const match = BLOCK_KEY.exec(contentOf(text, line).trimEnd());
     if (!match) return undefined;
     keys.unshift(unquote(match[1]!.trim()));
-    depth = indent;
+    depth = line.indent;
   }
   return keys;
 }
 
-/** The path of the block list whose item starts with a dash at `column` on the line after `lines`. */
-function listOwner(lines: readonly string[], column: number): string[] | undefined {
-  for (let index = lines.length - 1; index >= 0; index--) {
-    const line = lines[index]!.replace(/\r$/, '');
-    const content = line.trimStart();
-    if (content === '' || content.startsWith('#')) continue;
-    const indent = line.length - content.length;
-    if (indent > column) continue;
-    if (indent === column && /^-(\s|$)/.test(content)) continue;
+/** The path of the block list whose item starts with a dash at `column` on the line that starts at `before`. */
+function listOwner(text: string, before: number, column: number): string[] | undefined {
+  for (let end = before; end > 0; ) {
+    const line = lineAbove(text, end);
+    end = line.start;
+    if (isBlankOrComment(text, line)) continue;
+    if (line.indent > column) continue;
+    const content = contentOf(text, line);
+    if (line.indent === column && /^-(\s|$)/.test(content)) continue;
     const match = BLOCK_KEY.exec(content.trimEnd());
     if (!match) return undefined;
-    const parents = enclosingKeys(lines, index, indent);
+    const parents = enclosingKeys(text, line.start, line.indent);
     return parents && [...parents, unquote(match[1]!.trim())];
   }
   return undefined;

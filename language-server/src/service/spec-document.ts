@@ -1,16 +1,18 @@
 import type { Position, Range } from 'vscode-languageserver';
-import { analyzeSpec, type MapEntry, type SourceRange, type SpecAnalysis, type SpecNode } from '../../../common/spec';
+import { analyzeSpec, type IncrementalAnalyzer, type MapEntry, type SourceRange, type SpecAnalysis, type SpecNode } from '../../../common/spec';
 
 /** One open spec: its text, version and analysis (computed once per version). */
 export class SpecDocument {
   readonly analysis: SpecAnalysis;
 
+  /** `analyzer` reuses the work on the previous version (the server keeps one per open document). */
   constructor(
     readonly uri: string,
     readonly version: number,
     readonly text: string,
+    analyzer?: IncrementalAnalyzer,
   ) {
-    this.analysis = analyzeSpec(text, fileNameOf(uri));
+    this.analysis = analyzer ? analyzer.analyze(text) : analyzeSpec(text, fileNameOf(uri));
   }
 
   offsetAt(position: Position): number {
@@ -66,7 +68,7 @@ export function within(offset: number, range: SourceRange): boolean {
   return offset >= range.start && offset <= range.end;
 }
 
-function fileNameOf(uri: string): string {
+export function fileNameOf(uri: string): string {
   try {
     return decodeURIComponent(new URL(uri).pathname);
   } catch {
