@@ -38,8 +38,8 @@ const COMMANDS: Record<string, Command> = {
       submitCommand(files, { params: (values['param'] as string[] | undefined) ?? [], ...optional('host', text(values, 'host')), wait: flag(values, 'wait'), json: flag(values, 'json') }, out),
   },
   run: {
-    summary: 'run a command as a job: drover run --gpus 1 -- python train.py',
-    usage: 'drover run [--gpus N|TYPE:N] [--cpus N] [--mem SIZE] [--name NAME] [--timeout DURATION] [--retries N] [--host ALIAS] [--wait] [--json] -- COMMAND...',
+    summary: 'run a command or a notebook as a job: drover run --gpus 1 -- python train.py; drover run --wait -p lr=0.1 eval.ipynb',
+    usage: 'drover run [--gpus N|TYPE:N] [--cpus N] [--mem SIZE] [--name NAME] [--timeout DURATION] [--retries N] [--host ALIAS] [-p NAME=VALUE]... [--wait] [--json] -- COMMAND... | NOTEBOOK.ipynb',
     options: {
       ...json,
       wait: { type: 'boolean', short: 'w' },
@@ -50,6 +50,7 @@ const COMMANDS: Record<string, Command> = {
       timeout: { type: 'string' },
       retries: { type: 'string' },
       host: { type: 'string' },
+      param: { type: 'string', short: 'p', multiple: true },
     },
     run: (command, values, out) =>
       runCommand(
@@ -62,6 +63,7 @@ const COMMANDS: Record<string, Command> = {
           ...optional('timeout', text(values, 'timeout')),
           ...optional('retries', text(values, 'retries')),
           ...optional('host', text(values, 'host')),
+          params: (values['param'] as string[] | undefined) ?? [],
           wait: flag(values, 'wait'),
           json: flag(values, 'json'),
         },
@@ -130,7 +132,7 @@ function optional<K extends string>(name: K, value: string | undefined): { [P in
 
 /** `drover run` options end at `--` or at the first word that is not an option: the command. */
 function splitRunArguments(args: string[]): string[] {
-  const withValue = new Set(['--gpus', '--cpus', '--mem', '--name', '--timeout', '--retries', '--host']);
+  const withValue = new Set(['--gpus', '--cpus', '--mem', '--name', '--timeout', '--retries', '--host', '--param', '-p']);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === '--') return args;

@@ -1,9 +1,10 @@
-import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import {
   FINAL_STATES,
   type AttemptOutcome,
+  type CellEventsChunk,
   type DaemonNotifications,
   type HostView,
   type JobDetail,
@@ -20,10 +21,11 @@ import { analyzeSpec, expandSpec, ExpansionError, formatDiagnostic, hasErrors } 
 import { LOCAL_HOST, probeLocalHost, type HostInventory } from '../hosts/local-host';
 import { listSshAliases } from '../hosts/ssh/ssh-config';
 import { daemonIdOf, SshHost } from '../hosts/ssh/ssh-host';
-import { REMOTE_READ_LIMIT, type PolledAttempt } from '../hosts/ssh/remote-scripts';
+import { REMOTE_FILES, REMOTE_READ_LIMIT, type PolledAttempt } from '../hosts/ssh/remote-scripts';
 import { LauncherClient } from '../local/launcher-client';
 import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, readExitStatus, readWrapperPid, signalGroup } from '../local/detached-process';
 import { MetricLineReader, parseMetricJson, type MetricPoint } from '../metrics/metric-lines';
+import { NOTEBOOK_DRIVER, notebookCommand, notebookDriverPath, notebookEnv, readCellEvents } from '../notebook/cell-events';
 import { redactEnv } from '../records/reproduction';
 import { schedule, DEFAULT_CPUS, type Allocation, type HostCapacity } from '../scheduler/placement';
 import { Store, TransactionLost, type AttemptRow, type JobRow, type MetricRow } from '../store/store';
@@ -72,6 +74,11 @@ interface LiveAttempt {
   killTimer?: NodeJS.Timeout;
   logOffset: number;
   metricsOffset: number;
+  /**
+   * How far a notebook run's cell events were sent to clients. Not stored: after a restart it
+   * starts at the end, and clients read what they missed with `drover/cells`.
+   */
+  cellsOffset: number;
   /** Metrics in the attempt's output and in its $DROVER_METRICS file, as they are read. */
   outputMetrics: MetricLineReader;
   fileMetrics: MetricLineReader;
@@ -308,6 +315,7 @@ export class Daemon {
           ...(attempt.workdirVersion !== null && { workdirVersion: attempt.workdirVersion }),
           logPath: attemptFiles(attempt.dir).log,
           logBytes: fileSize(attemptFiles(attempt.dir).log),
+          ...(row.plan.notebook !== undefined && existsSync(attemptFiles(attempt.dir).notebook) && { notebookPath: attemptFiles(attempt.dir).notebook }),
         };
       }),
     };
@@ -380,6 +388,17 @@ export class Daemon {
   metrics(id: number): MetricSeries[] {
     this.requireJob(id);
     return this.store.metrics(id);
+  }
+
+  /** A notebook run's cell events from `offset` of an attempt's events file (whole lines only). */
+  cells(id: number, attemptNumber: number | undefined, offset = 0): CellEventsChunk {
+    const row = this.requireJob(id);
+    const number = attemptNumber ?? row.attempts;
+    const attempt = number > 0 ? this.store.attempt(id, number) : undefined;
+    if (!attempt) return { jobId: id, attempt: number, offset, nextOffset: offset, events: [], complete: FINAL_STATES.includes(row.state) };
+    const read = readUtf8(attemptFiles(attempt.dir).cells, offset, LOG_READ_LIMIT);
+    const { events, bytes } = readCellEvents(read.data);
+    return { jobId: id, attempt: number, offset, nextOffset: offset + bytes, events, complete: attempt.outcome !== 'running' && offset + bytes >= read.size };
   }
 
   hosts(): HostView[] {
@@ -675,7 +694,7 @@ export class Daemon {
     const keep = (found: MetricPoint[]) => points.push(...found);
     return {
       jobId: job.id, number, dir, pid: null, processStart: null, allocation: { ...allocation, group: sweepGroup(job) },
-      logOffset: 0, metricsOffset: 0, points,
+      logOffset: 0, metricsOffset: 0, cellsOffset: 0, points,
       outputMetrics: new MetricLineReader(keep), fileMetrics: new MetricLineReader(keep, { parse: parseMetricJson }),
     };
   }
@@ -695,7 +714,8 @@ export class Daemon {
       DROVER_ATTEMPT: String(number),
       DROVER_METRICS: files.metrics,
     };
-    const command = job.plan.command ?? notebookCommand(job.plan.notebook!);
+    const command = job.plan.command ?? notebookCommand({ notebook: job.plan.notebook!, driver: notebookDriverPath(), events: files.cells, output: files.notebook });
+    if (job.plan.notebook !== undefined) Object.assign(env, notebookEnv(job.plan.params));
     if (!existsSync(job.plan.workdir)) {
       this.finish(live, { exitCode: null, signal: null, failure: `could not start: the workdir ${job.plan.workdir} does not exist` });
       return;
@@ -737,16 +757,22 @@ export class Daemon {
       const version = await host.prepare(job.plan.workdir, job.plan.setup);
       if (!remoteDir) throw new Error(`${host.name} has not been reached yet`);
       live.remote = { host, dir: remoteDir, alive: true };
-      const command = job.plan.command ?? notebookCommand(job.plan.notebook!);
+      const notebook = job.plan.notebook;
+      const command =
+        job.plan.command ??
+        notebookCommand({ notebook: notebook!, driver: `${remoteDir}/${NOTEBOOK_DRIVER}`, events: `${remoteDir}/${REMOTE_FILES.cells}`, output: `${remoteDir}/${REMOTE_FILES.notebook}` });
       const env: Record<string, string> = {
         ...job.plan.env,
+        ...(notebook !== undefined && notebookEnv(job.plan.params)),
         CUDA_VISIBLE_DEVICES: live.allocation.gpus.join(','),
         DROVER_RUN_ID: String(job.id),
         DROVER_ATTEMPT: String(live.number),
         DROVER_METRICS: `${remoteDir}/metrics.jsonl`,
         DROVER_WORKDIR_VERSION: version.treeHash,
       };
-      const pid = await host.launch({ dir: remoteDir, cwd: version.remoteDir, command, env });
+      // The driver goes with the run, so a host needs only Python with Jupyter, not Drover.
+      const files: Record<string, string> = notebook !== undefined ? { [NOTEBOOK_DRIVER]: readFileSync(notebookDriverPath(), 'utf8') } : {};
+      const pid = await host.launch({ dir: remoteDir, cwd: version.remoteDir, command, env, files });
       if (this.live.get(job.id) !== live) return;
       this.started(live, pid, null);
       const message = `attempt ${live.number} on ${host.name} (pid ${pid}), workdir ${version.treeHash.slice(0, 12)}: ${version.uploadedFiles} of ${version.files} files sent`;
@@ -843,6 +869,7 @@ export class Daemon {
       }
       live.logOffset = row.logScanned;
       live.metricsOffset = row.metricsScanned;
+      live.cellsOffset = fileSize(attemptFiles(row.dir).cells);
       this.live.set(row.jobId, live);
       if (afterRestart) this.store.addEvent(row.jobId, 'readopted', `attempt ${row.number} (pid ${live.pid ?? 'unknown'}) watched again after a daemon restart`, Date.now());
       if (job.cancelRequested) this.stopAttempt(live, 'cancelled');
@@ -872,10 +899,12 @@ export class Daemon {
         dir: attempt.remote!.dir!,
         logOffset: fileSize(files.log),
         metricsOffset: fileSize(files.metrics),
+        cellsOffset: fileSize(files.cells),
         ...(attempt.remote!.pendingSignal && { signal: attempt.remote!.pendingSignal }),
       };
     });
     this.polling.add(host.name);
+    const ending: { attempt: LiveAttempt; exitStatus: number }[] = [];
     host
       .poll(asked)
       .then((answers) => {
@@ -887,20 +916,41 @@ export class Daemon {
           mkdirSync(attempt.dir, { recursive: true, mode: 0o700 });
           if (answer.log.length) appendFileSync(files.log, answer.log);
           if (answer.metrics.length) appendFileSync(files.metrics, answer.metrics);
+          if (answer.cells.length) appendFileSync(files.cells, answer.cells);
           // Delivered, unless a stronger one was decided meanwhile.
           if (asked[index]!.signal === remote.pendingSignal) delete remote.pendingSignal;
           if (answer.pid !== null) attempt.pid = answer.pid;
           // Only once all its output is here: a long log takes several polls.
-          const more = answer.log.length >= REMOTE_READ_LIMIT || answer.metrics.length >= REMOTE_READ_LIMIT;
-          if (answer.exitStatus !== null && !more) writeFileSync(files.status, `${answer.exitStatus}\n`);
+          const more = answer.log.length >= REMOTE_READ_LIMIT || answer.metrics.length >= REMOTE_READ_LIMIT || answer.cells.length >= REMOTE_READ_LIMIT;
           remote.alive = answer.alive || answer.exitStatus !== null || more;
-          this.checkAttempt(attempt);
+          if (answer.exitStatus !== null && !more) ending.push({ attempt, exitStatus: answer.exitStatus });
+          else this.checkAttempt(attempt);
         });
+        return this.settleRemoteEnds(host, ending);
       })
       .catch(() => {
         // The link is down: the attempts go on there, and are read again once it is back.
       })
       .finally(() => this.polling.delete(host.name));
+  }
+
+  /**
+   * Ended attempts on an SSH host: a notebook run's executed notebook is copied back first (it is
+   * rewritten after each cell, so only its last version is fetched), then the status is written
+   * down and the attempt settled as a local one.
+   */
+  private async settleRemoteEnds(host: SshHost, ending: { attempt: LiveAttempt; exitStatus: number }[]): Promise<void> {
+    for (const { attempt, exitStatus } of ending) {
+      const files = attemptFiles(attempt.dir);
+      const job = this.store.job(attempt.jobId);
+      if (job?.plan.notebook !== undefined) {
+        const notebook = await host.readFile(`${attempt.remote!.dir!}/${REMOTE_FILES.notebook}`).catch(() => undefined);
+        if (notebook) writeFileSync(files.notebook, notebook);
+      }
+      if (this.live.get(attempt.jobId) !== attempt) continue;
+      writeFileSync(files.status, `${exitStatus}\n`);
+      this.checkAttempt(attempt);
+    }
   }
 
   /** Reads new output and, if the attempt has ended, settles it. */
@@ -938,6 +988,15 @@ export class Daemon {
     if (metrics.bytes > 0) {
       attempt.fileMetrics.feed(metrics.chunk);
       attempt.metricsOffset += metrics.bytes;
+    }
+    const cells = readUtf8(files.cells, attempt.cellsOffset, LOG_READ_LIMIT);
+    const { events, bytes: cellBytes } = readCellEvents(cells.data);
+    if (cellBytes > 0 || final) {
+      const offset = attempt.cellsOffset;
+      attempt.cellsOffset += cellBytes;
+      if (cellBytes > 0 || cells.size > 0) {
+        this.emit('cells', 'drover/event/cells', { jobId: attempt.jobId, attempt: attempt.number, offset, nextOffset: attempt.cellsOffset, events, complete: final && attempt.cellsOffset >= cells.size }, attempt.jobId);
+      }
     }
     if (final) {
       attempt.outputMetrics.flush();
@@ -1075,12 +1134,6 @@ function formatDelay(ms: number): string {
   const seconds = ms / 1000;
   if (seconds < 120) return `${+seconds.toFixed(1)} s`;
   return `${+(seconds / 60).toFixed(1)} min`;
-}
-
-/** Runs a notebook job (the notebook issue replaces this with a per-cell driver). */
-function notebookCommand(notebook: string): string {
-  const quoted = `'${notebook.replace(/'/g, `'\\''`)}'`;
-  return `jupyter nbconvert --to notebook --execute --output executed.ipynb ${quoted}`;
 }
 
 function fileSize(file: string): number {
