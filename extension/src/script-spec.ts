@@ -24,6 +24,8 @@ export interface ScriptRun {
   python: string;
   /** The run's name, when `file` is a snapshot of the script rather than the script itself. */
   name?: string;
+  /** Environment variables of the run (a notebook's cell selection). */
+  env?: Record<string, string>;
 }
 
 /** The one-job spec that runs a script, named after the file; the daemon records the rest. */
@@ -38,6 +40,7 @@ export function scriptSpec(run: ScriptRun): string {
   else spec['run'] = `${kind === 'python' ? run.python : 'bash'} ${shellWord(target)}`;
   spec['workdir'] = run.workdir;
   spec['resources'] = { gpus: run.gpus };
+  if (run.env && Object.keys(run.env).length > 0) spec['env'] = run.env;
   return stringify(spec);
 }
 
