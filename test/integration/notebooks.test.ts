@@ -147,6 +147,16 @@ describe('Notebook runs', function () {
       await checkFailingRun(run, await cellEvents(job!.id));
     });
 
+    it('runs only the cells asked for: some of them, or from one down', async () => {
+      writeNotebook(workdir, 'pick.ipynb', [{ source: 'print("zero")' }, { source: '# notes', markdown: true }, { source: 'print("two")' }, { source: 'print("three")' }]);
+      const [some] = await submit('name: some\nnotebook: pick.ipynb\nenv: { DROVER_NOTEBOOK_CELLS: "0,3" }\n');
+      const [down] = await submit('name: down\nnotebook: pick.ipynb\nenv: { DROVER_NOTEBOOK_CELLS: "2-" }\n');
+      assert.equal((await ended(some!.id)).state, 'succeeded');
+      assert.equal((await ended(down!.id)).state, 'succeeded');
+      assert.deepEqual(outline(await cellEvents(some!.id)), ['start 0', 'finish 0 ok', 'start 3', 'finish 3 ok']);
+      assert.deepEqual(outline(await cellEvents(down!.id)), ['start 2', 'finish 2 ok', 'start 3', 'finish 3 ok']);
+    });
+
     it('sweeps a notebook like a script: each run gets its own parameters', async () => {
       writeAnalysisNotebook(workdir);
       const jobs = await submit('name: sweep\nnotebook: analysis.ipynb\nsweep: { parameters: { name: [a, b] } }\n');

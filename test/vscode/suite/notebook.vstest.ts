@@ -90,7 +90,7 @@ describe('Notebooks on the cluster in a real VS Code', function () {
 
   it('stops at a failing cell: its traceback is in that cell, and the cells after it did not run', async () => {
     const notebook = await open('fails.ipynb', FAILING_CELLS);
-    await vscode.commands.executeCommand('drover.runNotebookOnCluster', notebook.uri, { host: 'local', gpus: 0 });
+    const job = (await vscode.commands.executeCommand('drover.runNotebookOnCluster', notebook.uri, { host: 'local', gpus: 0 })) as JobView;
     const texts = await eventually('the run to end', () => {
       const now = api.test.notebooks.statusTexts(notebook);
       return now.get(2) === '$(circle-slash) not run' && now;
@@ -104,5 +104,14 @@ describe('Notebooks on the cluster in a real VS Code', function () {
     // eslint-disable-next-line no-control-regex -- the colours IPython puts in tracebacks
     assert.match(parsed.stack.replace(/\x1b\[[0-9;]*m/g, ''), /----> 3 divide\(x, 0\)/);
     assert.deepEqual(outputsOf(notebook, 2), []);
+
+    // Outputs cleared, then applied again from the run's executed notebook.
+    const cleared = new vscode.WorkspaceEdit();
+    cleared.set(notebook.uri, [0, 1].map((index) => vscode.NotebookEdit.replaceCells(new vscode.NotebookRange(index, index + 1), [new vscode.NotebookCellData(vscode.NotebookCellKind.Code, notebook.cellAt(index).document.getText(), 'python')])));
+    assert.ok(await vscode.workspace.applyEdit(cleared));
+    assert.deepEqual(outputsOf(notebook, 0), []);
+    assert.equal(await vscode.commands.executeCommand('drover.applyRunOutputs', notebook.uri, job.id), true);
+    assert.deepEqual(outputsOf(notebook, 0), ['application/vnd.code.notebook.stdout: first\n']);
+    assert.ok(outputsOf(notebook, 1).some((output) => output.startsWith('application/vnd.code.notebook.error') && output.includes('ZeroDivisionError')));
   });
 });
