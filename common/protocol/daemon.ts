@@ -150,6 +150,8 @@ export type CellEvent =
   | { event: 'begin'; time: number; cells: number[]; kernel: string; host: string; params: Record<string, unknown> }
   | { event: 'start'; time: number; cell: number; injected?: boolean }
   | { event: 'output'; time: number; cell: number; injected?: boolean; output: NotebookOutput; points?: CellMetricPoint[] }
+  /** The cell's outputs, all of them, after a clear_output or an updated display (progress bars do both). */
+  | { event: 'outputs'; time: number; cell: number; injected?: boolean; outputs: NotebookOutput[] }
   | { event: 'metrics'; time: number; cell: number; injected?: boolean; points: CellMetricPoint[] }
   | { event: 'finish'; time: number; cell: number; injected?: boolean; status: 'ok' | 'error'; executionCount: number | null }
   | { event: 'end'; time: number; status: 'ok' | 'error'; message?: string };

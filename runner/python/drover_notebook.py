@@ -12,6 +12,8 @@ on an SSH host). It needs Python 3.8+ with Jupyter's nbclient, nbformat and ipyk
       {"event": "begin", "time": ..., "cells": [1, 2, 4], "kernel": "python3", "params": {...}}
       {"event": "start", "cell": 2, "time": ...}            (injected: true for the parameters)
       {"event": "output", "cell": 2, "time": ..., "output": {nbformat output}}
+      {"event": "outputs", "cell": 2, "time": ..., "outputs": [...]}   (all of them, after a clear
+                                                                      or an updated display)
       {"event": "metrics", "cell": 2, "time": ..., "lines": ["{...}"]}  ($DROVER_METRICS records)
       {"event": "finish", "cell": 2, "time": ..., "status": "ok" | "error", "executionCount": 3}
       {"event": "end", "time": ..., "status": "ok" | "error"}
@@ -138,12 +140,28 @@ class CellDriver(NotebookClient):
         self.cell_fields = cell_fields
 
     def output(self, outs, msg, display_id, cell_index):
+        # A clear_output(wait=True) takes effect with the next output: then the whole list is news.
+        clearing = self.clear_before_next_output
         out = super().output(outs, msg, display_id, cell_index)
         if out is not None:
-            self.events.write("output", output=out, **self.cell_fields(cell_index))
+            if clearing:
+                self.events.write("outputs", outputs=list(outs), **self.cell_fields(cell_index))
+            else:
+                self.events.write("output", output=out, **self.cell_fields(cell_index))
             echo(out)
             self.report_metrics(cell_index)
         return out
+
+    def clear_output(self, outs, msg, cell_index):
+        super().clear_output(outs, msg, cell_index)
+        if not self.clear_before_next_output:
+            self.events.write("outputs", outputs=list(outs), **self.cell_fields(cell_index))
+
+    def _update_display_id(self, display_id, msg):
+        # A display updated in place (progress bars): each cell showing it gets its outputs anew.
+        super()._update_display_id(display_id, msg)
+        for cell_index in self._display_id_map.get(display_id, {}):
+            self.events.write("outputs", outputs=list(self.nb.cells[cell_index].outputs), **self.cell_fields(cell_index))
 
     def report_metrics(self, position):
         lines = self.metrics.new_lines()

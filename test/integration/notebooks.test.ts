@@ -157,6 +157,29 @@ describe('Notebook runs', function () {
       assert.deepEqual(outline(await cellEvents(down!.id)), ['start 2', 'finish 2 ok', 'start 3', 'finish 3 ok']);
     });
 
+    it('streams an output larger than a log read (a big image) whole', async () => {
+      writeNotebook(workdir, 'big.ipynb', [{ source: 'from IPython.display import display\ndisplay({"image/png": "A" * 3_000_000}, raw=True)\nprint("after")' }]);
+      const [job] = await submit('name: big\nnotebook: big.ipynb\n');
+      assert.equal((await ended(job!.id)).state, 'succeeded');
+      const events = await cellEvents(job!.id);
+      const image = outputsOf(events, 0).find((output) => output.output_type === 'display_data');
+      assert.equal((image?.data?.['image/png'] as string | undefined)?.length, 3_000_000);
+      assert.equal(streamText(events, 0, 'stdout'), 'after\n');
+    });
+
+    it("reports a cleared output and a display updated in place (progress bars) as the cell's outputs anew", async () => {
+      const source = 'from IPython.display import display, clear_output\nh = display("step 0", display_id=True)\nh.update("step 1")\nprint("a")\nclear_output(wait=True)\nprint("b")';
+      writeNotebook(workdir, 'progress.ipynb', [{ source }]);
+      const [job] = await submit('name: progress\nnotebook: progress.ipynb\n');
+      assert.equal((await ended(job!.id)).state, 'succeeded');
+      const shown = (await cellEvents(job!.id)).flatMap((event) => {
+        if (event.event === 'output') return [`+ ${event.output.text ?? JSON.stringify(event.output.data)}`];
+        if (event.event === 'outputs') return [`= ${event.outputs.map((output) => output.text ?? JSON.stringify(output.data)).join(' ')}`];
+        return [];
+      });
+      assert.deepEqual(shown, ['+ {"text/plain":"\'step 0\'"}', '= {"text/plain":"\'step 1\'"}', '+ a\n', '= b\n']);
+    });
+
     it('sweeps a notebook like a script: each run gets its own parameters', async () => {
       writeAnalysisNotebook(workdir);
       const jobs = await submit('name: sweep\nnotebook: analysis.ipynb\nsweep: { parameters: { name: [a, b] } }\n');

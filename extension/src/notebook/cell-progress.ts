@@ -63,6 +63,10 @@ export class NotebookRunProgress {
           if (event.points) cell.points.push(...event.points);
           changed.add(event.cell);
           break;
+        case 'outputs':
+          cell.outputs = [...event.outputs];
+          changed.add(event.cell);
+          break;
         case 'metrics':
           cell.points.push(...event.points);
           changed.add(event.cell);

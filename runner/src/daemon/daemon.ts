@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import {
   FINAL_STATES,
   type AttemptOutcome,
+  type CellEvent,
   type CellEventsChunk,
   type DaemonNotifications,
   type HostView,
@@ -125,6 +126,8 @@ interface AttemptEnd {
 export type Emit = <M extends keyof DaemonNotifications>(topic: Topic, method: M, payload: DaemonNotifications[M], jobId?: number) => void;
 
 const LOG_READ_LIMIT = 1 << 20;
+/** The longest cell event read whole (a cell's output with images): larger ones wait unread. */
+const CELL_EVENT_LIMIT = 256 << 20;
 /** After a failed commit, how long to wait before trying again what it lost. */
 const RECOVERY_DELAY_MS = 1_000;
 
@@ -396,9 +399,8 @@ export class Daemon {
     const number = attemptNumber ?? row.attempts;
     const attempt = number > 0 ? this.store.attempt(id, number) : undefined;
     if (!attempt) return { jobId: id, attempt: number, offset, nextOffset: offset, events: [], complete: FINAL_STATES.includes(row.state) };
-    const read = readUtf8(attemptFiles(attempt.dir).cells, offset, LOG_READ_LIMIT);
-    const { events, bytes } = readCellEvents(read.data);
-    return { jobId: id, attempt: number, offset, nextOffset: offset + bytes, events, complete: attempt.outcome !== 'running' && offset + bytes >= read.size };
+    const { events, bytes, size } = readCellEventsFrom(attemptFiles(attempt.dir).cells, offset);
+    return { jobId: id, attempt: number, offset, nextOffset: offset + bytes, events, complete: attempt.outcome !== 'running' && offset + bytes >= size };
   }
 
   hosts(): HostView[] {
@@ -989,8 +991,8 @@ export class Daemon {
       attempt.fileMetrics.feed(metrics.chunk);
       attempt.metricsOffset += metrics.bytes;
     }
-    const cells = readUtf8(files.cells, attempt.cellsOffset, LOG_READ_LIMIT);
-    const { events, bytes: cellBytes } = readCellEvents(cells.data);
+    const cells = readCellEventsFrom(files.cells, attempt.cellsOffset);
+    const { events, bytes: cellBytes } = cells;
     if (cellBytes > 0 || final) {
       const offset = attempt.cellsOffset;
       attempt.cellsOffset += cellBytes;
@@ -1134,6 +1136,18 @@ function formatDelay(ms: number): string {
   const seconds = ms / 1000;
   if (seconds < 120) return `${+seconds.toFixed(1)} s`;
   return `${+(seconds / 60).toFixed(1)} min`;
+}
+
+/**
+ * The whole cell events from `offset`. One event (an output with a large image) may be longer than
+ * a log read, so the read grows until it holds a line end or reaches the file's end.
+ */
+function readCellEventsFrom(file: string, offset: number): { events: CellEvent[]; bytes: number; size: number } {
+  for (let limit = LOG_READ_LIMIT; ; limit *= 4) {
+    const read = readUtf8(file, offset, limit);
+    const { events, bytes } = readCellEvents(read.data);
+    if (bytes > 0 || offset + read.bytes >= read.size || limit >= CELL_EVENT_LIMIT) return { events, bytes, size: read.size };
+  }
 }
 
 function fileSize(file: string): number {

@@ -79,6 +79,7 @@ function toCellEvent(record: DriverRecord): CellEvent | undefined {
       return { ...(rest as object), time, ...(points.length > 0 && { points: points.map(cellPoint) }) } as CellEvent;
     }
     case 'begin':
+    case 'outputs':
     case 'start':
     case 'finish':
     case 'end':

@@ -41,6 +41,16 @@ describe('notebook run progress (the cell status bar and outputs)', () => {
     assert.ok(progress.ended);
   });
 
+  it("replaces a cell's outputs when it clears them or updates a display", () => {
+    const progress = new NotebookRunProgress(7, [0]);
+    progress.apply([
+      { event: 'start', time: 0, cell: 0 },
+      { event: 'output', time: 1, cell: 0, output: { output_type: 'stream', name: 'stderr', text: '10%' } },
+      { event: 'outputs', time: 2, cell: 0, outputs: [{ output_type: 'stream', name: 'stderr', text: '100%' }] },
+    ]);
+    assert.deepEqual(progress.cells.get(0)!.outputs, [{ output_type: 'stream', name: 'stderr', text: '100%' }]);
+  });
+
   it('starts over for a retry', () => {
     const progress = new NotebookRunProgress(7, [0]);
     progress.apply([{ event: 'start', time: 1, cell: 0 }]);
