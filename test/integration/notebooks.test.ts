@@ -209,7 +209,8 @@ describe('Notebook runs', function () {
       assert.ok(executed && executed.endsWith('executed.ipynb') && existsSync(executed), shown.stdout);
 
       writeNotebook(workdir, 'fails.ipynb', FAILING_CELLS);
-      const failed = await harness.cli(['run', '--wait', 'fails.ipynb'], workdir);
+      // Options may follow a notebook.
+      const failed = await harness.cli(['run', 'fails.ipynb', '--wait'], workdir);
       assert.equal(failed.code, 1);
       assert.match(failed.stderr, /\[fails\] cell 1 failed/);
     });

@@ -130,13 +130,14 @@ function optional<K extends string>(name: K, value: string | undefined): { [P in
   return (value === undefined ? {} : { [name]: value }) as { [P in K]?: string };
 }
 
-/** `drover run` options end at `--` or at the first word that is not an option: the command. */
+/** `drover run` options end at `--` or at the first word that is not an option: the command (a notebook excepted). */
 function splitRunArguments(args: string[]): string[] {
   const withValue = new Set(['--gpus', '--cpus', '--mem', '--name', '--timeout', '--retries', '--host', '--param', '-p']);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === '--') return args;
-    if (!arg.startsWith('-')) return [...args.slice(0, i), '--', ...args.slice(i)];
+    // A notebook takes no arguments of its own, so options may follow it (`drover run eval.ipynb --host box`).
+    if (!arg.startsWith('-')) return arg.endsWith('.ipynb') ? args : [...args.slice(0, i), '--', ...args.slice(i)];
     if (withValue.has(arg)) i++;
   }
   return args;
