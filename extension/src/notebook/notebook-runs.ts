@@ -7,7 +7,7 @@ import { config } from '../config';
 import type { DroverContext } from '../context';
 import { runLabel } from '../model/format';
 import { isRunTarget, type RunTarget } from '../model/target';
-import { scriptSpec } from '../script-spec';
+import { notebookSpecWithSettings, scriptSpec } from '../script-spec';
 import { cellSelection, cellStatusText, NotebookRunProgress, seriesOf, type CellScope } from './cell-progress';
 import { metricsOutput, toCellOutputs } from './cell-outputs';
 
@@ -90,8 +90,9 @@ export class NotebookRuns implements vscode.NotebookCellStatusBarItemProvider, v
     }
     const client = await this.ctx.requireDaemon('start');
     if (!client) return undefined;
-    const target = given ?? (await pickTarget(this.ctx, client, false, undefined));
-    if (!target) return undefined;
+    const picked = given ? { target: given } : await this.pickWhere(client);
+    if (!picked) return undefined;
+    const target = picked.target ?? {};
     const folder = vscode.workspace.getWorkspaceFolder(notebook.uri)?.uri.fsPath ?? path.dirname(notebook.uri.fsPath);
     const cells = selectedCells(notebook, scope);
     if (cells.length === 0) {
@@ -99,13 +100,10 @@ export class NotebookRuns implements vscode.NotebookCellStatusBarItemProvider, v
       return undefined;
     }
     const selection = cellSelection(scope);
-    const specText = scriptSpec({
-      file: notebook.uri.fsPath,
-      workdir: folder,
-      gpus: target.gpus ?? 0,
-      python: config.python(),
-      ...(selection !== undefined && { env: { DROVER_NOTEBOOK_CELLS: selection } }),
-    });
+    const env = selection !== undefined ? { DROVER_NOTEBOOK_CELLS: selection } : undefined;
+    const specText = picked.spec
+      ? notebookSpecWithSettings((await vscode.workspace.openTextDocument(picked.spec)).getText(), picked.spec.fsPath, { file: notebook.uri.fsPath, ...(env && { env }) })
+      : scriptSpec({ file: notebook.uri.fsPath, workdir: folder, gpus: target.gpus ?? 0, python: config.python(), ...(env && { env }) });
     const result = await client.request('drover/submit', { specText, cwd: folder, env: recordEnv(), ...(target.host && { host: target.host }) });
     const job = result.jobs[0]!;
     this.ctx.store.addJobs(result.jobs);
@@ -117,6 +115,27 @@ export class NotebookRuns implements vscode.NotebookCellStatusBarItemProvider, v
     this.onJob(this.ctx.store.job(job.id) ?? job);
     this.read(client, run);
     return job;
+  }
+
+  /**
+   * Where to run: a host and GPU count (the scripts' picker), or, when the workspace has specs, the
+   * settings of one of them (resources, placement, environment, parameters, sweep).
+   */
+  private async pickWhere(client: DaemonClient): Promise<{ target?: RunTarget; spec?: vscode.Uri } | undefined> {
+    const specs = await vscode.workspace.findFiles('**/{*.drover.yaml,*.drover.yml,drover.yaml,drover.yml}', '**/node_modules/**', 50);
+    if (specs.length > 0) {
+      type Where = vscode.QuickPickItem & { spec?: vscode.Uri; host?: true };
+      const items: Where[] = [
+        { label: '$(server) A host and GPUs…', host: true },
+        { label: "A spec's settings", kind: vscode.QuickPickItemKind.Separator },
+        ...specs.map((uri) => ({ label: `$(file-code) ${vscode.workspace.asRelativePath(uri)}`, description: 'its resources, placement, env, params and sweep', spec: uri })),
+      ];
+      const where = await vscode.window.showQuickPick(items, { title: 'Drover: run the notebook where?' });
+      if (!where) return undefined;
+      if (where.spec) return { spec: where.spec };
+    }
+    const target = await pickTarget(this.ctx, client, false, undefined);
+    return target && { target };
   }
 
   provideCellStatusBarItems(cell: vscode.NotebookCell): vscode.NotebookCellStatusBarItem[] {
