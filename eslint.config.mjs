@@ -65,6 +65,11 @@ export default tseslint.config(
     'The extension reaches the daemon and the language server through their protocols, never their code.',
   ),
   layer(
+    ['extension/notebook-renderer/**/*.ts'],
+    [...part('runner'), ...part('language-server'), ...part('webviews'), ...part('test'), ...part('src'), ...part('node'), 'vscode', ...NODE_BUILTINS],
+    "The notebook renderer runs in the notebook's webview: it imports only common/ and talks to the extension by messages.",
+  ),
+  layer(
     ['webviews/**/*.ts'],
     [...part('runner'), ...part('extension'), ...part('language-server'), ...part('test'), ...part('node'), 'vscode', ...NODE_BUILTINS],
     'Webviews run in a browser sandbox: they import only common/ and talk to the extension by messages.',

@@ -47,7 +47,24 @@ function nodeBundle(name, entry, extra = {}) {
   };
 }
 
+/**
+ * The notebook output renderer for cell metrics: browser code loaded by VS Code's notebook webview
+ * as an ES module (contributes.notebookRenderer in package.json).
+ */
+const notebookRenderer = {
+  name: 'notebook-metrics-renderer',
+  target: 'web',
+  entry: { 'notebook-metrics-renderer': './extension/notebook-renderer/metrics-renderer.ts' },
+  output: { path: path.resolve(__dirname, 'dist'), filename: '[name].js', library: { type: 'module' }, clean: false },
+  experiments: { outputModule: true },
+  resolve: { extensions: ['.ts', '.js'] },
+  module: nodeBundle('renderer', './extension/notebook-renderer/metrics-renderer.ts').module,
+  devtool: false,
+  performance: { hints: false },
+};
+
 module.exports = [
+  notebookRenderer,
   nodeBundle('extension', './extension/src/extension.ts', {
     externals: { vscode: 'commonjs vscode' },
     // The clock for the activation time the extension reports (and the benchmark prints).

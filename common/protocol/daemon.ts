@@ -51,6 +51,8 @@ export interface AttemptView {
   logBytes: number;
   /** On an SSH host: the tree hash of the workdir version it ran in. */
   workdirVersion?: string;
+  /** A notebook run: the executed notebook (rewritten after each cell; copied back from an SSH host when it ends). */
+  notebookPath?: string;
 }
 
 /** What reproduces a run. */
@@ -130,6 +132,57 @@ export interface LogChunk {
   complete: boolean;
 }
 
+/**
+ * A Jupyter output as nbformat 4 stores it (stream, display_data, execute_result or error),
+ * so a client can show it, or put it into a notebook, as is.
+ */
+export interface NotebookOutput {
+  output_type: 'stream' | 'display_data' | 'execute_result' | 'error' | 'update_display_data';
+  name?: 'stdout' | 'stderr';
+  text?: string;
+  data?: Record<string, unknown>;
+  metadata?: Record<string, unknown>;
+  execution_count?: number | null;
+  ename?: string;
+  evalue?: string;
+  traceback?: string[];
+}
+
+/** A metric point reported while a cell ran (from a `::metric` line it printed, or a $DROVER_METRICS record). */
+export interface CellMetricPoint {
+  name: string;
+  step: number | null;
+  value: number;
+}
+
+/**
+ * What a notebook run reports, one event per cell start, output and finish, in order. `cell` is
+ * the cell's index in the submitted notebook; the cell Drover injects after the `parameters`
+ * cell carries that cell's index and `injected: true`. `time` is in ms since the epoch, by the
+ * running host's clock.
+ */
+export type CellEvent =
+  | { event: 'begin'; time: number; cells: number[]; kernel: string; host: string; params: Record<string, unknown> }
+  | { event: 'start'; time: number; cell: number; injected?: boolean }
+  | { event: 'output'; time: number; cell: number; injected?: boolean; output: NotebookOutput; points?: CellMetricPoint[] }
+  /** The cell's outputs, all of them, after a clear_output or an updated display (progress bars do both). */
+  | { event: 'outputs'; time: number; cell: number; injected?: boolean; outputs: NotebookOutput[] }
+  | { event: 'metrics'; time: number; cell: number; injected?: boolean; points: CellMetricPoint[] }
+  | { event: 'finish'; time: number; cell: number; injected?: boolean; status: 'ok' | 'error'; executionCount: number | null }
+  | { event: 'end'; time: number; status: 'ok' | 'error'; message?: string };
+
+/** Cell events of one attempt from a byte offset of its events file (whole lines only). */
+export interface CellEventsChunk {
+  jobId: number;
+  attempt: number;
+  offset: number;
+  /** Ask again from here to resume. */
+  nextOffset: number;
+  events: CellEvent[];
+  /** True when the attempt has ended and this chunk reaches the end of its events. */
+  complete: boolean;
+}
+
 export interface MetricPointView {
   step: number | null;
   value: number;
@@ -173,7 +226,7 @@ export interface SubmitResult {
   jobs: JobView[];
 }
 
-export type Topic = 'jobs' | 'logs' | 'metrics' | 'hosts';
+export type Topic = 'jobs' | 'logs' | 'metrics' | 'hosts' | 'cells';
 
 /** Requests: method → parameters and result. */
 export interface DaemonRequests {
@@ -184,6 +237,8 @@ export interface DaemonRequests {
   'drover/cancel': { params: { ids: number[] }; result: { cancelled: number[] } };
   'drover/logs': { params: { id: number; attempt?: number; offset?: number; maxBytes?: number }; result: LogChunk };
   'drover/metrics': { params: { id: number }; result: MetricSeries[] };
+  /** A notebook run's cell events from `offset` (bytes) of an attempt's events (the last attempt by default). */
+  'drover/cells': { params: { id: number; attempt?: number; offset?: number }; result: CellEventsChunk };
   'drover/hosts': { params: Record<string, never>; result: HostView[] };
   /** Adds an alias of the user's OpenSSH config to the pool (it is probed at once). */
   'drover/hosts/add': { params: { alias: string; slurm?: { via?: string; workdirRoot?: string } }; result: HostView };
@@ -206,6 +261,8 @@ export interface DaemonNotifications {
   'drover/event/log': LogChunk;
   'drover/event/metric': { jobId: number; attempt: number; name: string; point: MetricPointView };
   'drover/event/host': HostView;
+  /** New cell events of a notebook run (topic `cells`). */
+  'drover/event/cells': CellEventsChunk;
 }
 
 export type DaemonMethod = keyof DaemonRequests;

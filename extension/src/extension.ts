@@ -1,8 +1,9 @@
 import * as vscode from 'vscode';
-import { registerCommands } from './commands';
+import { registerCommand, registerCommands } from './commands';
 import { forgetUnsavedChoiceWhenDisabled } from './commands/submit-commands';
 import { DroverContext } from './context';
 import { registerHostSync } from './host-sync';
+import { NotebookRuns, notebookCommands } from './notebook/notebook-runs';
 import { registerNotifications } from './notifications';
 import { registerRetention } from './retention';
 import { StatusBar } from './status-bar';
@@ -21,6 +22,8 @@ export interface DroverApi {
     statusBarText(): string;
     /** All that the log terminal of a run was given to show; undefined when none is open. */
     terminalOutput(jobId: number): string | undefined;
+    /** The notebook runs: each cell's status bar text (what the user sees under the cell). */
+    notebooks: NotebookRuns;
   };
 }
 
@@ -38,6 +41,8 @@ export function activate(extension: vscode.ExtensionContext): DroverApi {
   runs.attach(ctx.own(vscode.window.createTreeView('drover.runs', { treeDataProvider: runs, canSelectMany: true, showCollapseAll: true })));
   const statusBar = ctx.own(new StatusBar(ctx.store));
   registerCommands(ctx);
+  const notebooks = ctx.own(new NotebookRuns(ctx));
+  for (const [id, [handler, doing]] of Object.entries(notebookCommands(notebooks))) registerCommand(ctx, id, handler, doing);
   ctx.own(registerNotifications(ctx));
   ctx.own(forgetUnsavedChoiceWhenDisabled(ctx));
   registerHostSync(ctx);
@@ -67,6 +72,7 @@ export function activate(extension: vscode.ExtensionContext): DroverApi {
       trees: { clusters, queue, runs },
       statusBarText: () => statusBar.text,
       terminalOutput: (jobId) => ctx.logs.output(jobId),
+      notebooks,
     },
   };
 }

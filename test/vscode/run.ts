@@ -65,6 +65,7 @@ interface PackageJson {
   contributes?: {
     commands?: { command: string; title: string; category?: string }[];
     viewsContainers?: { activitybar?: { id: string; title: string }[] };
+    notebookRenderer?: { id: string; mimeTypes: string[] }[];
   };
 }
 
@@ -418,6 +419,29 @@ async function uiPass(context: BrowserContext, url: string, prefix: string): Pro
   });
   await shot(page, `${prefix}problems`);
   check(reported !== undefined && /did you mean 'resources'/.test(reported), "the Problems panel reports the unknown key 'resorces' with its did-you-mean");
+
+  // A notebook with a cell's metrics output: the contributed renderer draws its chart in the output webview.
+  if (pkg.contributes?.notebookRenderer?.length) {
+    await page.keyboard.press('Control+P');
+    await page.locator('.quick-input-widget .quick-input-box input').waitFor({ timeout: 5000 });
+    await page.keyboard.type('cell-metrics.ipynb');
+    await within(5000, async () => ((await quickInputRows(page)).some((row) => row.includes('cell-metrics.ipynb')) ? true : undefined));
+    await page.keyboard.press('Enter');
+    // The output lives in the notebook's webview, frames inside the page.
+    const chart = await within(30_000, async () => {
+      for (const frame of page.frames()) {
+        // As text: it runs in the webview, where this file's types (no DOM) do not reach.
+        const drawn = (await frame.evaluate(`(() => {
+          const row = document.querySelector('.drover-cell-metrics [data-metric="loss"]');
+          return row && row.querySelector('polyline') ? row.textContent : undefined;
+        })()`)) as string | undefined;
+        if (drawn) return drawn;
+      }
+      return undefined;
+    });
+    await shot(page, `${prefix}notebook-metrics`);
+    check(chart !== undefined, `the notebook renderer draws a cell's metrics as a chart (${chart ?? 'nothing drawn'})`);
+  }
   await page.close();
   return problems;
 }

@@ -36,17 +36,19 @@ export const COMMANDS: Record<string, [Factory, string]> = {
  * A failure is shown to the user and returns undefined (so tests see it as well).
  */
 export function registerCommands(ctx: DroverContext): void {
-  for (const [id, [factory, doing]] of Object.entries(COMMANDS)) {
-    const handler = factory(ctx);
-    ctx.own(
-      vscode.commands.registerCommand(id, async (...args: unknown[]) => {
-        try {
-          return await handler(...args);
-        } catch (error) {
-          ctx.reportError(error, doing);
-          return undefined;
-        }
-      }),
-    );
-  }
+  for (const [id, [factory, doing]] of Object.entries(COMMANDS)) registerCommand(ctx, id, factory(ctx), doing);
+}
+
+/** Registers one command for the extension's life; a failure is shown to the user and returns undefined. */
+export function registerCommand(ctx: DroverContext, id: string, handler: (...args: unknown[]) => Promise<unknown>, doing: string): void {
+  ctx.own(
+    vscode.commands.registerCommand(id, async (...args: unknown[]) => {
+      try {
+        return await handler(...args);
+      } catch (error) {
+        ctx.reportError(error, doing);
+        return undefined;
+      }
+    }),
+  );
 }

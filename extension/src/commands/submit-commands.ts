@@ -138,7 +138,7 @@ async function runFile(ctx: DroverContext, uri: vscode.Uri, given: RunTarget | u
 }
 
 /** What the daemon records of the client's environment (it redacts secrets before storing). */
-function recordEnv(): Record<string, string> {
+export function recordEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) if (value !== undefined && !name.startsWith('VSCODE_') && !name.startsWith('ELECTRON_')) env[name] = value;
   return env;
@@ -172,7 +172,7 @@ async function snapshotOf(uri: vscode.Uri): Promise<string> {
  * snapshot of them and leave the file unsaved. The answer can be remembered (globalState) until `drover.run.rememberUnsavedChoice`
  * is turned off or the remembered choices are reset. Undefined when the user backs out.
  */
-async function settleUnsaved(ctx: DroverContext, uri: vscode.Uri): Promise<'current' | 'snapshot' | undefined> {
+export async function settleUnsaved(ctx: DroverContext, uri: vscode.Uri): Promise<'current' | 'snapshot' | undefined> {
   const key = uri.toString();
   const text = vscode.workspace.textDocuments.find((document) => document.uri.toString() === key);
   const notebook = vscode.workspace.notebookDocuments.find((document) => document.uri.toString() === key);
@@ -212,7 +212,7 @@ interface TargetPick extends vscode.QuickPickItem {
 }
 
 /** The host (or any), then for a script the number of GPUs; the remembered target comes first. */
-async function pickTarget(ctx: DroverContext, client: DaemonClient, forSpec: boolean, remembered: RunTarget | undefined): Promise<RunTarget | undefined> {
+export async function pickTarget(ctx: DroverContext, client: DaemonClient, forSpec: boolean, remembered: RunTarget | undefined): Promise<RunTarget | undefined> {
   let hosts: HostView[];
   try {
     hosts = await client.request('drover/hosts', {});

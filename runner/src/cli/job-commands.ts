@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { stringify } from 'yaml';
-import { FINAL_STATES, type HostView, type JobView, type LogChunk, type SubmitParams, type SubmitResult } from '../../../common/protocol';
+import { FINAL_STATES, type CellEventsChunk, type HostView, type JobView, type LogChunk, type SubmitParams, type SubmitResult } from '../../../common/protocol';
 import { formatElapsed, formatMetricValue, formatSize, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
 import { DaemonUnavailable, type DaemonClient } from '../../../common/node/daemon-client';
 import { connectDaemon } from './daemon-connection';
@@ -44,13 +44,18 @@ async function previewSbatch(client: DaemonClient, params: SubmitParams, options
   return EXIT.ok;
 }
 
-/** `drover run -- python train.py`: an ad-hoc job, written as a one-job spec. */
+/**
+ * `drover run -- python train.py`: an ad-hoc job, written as a one-job spec. A lone `.ipynb`
+ * path is a notebook job, run cell by cell (`-p NAME=VALUE` fills its `parameters` cell).
+ */
 export async function runCommand(
   argv: string[],
-  options: { gpus?: string; cpus?: string; mem?: string; name?: string; timeout?: string; retries?: string; host?: string; wait: boolean; json: boolean; previewSbatch?: boolean },
+  options: { gpus?: string; cpus?: string; mem?: string; name?: string; timeout?: string; retries?: string; host?: string; params?: string[]; wait: boolean; json: boolean; previewSbatch?: boolean },
   out: CommandOutput,
 ): Promise<number> {
   if (argv.length === 0) throw new CliError('name a command to run, after --: drover run --gpus 1 -- python train.py', EXIT.usage);
+  const notebook = argv.length === 1 && argv[0]!.endsWith('.ipynb') ? argv[0]! : undefined;
+  if (options.params?.length && !notebook) throw new CliError('-p sets a notebook\'s parameters: pass them to a command as its own arguments', EXIT.usage);
   const resources: Record<string, unknown> = {};
   if (options.gpus !== undefined) {
     const gpus = /^\d+$/.test(options.gpus) ? Number(options.gpus) : options.gpus;
@@ -69,7 +74,8 @@ export async function runCommand(
     resources['memory'] = options.mem;
   }
   const command = argv.length === 1 ? argv[0]! : argv.map(shellWord).join(' ');
-  const spec: Record<string, unknown> = { name: options.name ?? defaultRunName(argv), run: command, resources };
+  const spec: Record<string, unknown> = { name: options.name ?? defaultRunName(argv), ...(notebook ? { notebook } : { run: command }), resources };
+  if (options.params?.length) spec['params'] = parseOverrides(options.params);
   if (options.timeout !== undefined) spec['timeout'] = options.timeout;
   if (options.retries !== undefined) spec['retries'] = Number(options.retries);
   const params: SubmitParams = { specText: stringify(spec), cwd: process.cwd(), env: stringEnv(), user: userInfo().username, ...onHost(options.host) };
@@ -90,7 +96,7 @@ async function submitAndReport(
   if (options.wait) {
     // Subscribed before submitting, so no event of the new runs is missed.
     follower = new RunFollower(client, out, { prefix: true, json: options.json });
-    await client.request('drover/subscribe', { topics: ['jobs', 'logs'] });
+    await client.request('drover/subscribe', { topics: ['jobs', 'logs', 'cells'] });
   }
   const result: SubmitResult = await client.request('drover/submit', params);
   if (!options.wait) {
@@ -127,6 +133,8 @@ class RunFollower {
   private readonly offsets = new Map<string, number>();
   private readonly jobs = new Map<number, JobView>();
   private readonly partial = new Map<number, string>();
+  /** When each notebook cell started, by run and cell, for its duration. */
+  private readonly cellStarts = new Map<string, number>();
   private pending = Promise.resolve();
   private resolveDone: (() => void) | undefined;
 
@@ -137,6 +145,7 @@ class RunFollower {
   ) {
     client.on('drover/event/job', (job) => this.serially(() => this.onJob(job)));
     client.on('drover/event/log', (chunk) => this.serially(() => this.onLog(chunk)));
+    client.on('drover/event/cells', (chunk) => this.serially(() => this.onCells(chunk)));
   }
 
   async follow(jobs: JobView[]): Promise<JobView[]> {
@@ -175,6 +184,24 @@ class RunFollower {
     const where = job.host ? ` on ${job.host}${job.gpus?.length ? ` (GPU ${job.gpus.join(',')})` : ''}` : '';
     const detail = job.state === 'running' ? `running${where}${job.attempts > 1 ? `, attempt ${job.attempts}` : ''}` : `${job.state}${job.reason ? `: ${job.reason}` : ''}`;
     this.out.stderr(`[${name}] ${detail}`);
+  }
+
+  /** A notebook run's progress, one line per cell start and end, beside its output. */
+  private onCells(chunk: CellEventsChunk): void {
+    const job = this.jobs.get(chunk.jobId);
+    if (!job || this.options.json) return;
+    for (const event of chunk.events) {
+      if (event.event !== 'start' && event.event !== 'finish') continue;
+      const cell = event.injected ? `cell ${event.cell} (injected parameters)` : `cell ${event.cell}`;
+      if (event.event === 'start') {
+        this.cellStarts.set(`${chunk.jobId}:${event.cell}:${event.injected ?? false}`, event.time);
+        this.out.stderr(`[${job.key}] ${cell} running`);
+      } else {
+        const started = this.cellStarts.get(`${chunk.jobId}:${event.cell}:${event.injected ?? false}`);
+        const took = started === undefined ? '' : ` in ${formatElapsed(event.time - started)}`;
+        this.out.stderr(`[${job.key}] ${cell} ${event.status === 'ok' ? 'done' : 'failed'}${took}`);
+      }
+    }
   }
 
   private async onLog(chunk: LogChunk): Promise<void> {
@@ -275,6 +302,7 @@ export async function showCommand(ids: string[], options: { json: boolean }, out
       const end = attempt.endedAt ? `${attempt.outcome}${attempt.exitCode !== undefined ? `, exit ${attempt.exitCode}` : ''}${attempt.signal ? `, ${attempt.signal}` : ''}, ${formatElapsed(attempt.endedAt - attempt.startedAt)}` : 'running';
       const version = attempt.workdirVersion ? ` (workdir ${attempt.workdirVersion.slice(0, 12)})` : '';
       lines.push([`attempt ${attempt.number}`, `${end} on ${attempt.host}${version}${attempt.gpus.length ? ` GPU ${attempt.gpus.join(',')}` : ''}; log ${attempt.logPath}`]);
+      if (attempt.notebookPath) lines.push(['  executed', attempt.notebookPath]);
     }
     const width = Math.max(...lines.map(([label]) => label.length));
     out.stdout(lines.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n'));

@@ -49,8 +49,8 @@ const COMMANDS: Record<string, Command> = {
       submitCommand(files, { params: (values['param'] as string[] | undefined) ?? [], ...optional('host', text(values, 'host')), wait: false, json: flag(values, 'json'), previewSbatch: true }, out),
   },
   run: {
-    summary: 'run a command as a job: drover run --gpus 1 -- python train.py',
-    usage: 'drover run [--gpus N|TYPE:N] [--cpus N] [--mem SIZE] [--name NAME] [--timeout DURATION] [--retries N] [--host ALIAS] [--preview-sbatch] [--wait] [--json] -- COMMAND...',
+    summary: 'run a command or a notebook as a job: drover run --gpus 1 -- python train.py; drover run --wait -p lr=0.1 eval.ipynb',
+    usage: 'drover run [--gpus N|TYPE:N] [--cpus N] [--mem SIZE] [--name NAME] [--timeout DURATION] [--retries N] [--host ALIAS] [-p NAME=VALUE]... [--preview-sbatch] [--wait] [--json] -- COMMAND... | NOTEBOOK.ipynb',
     options: {
       ...json,
       wait: { type: 'boolean', short: 'w' },
@@ -62,6 +62,7 @@ const COMMANDS: Record<string, Command> = {
       retries: { type: 'string' },
       host: { type: 'string' },
       'preview-sbatch': { type: 'boolean' },
+      param: { type: 'string', short: 'p', multiple: true },
     },
     run: (command, values, out) =>
       runCommand(
@@ -75,6 +76,7 @@ const COMMANDS: Record<string, Command> = {
           ...optional('timeout', text(values, 'timeout')),
           ...optional('retries', text(values, 'retries')),
           ...optional('host', text(values, 'host')),
+          params: (values['param'] as string[] | undefined) ?? [],
           wait: flag(values, 'wait'),
           json: flag(values, 'json'),
         },
@@ -142,13 +144,14 @@ function optional<K extends string>(name: K, value: string | undefined): { [P in
   return (value === undefined ? {} : { [name]: value }) as { [P in K]?: string };
 }
 
-/** `drover run` options end at `--` or at the first word that is not an option: the command. */
+/** `drover run` options end at `--` or at the first word that is not an option: the command (a notebook excepted). */
 function splitRunArguments(args: string[]): string[] {
-  const withValue = new Set(['--gpus', '--cpus', '--mem', '--name', '--timeout', '--retries', '--host']);
+  const withValue = new Set(['--gpus', '--cpus', '--mem', '--name', '--timeout', '--retries', '--host', '--param', '-p']);
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === '--') return args;
-    if (!arg.startsWith('-')) return [...args.slice(0, i), '--', ...args.slice(i)];
+    // A notebook takes no arguments of its own, so options may follow it (`drover run eval.ipynb --host box`).
+    if (!arg.startsWith('-')) return arg.endsWith('.ipynb') ? args : [...args.slice(0, i), '--', ...args.slice(i)];
     if (withValue.has(arg)) i++;
   }
   return args;

@@ -1,9 +1,11 @@
-import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import {
   FINAL_STATES,
   type AttemptOutcome,
+  type CellEvent,
+  type CellEventsChunk,
   type DaemonNotifications,
   type HostView,
   type JobDetail,
@@ -20,7 +22,7 @@ import { analyzeSpec, expandSpec, ExpansionError, formatDiagnostic, hasErrors, t
 import { LOCAL_HOST, probeLocalHost, type HostInventory } from '../hosts/local-host';
 import { listSshAliases } from '../hosts/ssh/ssh-config';
 import { daemonIdOf, SshHost } from '../hosts/ssh/ssh-host';
-import { REMOTE_READ_LIMIT, type PollAnswer, type PolledAttempt } from '../hosts/ssh/remote-scripts';
+import { REMOTE_FILES, REMOTE_READ_LIMIT, type PollAnswer, type PolledAttempt } from '../hosts/ssh/remote-scripts';
 import { SlurmCluster, type SlurmClusterSettings } from '../hosts/slurm/slurm-cluster';
 import { isArrayJob, sbatchScript, SbatchError, type SbatchJob } from '../hosts/slurm/sbatch-script';
 import { projectId as projectIdOf } from '../hosts/ssh/workdir-sync';
@@ -28,6 +30,7 @@ import { standingOf, type RunStanding, type SlurmJob } from '../hosts/slurm/slur
 import { LauncherClient } from '../local/launcher-client';
 import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, readExitStatus, readWrapperPid, signalGroup } from '../local/detached-process';
 import { MetricLineReader, parseMetricJson, type MetricPoint } from '../metrics/metric-lines';
+import { NOTEBOOK_DRIVER, notebookCommand, notebookDriverPath, notebookEnv, readCellEvents } from '../notebook/cell-events';
 import { redactEnv } from '../records/reproduction';
 import { DEFAULT_USAGE_HALF_LIFE_MS, recentGpuHours, type GpuUse } from '../scheduler/fair-share';
 import { DEFAULT_CPUS, type Allocation, type HostCapacity } from '../scheduler/placement';
@@ -82,6 +85,11 @@ interface LiveAttempt {
   killTimer?: NodeJS.Timeout;
   logOffset: number;
   metricsOffset: number;
+  /**
+   * How far a notebook run's cell events were sent to clients. Not stored: after a restart it
+   * starts at the end, and clients read what they missed with `drover/cells`.
+   */
+  cellsOffset: number;
   /** Metrics in the attempt's output and in its $DROVER_METRICS file, as they are read. */
   outputMetrics: MetricLineReader;
   fileMetrics: MetricLineReader;
@@ -134,6 +142,8 @@ export type Emit = <M extends keyof DaemonNotifications>(topic: Topic, method: M
 const LOG_READ_LIMIT = 1 << 20;
 /** How often a SLURM cluster's partitions and nodes are read (its jobs are read on every poll). */
 const SLURM_INVENTORY_MS = 10_000;
+/** The longest cell event read whole (a cell's output with images): larger ones wait unread. */
+const CELL_EVENT_LIMIT = 256 << 20;
 /** After a failed commit, how long to wait before trying again what it lost. */
 const RECOVERY_DELAY_MS = 1_000;
 /** How often the GPU use of ended attempts is read again for fair share (it changes slowly). */
@@ -365,6 +375,7 @@ export class Daemon {
           ...(attempt.workdirVersion !== null && { workdirVersion: attempt.workdirVersion }),
           logPath: attemptFiles(attempt.dir).log,
           logBytes: fileSize(attemptFiles(attempt.dir).log),
+          ...(row.plan.notebook !== undefined && existsSync(attemptFiles(attempt.dir).notebook) && { notebookPath: attemptFiles(attempt.dir).notebook }),
         };
       }),
     };
@@ -451,6 +462,16 @@ export class Daemon {
   metrics(id: number): MetricSeries[] {
     this.requireJob(id);
     return this.store.metrics(id);
+  }
+
+  /** A notebook run's cell events from `offset` of an attempt's events file (whole lines only). */
+  cells(id: number, attemptNumber: number | undefined, offset = 0): CellEventsChunk {
+    const row = this.requireJob(id);
+    const number = attemptNumber ?? row.attempts;
+    const attempt = number > 0 ? this.store.attempt(id, number) : undefined;
+    if (!attempt) return { jobId: id, attempt: number, offset, nextOffset: offset, events: [], complete: FINAL_STATES.includes(row.state) };
+    const { events, bytes, size } = readCellEventsFrom(attemptFiles(attempt.dir).cells, offset);
+    return { jobId: id, attempt: number, offset, nextOffset: offset + bytes, events, complete: attempt.outcome !== 'running' && offset + bytes >= size };
   }
 
   hosts(): HostView[] {
@@ -674,7 +695,7 @@ export class Daemon {
       const workdir = await cluster.prepareWorkdir(first.plan.workdir);
       job = {
         name: `${first.specName}.${first.plan.job}`,
-        runs: group.map((row) => ({ runId: row.id, plan: row.plan, command: row.plan.command ?? notebookCommand(row.plan.notebook!) })),
+        runs: group.map((row) => ({ runId: row.id, plan: row.plan, command: slurmCommand(row.plan) })),
         workdir,
         outputDir,
         dependsOn: [...dependsOn],
@@ -750,7 +771,7 @@ export class Daemon {
       const dir = cluster.outputDir(row.submissionId, row.plan.job);
       if (!dir) continue;
       const files = attemptFiles(this.slurmAttemptDir(row));
-      tasks.push({ key: String(row.id), dir: `${dir}/${row.slurmId!.split('_')[1] ?? '0'}`, logOffset: fileSize(files.log), metricsOffset: fileSize(files.metrics) });
+      tasks.push({ key: String(row.id), dir: `${dir}/${row.slurmId!.split('_')[1] ?? '0'}`, logOffset: fileSize(files.log), metricsOffset: fileSize(files.metrics), cellsOffset: fileSize(files.cells) });
     }
     const missing = [...(this.slurmMissing.get(cluster.name) ?? [])];
     const inventory = Date.now() - cluster.inventoryAt >= Math.max(SLURM_INVENTORY_MS, this.settings.slurmPollMs);
@@ -871,7 +892,7 @@ export class Daemon {
       try {
         const script = sbatchScript({
           name: `${analysis.model!.name}.${job}`,
-          runs: runs.map((plan) => ({ runId: ++runId, plan, command: plan.command ?? notebookCommand(plan.notebook!) })),
+          runs: runs.map((plan) => ({ runId: ++runId, plan, command: slurmCommand(plan) })),
           workdir,
           outputDir,
           dependsOn: [...new Set(runs.flatMap((plan) => plan.needs.map((key) => `<${plans.find((other) => other.key === key)!.job}>`)))],
@@ -1151,7 +1172,7 @@ export class Daemon {
     return {
       jobId: job.id, number, dir, pid: null, processStart: null,
       allocation: { ...allocation, group: sweepGroup(job), user: job.user, startedAt, ...(job.plan.timeoutSeconds !== undefined && { timeLimitMs: job.plan.timeoutSeconds * 1000 }) },
-      logOffset: 0, metricsOffset: 0, points,
+      logOffset: 0, metricsOffset: 0, cellsOffset: 0, points,
       outputMetrics: new MetricLineReader(keep), fileMetrics: new MetricLineReader(keep, { parse: parseMetricJson }),
     };
   }
@@ -1171,7 +1192,8 @@ export class Daemon {
       DROVER_ATTEMPT: String(number),
       DROVER_METRICS: files.metrics,
     };
-    const command = job.plan.command ?? notebookCommand(job.plan.notebook!);
+    const command = job.plan.command ?? notebookCommand({ notebook: job.plan.notebook!, driver: notebookDriverPath(), events: files.cells, output: files.notebook });
+    if (job.plan.notebook !== undefined) Object.assign(env, notebookEnv(job.plan.params));
     if (!existsSync(job.plan.workdir)) {
       this.finish(live, { exitCode: null, signal: null, failure: `could not start: the workdir ${job.plan.workdir} does not exist` });
       return;
@@ -1213,16 +1235,22 @@ export class Daemon {
       const version = await host.prepare(job.plan.workdir, job.plan.setup);
       if (!remoteDir) throw new Error(`${host.name} has not been reached yet`);
       live.remote = { host, dir: remoteDir, alive: true };
-      const command = job.plan.command ?? notebookCommand(job.plan.notebook!);
+      const notebook = job.plan.notebook;
+      const command =
+        job.plan.command ??
+        notebookCommand({ notebook: notebook!, driver: `${remoteDir}/${NOTEBOOK_DRIVER}`, events: `${remoteDir}/${REMOTE_FILES.cells}`, output: `${remoteDir}/${REMOTE_FILES.notebook}` });
       const env: Record<string, string> = {
         ...job.plan.env,
+        ...(notebook !== undefined && notebookEnv(job.plan.params)),
         CUDA_VISIBLE_DEVICES: live.allocation.gpus.join(','),
         DROVER_RUN_ID: String(job.id),
         DROVER_ATTEMPT: String(live.number),
         DROVER_METRICS: `${remoteDir}/metrics.jsonl`,
         DROVER_WORKDIR_VERSION: version.treeHash,
       };
-      const pid = await host.launch({ dir: remoteDir, cwd: version.remoteDir, command, env });
+      // The driver goes with the run, so a host needs only Python with Jupyter, not Drover.
+      const files: Record<string, string> = notebook !== undefined ? { [NOTEBOOK_DRIVER]: readFileSync(notebookDriverPath(), 'utf8') } : {};
+      const pid = await host.launch({ dir: remoteDir, cwd: version.remoteDir, command, env, files });
       if (this.live.get(job.id) !== live) return;
       this.started(live, pid, null);
       const message = `attempt ${live.number} on ${host.name} (pid ${pid}), workdir ${version.treeHash.slice(0, 12)}: ${version.uploadedFiles} of ${version.files} files sent`;
@@ -1328,6 +1356,7 @@ export class Daemon {
       }
       live.logOffset = row.logScanned;
       live.metricsOffset = row.metricsScanned;
+      live.cellsOffset = fileSize(attemptFiles(row.dir).cells);
       this.live.set(row.jobId, live);
       if (afterRestart) this.store.addEvent(row.jobId, 'readopted', `attempt ${row.number} (pid ${live.pid ?? 'unknown'}) watched again after a daemon restart`, Date.now());
       if (job.cancelRequested) this.stopAttempt(live, 'cancelled');
@@ -1357,10 +1386,12 @@ export class Daemon {
         dir: attempt.remote!.dir!,
         logOffset: fileSize(files.log),
         metricsOffset: fileSize(files.metrics),
+        cellsOffset: fileSize(files.cells),
         ...(attempt.remote!.pendingSignal && { signal: attempt.remote!.pendingSignal }),
       };
     });
     this.polling.add(host.name);
+    const ending: { attempt: LiveAttempt; exitStatus: number }[] = [];
     host
       .poll(asked)
       .then((answers) => {
@@ -1372,20 +1403,41 @@ export class Daemon {
           mkdirSync(attempt.dir, { recursive: true, mode: 0o700 });
           if (answer.log.length) appendFileSync(files.log, answer.log);
           if (answer.metrics.length) appendFileSync(files.metrics, answer.metrics);
+          if (answer.cells.length) appendFileSync(files.cells, answer.cells);
           // Delivered, unless a stronger one was decided meanwhile.
           if (asked[index]!.signal === remote.pendingSignal) delete remote.pendingSignal;
           if (answer.pid !== null) attempt.pid = answer.pid;
           // Only once all its output is here: a long log takes several polls.
-          const more = answer.log.length >= REMOTE_READ_LIMIT || answer.metrics.length >= REMOTE_READ_LIMIT;
-          if (answer.exitStatus !== null && !more) writeFileSync(files.status, `${answer.exitStatus}\n`);
+          const more = answer.log.length >= REMOTE_READ_LIMIT || answer.metrics.length >= REMOTE_READ_LIMIT || answer.cells.length >= REMOTE_READ_LIMIT;
           remote.alive = answer.alive || answer.exitStatus !== null || more;
-          this.checkAttempt(attempt);
+          if (answer.exitStatus !== null && !more) ending.push({ attempt, exitStatus: answer.exitStatus });
+          else this.checkAttempt(attempt);
         });
+        return this.settleRemoteEnds(host, ending);
       })
       .catch(() => {
         // The link is down: the attempts go on there, and are read again once it is back.
       })
       .finally(() => this.polling.delete(host.name));
+  }
+
+  /**
+   * Ended attempts on an SSH host: a notebook run's executed notebook is copied back first (it is
+   * rewritten after each cell, so only its last version is fetched), then the status is written
+   * down and the attempt settled as a local one.
+   */
+  private async settleRemoteEnds(host: SshHost, ending: { attempt: LiveAttempt; exitStatus: number }[]): Promise<void> {
+    for (const { attempt, exitStatus } of ending) {
+      const files = attemptFiles(attempt.dir);
+      const job = this.store.job(attempt.jobId);
+      if (job?.plan.notebook !== undefined) {
+        const notebook = await host.readFile(`${attempt.remote!.dir!}/${REMOTE_FILES.notebook}`).catch(() => undefined);
+        if (notebook) writeFileSync(files.notebook, notebook);
+      }
+      if (this.live.get(attempt.jobId) !== attempt) continue;
+      writeFileSync(files.status, `${exitStatus}\n`);
+      this.checkAttempt(attempt);
+    }
   }
 
   /** Reads new output and, if the attempt has ended, settles it. */
@@ -1423,6 +1475,15 @@ export class Daemon {
     if (metrics.bytes > 0) {
       attempt.fileMetrics.feed(metrics.chunk);
       attempt.metricsOffset += metrics.bytes;
+    }
+    const cells = readCellEventsFrom(files.cells, attempt.cellsOffset);
+    const { events, bytes: cellBytes } = cells;
+    if (cellBytes > 0 || final) {
+      const offset = attempt.cellsOffset;
+      attempt.cellsOffset += cellBytes;
+      if (cellBytes > 0 || cells.size > 0) {
+        this.emit('cells', 'drover/event/cells', { jobId: attempt.jobId, attempt: attempt.number, offset, nextOffset: attempt.cellsOffset, events, complete: final && attempt.cellsOffset >= cells.size }, attempt.jobId);
+      }
     }
     if (final) {
       attempt.outputMetrics.flush();
@@ -1543,6 +1604,12 @@ export class Daemon {
 }
 
 /** The runs that share a sweep's max_parallel: one job of one submission. */
+/** What a SLURM task runs. Notebooks need their per-cell driver and its events mirrored, which SLURM clusters do not do yet. */
+function slurmCommand(plan: RunPlan): string {
+  if (plan.command !== undefined) return plan.command;
+  throw new SbatchError(`${plan.notebook} is a notebook, and notebooks do not run on SLURM clusters yet: run it on the local host or an SSH host`);
+}
+
 function sweepGroup(job: JobRow): string {
   return `${job.submissionId}:${job.plan.job}`;
 }
@@ -1565,10 +1632,16 @@ function formatDelay(ms: number): string {
   return `${+(seconds / 60).toFixed(1)} min`;
 }
 
-/** Runs a notebook job (the notebook issue replaces this with a per-cell driver). */
-function notebookCommand(notebook: string): string {
-  const quoted = `'${notebook.replace(/'/g, `'\\''`)}'`;
-  return `jupyter nbconvert --to notebook --execute --output executed.ipynb ${quoted}`;
+/**
+ * The whole cell events from `offset`. One event (an output with a large image) may be longer than
+ * a log read, so the read grows until it holds a line end or reaches the file's end.
+ */
+function readCellEventsFrom(file: string, offset: number): { events: CellEvent[]; bytes: number; size: number } {
+  for (let limit = LOG_READ_LIMIT; ; limit *= 4) {
+    const read = readUtf8(file, offset, limit);
+    const { events, bytes } = readCellEvents(read.data);
+    if (bytes > 0 || offset + read.bytes >= read.size || limit >= CELL_EVENT_LIMIT) return { events, bytes, size: read.size };
+  }
 }
 
 function fileSize(file: string): number {

@@ -45,7 +45,7 @@ export interface Served {
 type Handlers = { [M in keyof DaemonRequests]: (params: DaemonRequests[M]['params'], client: Client) => DaemonRequests[M]['result'] | Promise<DaemonRequests[M]['result']> };
 
 const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'skipped'];
-const TOPICS: readonly Topic[] = ['jobs', 'logs', 'metrics', 'hosts'];
+const TOPICS: readonly Topic[] = ['jobs', 'logs', 'metrics', 'hosts', 'cells'];
 
 /**
  * Serves the daemon on a Unix socket (a named pipe on Windows) that only its user can reach.
@@ -86,6 +86,12 @@ export async function serve(daemon: Daemon, subscribers: Subscribers, options: S
         params.maxBytes === undefined ? undefined : integer(params.maxBytes, 'maxBytes'),
       ),
     'drover/metrics': (params) => daemon.metrics(integer(params?.id, 'id')),
+    'drover/cells': (params) =>
+      daemon.cells(
+        integer(params?.id, 'id'),
+        params.attempt === undefined ? undefined : integer(params.attempt, 'attempt'),
+        params.offset === undefined ? 0 : integer(params.offset, 'offset'),
+      ),
     'drover/hosts': () => daemon.hosts(),
     'drover/hosts/add': (params) => daemon.addHost(text(params?.alias, 'alias'), slurmSettings(params?.slurm)),
     'drover/sbatchPreview': (params) => ({ scripts: daemon.sbatchPreview(submitParams(params)) }),

@@ -2,9 +2,12 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** The files of one attempt, in its own folder. */
+/** The files of one attempt, in its own folder (a notebook run adds its cell events and the executed notebook). */
 export function attemptFiles(dir: string) {
-  return { log: join(dir, 'output.log'), status: join(dir, 'exit-status'), metrics: join(dir, 'metrics.jsonl'), pid: join(dir, 'pid') };
+  return {
+    log: join(dir, 'output.log'), status: join(dir, 'exit-status'), metrics: join(dir, 'metrics.jsonl'), pid: join(dir, 'pid'),
+    cells: join(dir, 'cells.jsonl'), notebook: join(dir, 'executed.ipynb'),
+  };
 }
 
 /**

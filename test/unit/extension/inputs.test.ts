@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { analyzeSpec, expandSpec, hasErrors } from '../../../common/spec';
 import { runIdsFrom } from '../../../extension/src/commands/run-args';
 import { describeTarget, isRunTarget, parseTarget } from '../../../extension/src/model/target';
-import { runnableKind, scriptSpec } from '../../../extension/src/script-spec';
+import { notebookSpecWithSettings, runnableKind, scriptSpec } from '../../../extension/src/script-spec';
 import { isPlainAlias } from '../../../extension/src/host-alias';
 
 describe('extension: host aliases', () => {
@@ -37,6 +37,21 @@ describe('extension: the spec generated for a script', () => {
     const notebook = expandSpec(analyzeSpec(scriptSpec({ file: `${workdir}/eval.ipynb`, workdir, gpus: 1, python: 'python3' })).model!)[0]!;
     assert.equal(notebook.notebook, 'eval.ipynb');
     assert.equal(notebook.command, undefined);
+  });
+
+  it("runs a notebook with a one-job spec's settings (its command replaced), and refuses a workflow", () => {
+    const spec = 'name: train\nrun: python3 train.py\nworkdir: ..\nresources: { gpus: 2 }\nenv: { MODE: fast }\nsweep: { parameters: { lr: [0.1, 0.01] } }\n';
+    const text = notebookSpecWithSettings(spec, `${workdir}/specs/train.drover.yaml`, { file: `${workdir}/eval.ipynb`, env: { DROVER_NOTEBOOK_CELLS: '3-' } });
+    const analysis = analyzeSpec(text);
+    assert.ok(!hasErrors(analysis.diagnostics), analysis.diagnostics.map((diagnostic) => diagnostic.message).join('; '));
+    const plans = expandSpec(analysis.model!);
+    assert.deepEqual(plans.map((plan) => plan.params['lr']), [0.1, 0.01]);
+    assert.equal(plans[0]!.notebook, 'eval.ipynb');
+    assert.equal(plans[0]!.command, undefined);
+    assert.equal(plans[0]!.workdir, workdir);
+    assert.equal(plans[0]!.resources.gpus.count, 2);
+    assert.deepEqual(plans[0]!.env, { MODE: 'fast', DROVER_NOTEBOOK_CELLS: '3-' });
+    assert.throws(() => notebookSpecWithSettings('name: flow\njobs: { a: { run: "true" } }\n', '/x/flow.drover.yaml', { file: '/x/n.ipynb' }), /flow\.drover\.yaml is a workflow/);
   });
 
   it('names a file outside the workdir by its full path', () => {

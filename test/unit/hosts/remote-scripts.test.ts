@@ -23,11 +23,13 @@ describe('the scripts run on SSH hosts (here, by a local sh)', () => {
     const marker = join(dir, 'pwned');
     const env = { EVIL: `$(touch ${marker}) \`touch ${marker}\` 'q' "d"\nline`, DROVER_METRICS: join(attempt, 'metrics.jsonl') };
     const command = 'printf "%s\\n" "$EVIL"; echo \'{"step": 1, "loss": 2}\' >> "$DROVER_METRICS"; exit 4';
-    const launched = runScript(launchScript({ dir: attempt, cwd: dir, command, env, wrapper: WRAPPER }), dir);
+    const shipped = `it's "data": $(touch ${marker})\n\\ \``;
+    const launched = runScript(launchScript({ dir: attempt, cwd: dir, command, env, wrapper: WRAPPER, files: { 'helper.py': shipped } }), dir);
     assert.equal(launched.code, 0, launched.stderr);
+    assert.equal(readFileSync(join(attempt, 'helper.py'), 'utf8'), shipped, 'a shipped file arrives byte for byte');
     const pid = Number(launched.stdout.toString().trim());
     assert.ok(pid > 0);
-    const poll = () => parsePoll(runScript(pollScript([{ key: '7', dir: attempt, logOffset: 0, metricsOffset: 0 }]), dir).stdout).get('7')!;
+    const poll = () => parsePoll(runScript(pollScript([{ key: '7', dir: attempt, logOffset: 0, metricsOffset: 0, cellsOffset: 0 }]), dir).stdout).get('7')!;
     await waitFor('the attempt to end', () => !poll().alive);
     const first = poll();
     assert.equal(first.exitStatus, 4);
@@ -36,7 +38,7 @@ describe('the scripts run on SSH hosts (here, by a local sh)', () => {
     assert.equal(first.metrics.toString(), '{"step": 1, "loss": 2}\n');
     assert.ok(!existsSync(marker), 'nothing in the environment was executed');
     // From an offset, only what is new.
-    const rest = parsePoll(runScript(pollScript([{ key: '7', dir: attempt, logOffset: 10, metricsOffset: first.metrics.length }]), dir).stdout).get('7')!;
+    const rest = parsePoll(runScript(pollScript([{ key: '7', dir: attempt, logOffset: 10, metricsOffset: first.metrics.length, cellsOffset: 0 }]), dir).stdout).get('7')!;
     assert.equal(rest.log.toString(), `${env.EVIL}\n`.slice(10));
     assert.equal(rest.metrics.length, 0);
   });
@@ -47,12 +49,12 @@ describe('the scripts run on SSH hosts (here, by a local sh)', () => {
     const log = Buffer.alloc(REMOTE_READ_LIMIT + 1000);
     for (let i = 0; i < log.length; i++) log[i] = (i * 7) % 256;
     writeFileSync(join(attempt, 'output.log'), log);
-    const polled = [{ key: 'x', dir: attempt, logOffset: 0, metricsOffset: 0 }, { key: 'missing', dir: join(dir, 'nothing'), logOffset: 0, metricsOffset: 0 }];
+    const polled = [{ key: 'x', dir: attempt, logOffset: 0, metricsOffset: 0, cellsOffset: 0 }, { key: 'missing', dir: join(dir, 'nothing'), logOffset: 0, metricsOffset: 0, cellsOffset: 0 }];
     const answers = parsePoll(runScript(pollScript(polled), dir).stdout);
     assert.equal(answers.get('x')!.log.length, REMOTE_READ_LIMIT);
     assert.ok(answers.get('x')!.log.equals(log.subarray(0, REMOTE_READ_LIMIT)));
     assert.equal(answers.get('x')!.exitStatus, null);
-    assert.deepEqual(answers.get('missing'), { pid: null, alive: false, exitStatus: null, log: Buffer.alloc(0), metrics: Buffer.alloc(0) });
+    assert.deepEqual(answers.get('missing'), { pid: null, alive: false, exitStatus: null, log: Buffer.alloc(0), metrics: Buffer.alloc(0), cells: Buffer.alloc(0) });
     const next = parsePoll(runScript(pollScript([{ ...polled[0]!, logOffset: REMOTE_READ_LIMIT }]), dir).stdout).get('x')!;
     assert.ok(next.log.equals(log.subarray(REMOTE_READ_LIMIT)));
   });
@@ -62,9 +64,9 @@ describe('the scripts run on SSH hosts (here, by a local sh)', () => {
     const launched = runScript(launchScript({ dir: attempt, cwd: dir, command: 'sleep 30 & sleep 30; wait', env: {}, wrapper: WRAPPER }), dir);
     const pid = Number(launched.stdout.toString().trim());
     await waitFor('its pid file', () => existsSync(join(attempt, 'pid')));
-    const before = parsePoll(runScript(pollScript([{ key: 'l', dir: attempt, logOffset: 0, metricsOffset: 0 }]), dir).stdout).get('l')!;
+    const before = parsePoll(runScript(pollScript([{ key: 'l', dir: attempt, logOffset: 0, metricsOffset: 0, cellsOffset: 0 }]), dir).stdout).get('l')!;
     assert.equal(before.alive, true);
-    runScript(pollScript([{ key: 'l', dir: attempt, logOffset: 0, metricsOffset: 0, signal: 'KILL' }]), dir);
+    runScript(pollScript([{ key: 'l', dir: attempt, logOffset: 0, metricsOffset: 0, cellsOffset: 0, signal: 'KILL' }]), dir);
     await waitFor('its process group to end', () => groupMembers(pid).length === 0);
   });
 

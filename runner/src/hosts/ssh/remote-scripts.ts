@@ -13,7 +13,7 @@ export const SCRIPT_RUNNER = 'sh -s';
 export const REMOTE_READ_LIMIT = 256 * 1024;
 
 /** What the attempt's wrapper writes, as on the local host (see detached-process.ts). */
-export const REMOTE_FILES = { log: 'output.log', metrics: 'metrics.jsonl', status: 'exit-status', pid: 'pid' } as const;
+export const REMOTE_FILES = { log: 'output.log', metrics: 'metrics.jsonl', status: 'exit-status', pid: 'pid', cells: 'cells.jsonl', notebook: 'executed.ipynb' } as const;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -42,7 +42,7 @@ export function probeScript(gpuArgs: readonly string[], processArgs: readonly st
  * Starts an attempt detached from the SSH session (its own session via setsid, output to a log
  * on the host, exit status to a file when it ends), and prints its pid, which is its group's.
  */
-export function launchScript(options: { dir: string; cwd: string; command: string; env: Record<string, string>; wrapper: string }): string {
+export function launchScript(options: { dir: string; cwd: string; command: string; env: Record<string, string>; wrapper: string; files?: Record<string, string> }): string {
   const { dir, cwd } = options;
   const variables = Object.entries(options.env).map(([name, value]) => {
     if (!ENV_NAME.test(name)) throw new Error(`not an environment variable name: ${JSON.stringify(name)}`);
@@ -51,6 +51,11 @@ export function launchScript(options: { dir: string; cwd: string; command: strin
   return [
     'set -e',
     `mkdir -p ${shellWord(dir)}`,
+    // Files the command needs (the notebook driver), written into the attempt's folder.
+    ...Object.entries(options.files ?? {}).map(([name, content]) => {
+      if (!/^[\w.-]+$/.test(name)) throw new Error(`not a plain file name: ${JSON.stringify(name)}`);
+      return `printf '%s' ${shellWord(content)} > ${shellWord(`${dir}/${name}`)}`;
+    }),
     `cd ${shellWord(cwd)}`,
     ...variables,
     `export DROVER_COMMAND=${shellWord(options.command)}`,
@@ -67,13 +72,16 @@ export interface PolledAttempt {
   dir: string;
   logOffset: number;
   metricsOffset: number;
+  /** A notebook run's cell events (an empty file for other runs). */
+  cellsOffset: number;
   /** Sent to the attempt's process group before looking. */
   signal?: 'TERM' | 'KILL';
 }
 
 /**
- * For each attempt: a header line `@@ key pid alive status logBytes metricsBytes` (status `-`
- * while it runs), then exactly logBytes of new output and metricsBytes of new metrics. Whether it
+ * For each attempt: a header line `@@ key pid alive status logBytes metricsBytes cellsBytes`
+ * (status `-` while it runs), then exactly logBytes of new output, metricsBytes of new metrics
+ * and cellsBytes of new cell events. Whether it
  * is alive is looked at before the status, so "not alive and no status" means it died unreported.
  */
 export function pollScript(attempts: readonly PolledAttempt[]): string {
@@ -91,10 +99,11 @@ export function pollScript(attempts: readonly PolledAttempt[]): string {
       // An exited process nobody reaped yet (a zombie) is gone.
       '[ "$alive" = 1 ] && [ "$(sed \'s/.*) //\' "/proc/$pid/stat" 2>/dev/null | cut -c1)" = Z ] && alive=0',
       'st=$(cat "$d/exit-status" 2>/dev/null || true); [ -n "$st" ] || st=-',
-      `ln=$(chunk "$d/output.log" ${attempt.logOffset}); mn=$(chunk "$d/metrics.jsonl" ${attempt.metricsOffset})`,
-      `printf '@@ %s %s %s %s %s %s\\n' ${shellWord(attempt.key)} "\${pid:-0}" "$alive" "$st" "$ln" "$mn"`,
+      `ln=$(chunk "$d/output.log" ${attempt.logOffset}); mn=$(chunk "$d/metrics.jsonl" ${attempt.metricsOffset}); cn=$(chunk "$d/cells.jsonl" ${attempt.cellsOffset})`,
+      `printf '@@ %s %s %s %s %s %s %s\\n' ${shellWord(attempt.key)} "\${pid:-0}" "$alive" "$st" "$ln" "$mn" "$cn"`,
       `[ "$ln" -gt 0 ] && tail -c +${attempt.logOffset + 1} "$d/output.log" | head -c "$ln"`,
       `[ "$mn" -gt 0 ] && tail -c +${attempt.metricsOffset + 1} "$d/metrics.jsonl" | head -c "$mn"`,
+      `[ "$cn" -gt 0 ] && tail -c +${attempt.cellsOffset + 1} "$d/cells.jsonl" | head -c "$cn"`,
     );
   }
   lines.push('true');
@@ -107,6 +116,7 @@ export interface PollAnswer {
   exitStatus: number | null;
   log: Buffer;
   metrics: Buffer;
+  cells: Buffer;
 }
 
 /** Reads what pollScript printed. */
@@ -118,16 +128,23 @@ export function parsePoll(output: Buffer): Map<string, PollAnswer> {
     if (end < 0) break;
     const header = output.subarray(at, end).toString('utf8').split(' ');
     at = end + 1;
-    if (header[0] !== '@@' || header.length !== 7) throw new Error(`unreadable poll answer: ${JSON.stringify(header.join(' '))}`);
-    const [, key, pid, alive, status, logBytes, metricsBytes] = header as [string, string, string, string, string, string, string];
+    if (header[0] !== '@@' || header.length !== 8) throw new Error(`unreadable poll answer: ${JSON.stringify(header.join(' '))}`);
+    const [, key, pid, alive, status, logBytes, metricsBytes, cellsBytes] = header as [string, string, string, string, string, string, string, string];
     const log = output.subarray(at, at + Number(logBytes));
     at += Number(logBytes);
     const metrics = output.subarray(at, at + Number(metricsBytes));
     at += Number(metricsBytes);
+    const cells = output.subarray(at, at + Number(cellsBytes));
+    at += Number(cellsBytes);
     const exitStatus = /^\d+$/.test(status) ? Number(status) : null;
-    answers.set(key, { pid: Number(pid) > 0 ? Number(pid) : null, alive: alive === '1', exitStatus, log, metrics });
+    answers.set(key, { pid: Number(pid) > 0 ? Number(pid) : null, alive: alive === '1', exitStatus, log, metrics, cells });
   }
   return answers;
+}
+
+/** Prints a file's bytes, or fails (exit 1) when there is none. */
+export function readFileScript(path: string): string {
+  return `cat ${shellWord(path)}`;
 }
 
 /** Signals a process group on the host; one that is gone already is no error. */

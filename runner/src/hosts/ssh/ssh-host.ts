@@ -10,7 +10,7 @@ import { WRAPPER } from '../../local/detached-process';
 import type { HostInventory } from '../local-host';
 import { GPU_QUERY_ARGS, PROCESS_QUERY_ARGS, probeNvidiaSmi, queryOutcome, type QueryRun } from '../nvidia-smi';
 import { SshConnection } from './connection';
-import { launchScript, parsePoll, pollScript, probeScript, SCRIPT_RUNNER, setupScript, signalScript, type PollAnswer, type PolledAttempt } from './remote-scripts';
+import { launchScript, parsePoll, pollScript, probeScript, readFileScript, SCRIPT_RUNNER, setupScript, signalScript, type PollAnswer, type PolledAttempt } from './remote-scripts';
 import { resolveSshHost } from './ssh-config';
 import { projectId, syncWorkdir, type SyncResult } from './workdir-sync';
 
@@ -156,7 +156,7 @@ export class SshHost extends EventEmitter {
   }
 
   /** Starts an attempt detached on the host; resolves with its pid (its process group's id). */
-  async launch(options: { dir: string; cwd: string; command: string; env: Record<string, string> }): Promise<number> {
+  async launch(options: { dir: string; cwd: string; command: string; env: Record<string, string>; files?: Record<string, string> }): Promise<number> {
     const output = await this.run(launchScript({ ...options, wrapper: WRAPPER }));
     const pid = Number(output.toString('utf8').trim().split('\n').pop());
     if (!Number.isInteger(pid) || pid <= 0) throw new Error(`${this.name} did not say which process it started`);
@@ -167,6 +167,11 @@ export class SshHost extends EventEmitter {
   async poll(attempts: readonly PolledAttempt[]): Promise<Map<string, PollAnswer>> {
     if (attempts.length === 0) return new Map();
     return parsePoll(await this.run(pollScript(attempts)));
+  }
+
+  /** A file's bytes on the host (an attempt's executed notebook); fails when it cannot be read. */
+  async readFile(path: string): Promise<Buffer> {
+    return this.run(readFileScript(path));
   }
 
   /** Signals an attempt's process group; resolves with whether any of it is still running. */
