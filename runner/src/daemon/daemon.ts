@@ -17,6 +17,10 @@ import {
   type Topic,
 } from '../../../common/protocol';
 import { analyzeSpec, expandSpec, ExpansionError, formatDiagnostic, hasErrors } from '../../../common/spec';
+import {
+  describeLeaseHolders, leasedByOthers, leaseOwner, mergeLeases, releaseLeasesScript, runLeaseScript, setLeasesScript, takeLocalLeases,
+  type GpuLease, type LeaseOwner,
+} from '../hosts/gpu-leases';
 import { LOCAL_HOST, probeLocalHost, type HostInventory } from '../hosts/local-host';
 import { listSshAliases } from '../hosts/ssh/ssh-config';
 import { daemonIdOf, SshHost } from '../hosts/ssh/ssh-host';
@@ -153,13 +157,17 @@ export class Daemon {
   private pollTimer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Names this daemon on shared hosts: its folders there, and its GPU leases. */
+  private readonly daemonId: string;
 
   constructor(
     readonly paths: DaemonPaths,
     private readonly store: Store,
     private readonly settings: DaemonSettings,
     private readonly emit: Emit,
-  ) {}
+  ) {
+    this.daemonId = daemonIdOf(hostname(), paths.home);
+  }
 
   async start(): Promise<void> {
     mkdirSync(this.paths.runs, { recursive: true, mode: 0o700 });
@@ -430,7 +438,7 @@ export class Daemon {
 
   private openSshHost(alias: string): void {
     const host = new SshHost(alias, {
-      daemonId: daemonIdOf(hostname(), this.paths.home),
+      daemonId: this.daemonId,
       cacheDir: join(this.paths.home, 'sync-cache'),
       ...(this.settings.sshConfigPath !== undefined && { sshConfigPath: this.settings.sshConfigPath }),
     });
@@ -568,7 +576,8 @@ export class Daemon {
       this.forget(jobId);
       pass.changed.push(jobId);
     }
-    for (const [jobId, reason] of decisions.waiting) {
+    for (const [jobId, policyReason] of decisions.waiting) {
+      const reason = this.withLeaseHolders(byId.get(jobId)!, policyReason);
       if (this.waitingReasons.get(jobId) === reason) continue;
       this.waitingReasons.set(jobId, reason);
       pass.changed.push(jobId);
@@ -610,6 +619,8 @@ export class Daemon {
       // A GPU process in the group of one of our attempts on that host is ours, not foreign.
       const ourGroups = new Set([...this.live.values()].filter((attempt) => attempt.allocation.host === offer.name).map((attempt) => attempt.pid));
       const remote = offer.name !== LOCAL_HOST;
+      // A GPU another daemon leased there is as taken as one a foreign process holds.
+      const leased = leasedByOthers(offer.gpuLeases, this.daemonId);
       return {
         name: offer.name,
         // A degraded host lists no GPUs, so only CPU work is placed there.
@@ -620,7 +631,7 @@ export class Daemon {
           index: gpu.index,
           name: gpu.name,
           memoryTotalBytes: gpu.memoryTotalBytes,
-          foreign: offer.foreignProcesses.some(
+          foreign: leased.has(gpu.uuid) || offer.foreignProcesses.some(
             (process) => process.gpuUuid === gpu.uuid && !ourGroups.has((remote ? process.groupId : processGroupOf(process.pid)) ?? -1),
           ),
         })),
@@ -685,6 +696,27 @@ export class Daemon {
       void this.launchRemote(job, live);
       return;
     }
+    const gpus = this.gpuUuids(live);
+    if (gpus.length === 0 || process.platform === 'win32') {
+      this.launchLocal(job, live);
+      return;
+    }
+    // Other daemons on this machine (another user's, another home's) must not get these GPUs.
+    live.launching = true;
+    takeLocalLeases(this.leaseOwner(live), gpus, this.settings.env).then(
+      (refused) => {
+        if (this.stopped || this.live.get(job.id) !== live) return;
+        if (refused) this.leaseRefused(live, refused.held);
+        else this.launchLocal(job, live);
+      },
+      (error: unknown) => {
+        live.launching = false;
+        if (this.live.get(job.id) === live) this.finish(live, { exitCode: null, signal: null, failure: `could not take the GPU leases: ${error instanceof Error ? error.message : String(error)}` });
+      },
+    );
+  }
+
+  private launchLocal(job: JobRow, live: LiveAttempt): void {
     const { dir, number, allocation } = live;
     const files = attemptFiles(dir);
     // Added to the launcher's environment, which is the daemon's.
@@ -704,7 +736,12 @@ export class Daemon {
     this.launcher.launch(
       { command, cwd: job.plan.workdir, dir, env },
       {
-        started: (pid, processStart) => this.started(live, pid, processStart),
+        started: (pid, processStart) => {
+          this.started(live, pid, processStart);
+          // The leases now last as long as the run, not the daemon.
+          const gpus = this.gpuUuids(live);
+          if (gpus.length > 0 && process.platform !== 'win32') void runLeaseScript(setLeasesScript(this.leaseOwner(live), gpus, pid), this.settings.env).catch(() => undefined);
+        },
         failed: (message) => {
           // The launcher may have died after starting the wrapper: the wrapper's pid file tells.
           const pid = readWrapperPid(dir);
@@ -746,8 +783,14 @@ export class Daemon {
         DROVER_METRICS: `${remoteDir}/metrics.jsonl`,
         DROVER_WORKDIR_VERSION: version.treeHash,
       };
-      const pid = await host.launch({ dir: remoteDir, cwd: version.remoteDir, command, env });
+      const gpus = this.gpuUuids(live);
+      const launched = await host.launch({ dir: remoteDir, cwd: version.remoteDir, command, env, ...(gpus.length > 0 && { leases: { owner: this.leaseOwner(live), gpus } }) });
       if (this.live.get(job.id) !== live) return;
+      if ('held' in launched) {
+        this.leaseRefused(live, launched.held);
+        return;
+      }
+      const { pid } = launched;
       this.started(live, pid, null);
       const message = `attempt ${live.number} on ${host.name} (pid ${pid}), workdir ${version.treeHash.slice(0, 12)}: ${version.uploadedFiles} of ${version.files} files sent`;
       this.commitSoon(
@@ -763,6 +806,74 @@ export class Daemon {
       live.launching = false;
       if (this.live.get(job.id) === live) this.finish(live, { exitCode: null, signal: null, failure: `could not start on ${live.allocation.host}: ${error instanceof Error ? error.message : String(error)}` });
     }
+  }
+
+  // GPU leases (see hosts/gpu-leases.ts)
+
+  private leaseOwner(live: LiveAttempt): LeaseOwner {
+    return leaseOwner(this.daemonId, hostname(), live.jobId, live.number);
+  }
+
+  /** The UUIDs of an attempt's GPUs, which name their leases. */
+  private gpuUuids(live: LiveAttempt): string[] {
+    const inventory = this.inventoryOf(live.allocation.host);
+    return live.allocation.gpus.flatMap((index) => inventory?.gpus.find((gpu) => gpu.index === index)?.uuid ?? []);
+  }
+
+  private inventoryOf(host: string): HostInventory | undefined {
+    return host === LOCAL_HOST ? this.host : this.sshHosts.get(host)?.lastInventory;
+  }
+
+  /** A job waiting for GPUs says which other daemons hold the ones it could use. */
+  private withLeaseHolders(job: JobRow, reason: string): string {
+    if (job.plan.resources.gpus.count === 0) return reason;
+    const names = job.plan.hosts ?? [LOCAL_HOST, ...this.sshHosts.keys()];
+    const holders = describeLeaseHolders(
+      names.flatMap((name) => {
+        const inventory = this.inventoryOf(name);
+        return inventory ? [{ name, gpus: inventory.gpus, leases: leasedByOthers(inventory.gpuLeases, this.daemonId) }] : [];
+      }),
+    );
+    return holders ? `${reason} (${holders})` : reason;
+  }
+
+  /**
+   * Another daemon took one of the attempt's GPUs first (it had not been seen yet by a probe):
+   * the attempt never started, so it is forgotten and the job waits again, saying who holds it.
+   */
+  private leaseRefused(live: LiveAttempt, held: GpuLease[]): void {
+    live.launching = false;
+    if (live.allocation.host === LOCAL_HOST && this.host) this.host = { ...this.host, gpuLeases: mergeLeases(this.host.gpuLeases, held) };
+    const inventory = this.inventoryOf(live.allocation.host);
+    const holders =
+      describeLeaseHolders([{ name: live.allocation.host, gpus: inventory?.gpus ?? [], leases: new Map(held.map((lease) => [lease.gpu, lease])) }]) ||
+      `its GPUs on ${live.allocation.host} are leased by another Drover`;
+    if (live.stopping) {
+      this.finish(live, { exitCode: null, signal: null, failure: `not started: ${holders}` });
+      return;
+    }
+    const { jobId, number } = live;
+    clearTimeout(live.timeoutTimer);
+    this.live.delete(jobId);
+    rmSync(live.dir, { recursive: true, force: true });
+    this.commitSoon(
+      (now) => {
+        this.store.deleteAttempt(jobId, number);
+        this.store.updateJob(jobId, { state: 'queued', attempts: number - 1, ...(number === 1 && { startedAt: null }) });
+        this.store.addEvent(jobId, 'lease-held', `attempt ${number} not started: ${holders}`, now);
+        this.queue.set(jobId, this.store.job(jobId)!);
+      },
+      () => this.emitJob(jobId),
+    );
+  }
+
+  /** Gives back an ended attempt's leases at once (were this lost, they go stale with its process). */
+  private releaseLeases(attempt: LiveAttempt): void {
+    const gpus = this.gpuUuids(attempt);
+    if (gpus.length === 0) return;
+    const owner = this.leaseOwner(attempt);
+    if (attempt.allocation.host !== LOCAL_HOST) void this.sshHosts.get(attempt.allocation.host)?.releaseLeases(owner, gpus).catch(() => undefined);
+    else if (process.platform !== 'win32') void runLeaseScript(releaseLeasesScript(owner, gpus), this.settings.env).catch(() => undefined);
   }
 
   private started(live: LiveAttempt, pid: number, processStart: string | null): void {
@@ -965,6 +1076,7 @@ export class Daemon {
     clearTimeout(attempt.killTimer);
     this.drain(attempt, true);
     this.live.delete(attempt.jobId);
+    this.releaseLeases(attempt);
     // What the command left running in its group (stray background processes) ends with it.
     if (attempt.remote && attempt.pid !== null) this.endRemoteGroup(attempt.remote.host, attempt.pid);
     else if (attempt.pid !== null && groupAlive(attempt.pid)) this.endGroup(attempt.pid);

@@ -311,6 +311,11 @@ export class Store {
     this.db.run(`UPDATE attempts SET ${sets.join(', ')} WHERE job_id = ? AND number = ?`, [...values, jobId, number]);
   }
 
+  /** Forgets an attempt that never started (its GPUs turned out to be leased by another daemon). */
+  deleteAttempt(jobId: number, number: number): void {
+    this.db.run('DELETE FROM attempts WHERE job_id = ? AND number = ?', [jobId, number]);
+  }
+
   attempts(jobId: number): AttemptRow[] {
     return (this.db.all('SELECT * FROM attempts WHERE job_id = ? ORDER BY number', [jobId]) as Row[]).map(attemptFromRow);
   }
