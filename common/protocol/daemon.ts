@@ -157,6 +157,25 @@ export interface SubmitResult {
   jobs: JobView[];
 }
 
+/** A spec registered to run on its `schedule:`. */
+export interface ScheduleView {
+  /** The spec's name, which names the schedule (adding a spec of the same name replaces it). */
+  name: string;
+  cron: string;
+  catchUp: 'once' | 'none';
+  specPath?: string;
+  cwd: string;
+  host?: string;
+  overrides: Record<string, ParamValue>;
+  createdAt: number;
+  /** The last scheduled time the daemon started a run for (or skipped, with `catch_up: none`). */
+  lastTick?: number;
+  /** The submission the last fired time started. */
+  lastSubmissionId?: number;
+  /** When it fires next; absent when the expression never fires again. */
+  nextTick?: number;
+}
+
 export type Topic = 'jobs' | 'logs' | 'metrics' | 'hosts';
 
 /** Requests: method → parameters and result. */
@@ -178,6 +197,11 @@ export interface DaemonRequests {
   'drover/setPriority': { params: { ids: number[]; priority: number }; result: { changed: number[] } };
   /** Forgets finished runs: their records, logs and metrics. Running or queued runs are refused. */
   'drover/delete': { params: { ids: number[] }; result: { deleted: number[] } };
+  /** Registers a spec with a `schedule:` (replacing one of the same name); it starts runs at those times. */
+  'drover/schedules/add': { params: SubmitParams; result: ScheduleView };
+  'drover/schedules': { params: Record<string, never>; result: ScheduleView[] };
+  /** Stops a schedule; runs it started are left as they are. */
+  'drover/schedules/remove': { params: { name: string }; result: { removed: boolean } };
   'drover/subscribe': { params: { topics: Topic[]; jobIds?: number[] }; result: Record<string, never> };
   'drover/shutdown': { params: Record<string, never>; result: Record<string, never> };
 }

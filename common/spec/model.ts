@@ -66,6 +66,8 @@ export interface JobSpec {
   timeoutSeconds?: number;
   priority: number;
   schedule?: Located<string>;
+  /** `catch_up`: what a schedule does about times missed while the daemon was down. */
+  catchUp?: Located<string>;
   needs: Located<string>[];
   outputs: Record<string, string>;
   sweep?: SweepSpec;
@@ -79,6 +81,8 @@ export interface SpecModel {
   name: string;
   description?: string;
   schedule?: Located<string>;
+  /** Missed scheduled times: one run for them once the daemon is back (default), or none. */
+  catchUp?: 'once' | 'none';
   params: Record<string, ParamValue>;
   jobs: JobSpec[];
 }
@@ -95,6 +99,8 @@ export function buildModel(root: SpecNode | null, text: string, defaultName: str
   const description = stringAt(root, 'description');
   if (description !== undefined) spec.description = description;
   const schedule = locatedString(root, 'schedule');
+  const catchUp = stringAt(root, 'catch_up');
+  if (catchUp === 'once' || catchUp === 'none') spec.catchUp = catchUp;
   if (spec.kind === 'job') {
     const idRange = mapValue(root, 'name')?.range ?? root.entries[0]?.keyRange ?? root.range;
     spec.jobs.push(readJob(root, name, idRange, text, {}));
@@ -142,6 +148,7 @@ function readJob(map: MapNode | undefined, id: string, idRange: SourceRange, tex
   assignIfDefined(job, 'notebook', locatedString(map, 'notebook'));
   assignIfDefined(job, 'setup', stringAt(map, 'setup'));
   assignIfDefined(job, 'schedule', locatedString(map, 'schedule'));
+  assignIfDefined(job, 'catchUp', locatedString(map, 'catch_up'));
   job.resources = readResources(mapValue(map, 'resources'));
   const placement = mapValue(map, 'placement');
   if (isMapNode(placement)) assignIfDefined(job, 'hosts', locatedStrings(mapValue(placement, 'hosts')));

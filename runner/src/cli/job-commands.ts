@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { FINAL_STATES, type HostView, type JobView, type LogChunk, type SubmitParams, type SubmitResult } from '../../../common/protocol';
-import { formatElapsed, formatMetricValue, formatSize, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
+import { analyzeSpec, formatElapsed, formatMetricValue, formatSize, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
 import { DaemonUnavailable, type DaemonClient } from '../../../common/node/daemon-client';
 import { connectDaemon } from './daemon-connection';
 import { CliError, EXIT, formatTable, type CommandOutput } from './output';
@@ -22,6 +22,15 @@ export async function submitCommand(
   options: { params: string[]; host?: string; wait: boolean; json: boolean },
   out: CommandOutput,
 ): Promise<number> {
+  const params = readSubmission(files, options);
+  if (analyzeSpec(params.specText, params.specPath).model?.schedule) {
+    out.stderr(`note: this runs it once now; \`drover schedule add ${params.specPath}\` runs it on its schedule`);
+  }
+  return withDaemon(true, (client) => submitAndReport(client, params, options, out));
+}
+
+/** What `drover submit` and `drover schedule add` send: the one spec file named, with -p and --host. */
+function readSubmission(files: string[], options: { params: string[]; host?: string }): SubmitParams {
   if (files.length !== 1) throw new CliError('name exactly one spec file', EXIT.usage);
   const file = files[0]!;
   let specText: string;
@@ -31,7 +40,57 @@ export async function submitCommand(
     throw new CliError(`cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`, EXIT.noInput);
   }
   const overrides = parseOverrides(options.params);
-  return withDaemon(true, (client) => submitAndReport(client, { specText, specPath: file, cwd: process.cwd(), overrides, env: stringEnv(), ...onHost(options.host) }, options, out));
+  return { specText, specPath: file, cwd: process.cwd(), overrides, env: stringEnv(), ...onHost(options.host) };
+}
+
+/** `drover schedule [list] | add SPEC | remove NAME`. */
+export async function scheduleCommand(args: string[], options: { params: string[]; host?: string; json: boolean }, out: CommandOutput): Promise<number> {
+  const [action = 'list', ...rest] = args;
+  if (action === 'add') {
+    const params = readSubmission(rest, options);
+    return withDaemon(true, async (client) => {
+      const schedule = await client.request('drover/schedules/add', params);
+      if (options.json) out.stdout(JSON.stringify(schedule, null, 2));
+      else out.stdout(`scheduled ${schedule.name} (${schedule.cron}): ${schedule.nextTick !== undefined ? `next run ${formatTime(schedule.nextTick)}` : 'it never fires again'}`);
+      return EXIT.ok;
+    });
+  }
+  if (action === 'remove' && rest.length === 1) {
+    return withDaemon(true, async (client) => {
+      const { removed } = await client.request('drover/schedules/remove', { name: rest[0]! });
+      if (!removed) throw new CliError(`no schedule named '${rest[0]}' (drover schedule list shows them)`, EXIT.noInput);
+      out.stdout(`removed the schedule ${rest[0]}; runs it started are left as they are`);
+      return EXIT.ok;
+    });
+  }
+  if (action !== 'list' || rest.length) throw new CliError('drover schedule [list | add SPEC | remove NAME]', EXIT.usage);
+  return withDaemon(true, async (client) => {
+    const schedules = await client.request('drover/schedules', {});
+    if (options.json) {
+      out.stdout(JSON.stringify(schedules, null, 2));
+      return EXIT.ok;
+    }
+    if (schedules.length === 0) {
+      out.stdout('no schedules: `drover schedule add SPEC` registers a spec that has a `schedule:`');
+      return EXIT.ok;
+    }
+    const rows = schedules.map((schedule) => [
+      schedule.name,
+      schedule.cron,
+      schedule.nextTick !== undefined ? formatTime(schedule.nextTick) : 'never',
+      schedule.lastTick !== undefined ? `${formatTime(schedule.lastTick)}${schedule.lastSubmissionId !== undefined ? ` (submission ${schedule.lastSubmissionId})` : ''}` : '-',
+      schedule.specPath ?? '-',
+    ]);
+    out.stdout(formatTable(['NAME', 'SCHEDULE', 'NEXT', 'LAST', 'SPEC'], rows));
+    return EXIT.ok;
+  });
+}
+
+/** A time in the user's zone, as cron reads schedules: 2026-01-10 02:00:00. */
+function formatTime(ms: number): string {
+  const date = new Date(ms);
+  const pad = (value: number) => String(value).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
 }
 
 /** `drover run -- python train.py`: an ad-hoc job, written as a one-job spec. */

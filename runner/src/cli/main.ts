@@ -2,7 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DaemonRefused, DaemonUnavailable } from '../../../common/node/daemon-client';
 import { DROVER_VERSION } from '../version';
 import { daemonCommand } from './daemon-commands';
-import { cancelCommand, hostsCommand, logsCommand, metricsCommand, psCommand, runCommand, runsCommand, showCommand, submitCommand } from './job-commands';
+import { cancelCommand, hostsCommand, logsCommand, metricsCommand, psCommand, runCommand, runsCommand, scheduleCommand, showCommand, submitCommand } from './job-commands';
 import { CliError, EXIT, type CommandOutput } from './output';
 import { planCommand, validateCommand } from './spec-commands';
 
@@ -109,6 +109,12 @@ const COMMANDS: Record<string, Command> = {
     usage: 'drover hosts [add ALIAS | remove ALIAS] [--json]',
     options: { ...json },
     run: (args, values, out) => hostsCommand(args, { json: flag(values, 'json') }, out),
+  },
+  schedule: {
+    summary: 'specs that run on their `schedule:` (cron): list them, add one, remove one',
+    usage: 'drover schedule [list | add [--host ALIAS] [-p NAME=VALUE]... SPEC | remove NAME] [--json]',
+    options: { ...json, param: { type: 'string', short: 'p', multiple: true }, host: { type: 'string' } },
+    run: (args, values, out) => scheduleCommand(args, { params: (values['param'] as string[] | undefined) ?? [], ...optional('host', text(values, 'host')), json: flag(values, 'json') }, out),
   },
   daemon: {
     summary: 'start, stop or check the background daemon (it also starts on demand)',

@@ -12,11 +12,12 @@ import {
   type LogChunk,
   type MetricSeries,
   type RunRecord,
+  type ScheduleView,
   type SubmitParams,
   type SubmitResult,
   type Topic,
 } from '../../../common/protocol';
-import { analyzeSpec, expandSpec, ExpansionError, formatDiagnostic, hasErrors } from '../../../common/spec';
+import { analyzeSpec, expandSpec, ExpansionError, formatDiagnostic, hasErrors, type RunPlan, type SpecModel } from '../../../common/spec';
 import {
   describeLeaseHolders, leasedByOthers, leaseOwner, mergeLeases, releaseLeasesScript, runLeaseScript, setLeasesScript, takeLocalLeases,
   type GpuLease, type LeaseOwner,
@@ -30,7 +31,8 @@ import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, re
 import { MetricLineReader, parseMetricJson, type MetricPoint } from '../metrics/metric-lines';
 import { redactEnv } from '../records/reproduction';
 import { schedule, DEFAULT_CPUS, type Allocation, type HostCapacity } from '../scheduler/placement';
-import { Store, TransactionLost, type AttemptRow, type JobRow, type MetricRow } from '../store/store';
+import { Store, TransactionLost, type AttemptRow, type JobRow, type MetricRow, type ScheduleRow } from '../store/store';
+import { ScheduleTimer } from './schedules';
 import type { DaemonPaths } from '../../../common/node/daemon-paths';
 
 /** A problem with what a client asked, reported back to it as is. */
@@ -108,6 +110,14 @@ interface SchedulePass {
   again: boolean;
 }
 
+/** A submission checked and expanded, ready to be written. */
+interface PlannedSubmission {
+  model: SpecModel;
+  plans: RunPlan[];
+  record: RunRecord;
+  workdir: string;
+}
+
 /** How an attempt ended, as far as the daemon could tell. */
 interface AttemptEnd {
   exitCode: number | null;
@@ -159,6 +169,7 @@ export class Daemon {
   private stopped = false;
   /** Names this daemon on shared hosts: its folders there, and its GPU leases. */
   private readonly daemonId: string;
+  private readonly schedules: ScheduleTimer;
 
   constructor(
     readonly paths: DaemonPaths,
@@ -167,6 +178,10 @@ export class Daemon {
     private readonly emit: Emit,
   ) {
     this.daemonId = daemonIdOf(hostname(), paths.home);
+    this.schedules = new ScheduleTimer(store, {
+      fire: (schedule, tick, missed) => this.fireSchedule(schedule, tick, missed),
+      skip: (schedule, tick, missed) => this.skipScheduledTimes(schedule, tick, missed),
+    });
   }
 
   async start(): Promise<void> {
@@ -175,6 +190,8 @@ export class Daemon {
     for (const host of this.store.hosts()) if (host.kind === 'ssh') this.openSshHost(host.name);
     this.readopt(true);
     this.reloadQueue();
+    // Times missed while the daemon was down fire now (once), unless their spec says not to.
+    this.schedules.check();
     this.pollTimer = setInterval(() => this.pollLive(), this.settings.pollMs);
     this.probeTimer = setInterval(() => {
       void this.probeHost().then(() => this.requestSchedule());
@@ -190,6 +207,7 @@ export class Daemon {
     this.stopped = true;
     clearInterval(this.pollTimer);
     clearInterval(this.probeTimer);
+    this.schedules.stop();
     clearTimeout(this.retryTimer);
     clearTimeout(this.recoveryTimer);
     for (const attempt of this.live.values()) {
@@ -204,6 +222,22 @@ export class Daemon {
   // Requests
 
   submit(params: SubmitParams): Promise<SubmitResult> {
+    const planned = this.planSubmission(params);
+    return new Promise((resolve, reject) => {
+      let jobIds: number[] = [];
+      let submissionId = 0;
+      this.commitSoon(
+        (now) => ({ submissionId, jobIds } = this.insertSubmission(planned, now)),
+        (error) => {
+          if (error) return reject(error);
+          resolve({ submissionId, jobs: this.submitted(submissionId, jobIds, planned.workdir) });
+        },
+      );
+    });
+  }
+
+  /** Checks a submission and expands it into runs; throws a RequestError that says what is wrong. */
+  private planSubmission(params: SubmitParams): PlannedSubmission {
     const analysis = analyzeSpec(params.specText, params.specPath);
     if (hasErrors(analysis.diagnostics) || !analysis.model) {
       const file = params.specPath ?? 'spec';
@@ -238,30 +272,108 @@ export class Daemon {
         host: { name: this.host.name, os: this.host.os, gpuModels: this.host.gpus.map((gpu) => gpu.name), ...(this.host.driverVersion && { driverVersion: this.host.driverVersion }) },
       }),
     };
-    return new Promise((resolve, reject) => {
-      let jobIds: number[] = [];
-      let submissionId = 0;
-      this.commitSoon(
-        (now) => {
-          submissionId = this.store.insertSubmission(analysis.model!.name, record, now);
-          const idByKey = new Map<string, number>();
-          for (const plan of plans) idByKey.set(plan.key, this.store.insertJob({ submissionId, plan, state: 'queued', needs: [] }, now));
-          for (const plan of plans) {
-            if (plan.needs.length > 0) this.store.setNeeds(idByKey.get(plan.key)!, plan.needs.map((key) => idByKey.get(key)!));
-          }
-          this.store.addEvent(null, 'submitted', `${analysis.model!.name}: ${plans.length} run${plans.length === 1 ? '' : 's'}`, now);
-          jobIds = [...idByKey.values()];
-          for (const id of jobIds) this.queue.set(id, this.store.job(id)!);
-        },
-        (error) => {
-          if (error) return reject(error);
-          const jobs = jobIds.map((id) => this.view(this.store.job(id)!));
-          for (const job of jobs) if (job.state === 'queued') this.emit('jobs', 'drover/event/job', job, job.id);
-          this.recordGitState(submissionId, workdir);
-          resolve({ submissionId, jobs });
-        },
-      );
+    return { model: analysis.model, plans, record, workdir };
+  }
+
+  /** Writes a planned submission's runs into the queue, inside the caller's transaction. */
+  private insertSubmission(planned: PlannedSubmission, now: number): { submissionId: number; jobIds: number[] } {
+    const { model, plans, record } = planned;
+    const submissionId = this.store.insertSubmission(model.name, record, now);
+    const idByKey = new Map<string, number>();
+    for (const plan of plans) idByKey.set(plan.key, this.store.insertJob({ submissionId, plan, state: 'queued', needs: [] }, now));
+    for (const plan of plans) {
+      if (plan.needs.length > 0) this.store.setNeeds(idByKey.get(plan.key)!, plan.needs.map((key) => idByKey.get(key)!));
+    }
+    this.store.addEvent(null, 'submitted', `${model.name}: ${plans.length} run${plans.length === 1 ? '' : 's'}`, now);
+    const jobIds = [...idByKey.values()];
+    for (const id of jobIds) this.queue.set(id, this.store.job(id)!);
+    return { submissionId, jobIds };
+  }
+
+  /** Once a submission is on disk: tells clients and reads its git state. */
+  private submitted(submissionId: number, jobIds: number[], workdir: string): JobView[] {
+    const jobs = jobIds.map((id) => this.view(this.store.job(id)!));
+    for (const job of jobs) if (job.state === 'queued') this.emit('jobs', 'drover/event/job', job, job.id);
+    this.recordGitState(submissionId, workdir);
+    return jobs;
+  }
+
+  // Schedules
+
+  /** Registers a spec with a `schedule:`; a spec of the same name is replaced, and counts its times from now. */
+  addSchedule(params: SubmitParams): ScheduleView {
+    const { model } = this.planSubmission(params);
+    const cron = model.schedule?.value;
+    if (cron === undefined) {
+      throw new RequestError('invalid-request', `${params.specPath ?? model.name} has no \`schedule:\`: add one (e.g. schedule: "0 2 * * *"), or submit it to run it once now`);
+    }
+    const now = Date.now();
+    const stored = { ...params, env: redactEnv(params.env ?? {}) };
+    this.store.transaction(() => {
+      this.store.saveSchedule({ name: model.name, cron, catchUp: model.catchUp ?? 'once', params: stored, createdAt: now, lastTick: now, lastSubmissionId: null });
+      this.store.addEvent(null, 'schedule-added', `${model.name}: ${cron}`, now);
     });
+    this.schedules.check();
+    return this.schedules.view(this.store.schedule(model.name)!);
+  }
+
+  listSchedules(): ScheduleView[] {
+    return this.store.schedules().map((schedule) => this.schedules.view(schedule));
+  }
+
+  removeSchedule(name: string): boolean {
+    const removed = this.store.transaction(() => this.store.removeSchedule(name));
+    this.schedules.check();
+    return removed;
+  }
+
+  /** Submits a schedule's spec for one of its times; the time is recorded with the submission, so it never fires twice. */
+  private fireSchedule(schedule: ScheduleRow, tick: number, missed: number): void {
+    const when = new Date(tick).toISOString();
+    // Removed meanwhile, or this time fired already (a check that overlapped the commit).
+    const unfired = () => {
+      const current = this.store.schedule(schedule.name);
+      return current !== undefined && current.lastTick < tick;
+    };
+    let planned: PlannedSubmission;
+    try {
+      planned = this.planSubmission(schedule.params);
+    } catch (error) {
+      // The pool changed under it (its host was removed): this time is lost, with the reason.
+      const message = error instanceof Error ? error.message : String(error);
+      this.commitSoon((now) => {
+        if (!unfired()) return;
+        this.store.setScheduleTick(schedule.name, tick, null);
+        this.store.addEvent(null, 'schedule-failed', `${schedule.name} at ${when}: ${message}`, now);
+      });
+      return;
+    }
+    let submission: { submissionId: number; jobIds: number[] } | undefined;
+    this.commitSoon(
+      (now) => {
+        if (!unfired()) return;
+        submission = this.insertSubmission(planned, now);
+        this.store.setScheduleTick(schedule.name, tick, submission.submissionId);
+        const skipped = missed > 0 ? ` (${missed} earlier missed time${missed === 1 ? '' : 's'} not run separately)` : '';
+        this.store.addEvent(null, 'scheduled', `${schedule.name}: the run of ${when}${skipped}`, now);
+      },
+      (error) => {
+        if (!error && submission) this.submitted(submission.submissionId, submission.jobIds, planned.workdir);
+      },
+    );
+  }
+
+  private skipScheduledTimes(schedule: ScheduleRow, tick: number, missed: number): void {
+    this.commitSoon(
+      (now) => {
+        const current = this.store.schedule(schedule.name);
+        if (!current || current.lastTick >= tick) return;
+        this.store.setScheduleTick(schedule.name, tick, null);
+        this.store.addEvent(null, 'schedule-skipped', `${schedule.name}: ${missed} time${missed === 1 ? '' : 's'} missed while the daemon was down, up to ${new Date(tick).toISOString()}, not run (catch_up: none)`, now);
+      },
+      undefined,
+      { schedule: false },
+    );
   }
 
   /**

@@ -94,6 +94,12 @@ export async function serve(daemon: Daemon, subscribers: Subscribers, options: S
     'drover/hosts/aliases': () => ({ aliases: daemon.sshAliases() }),
     'drover/setPriority': (params) => ({ changed: daemon.setPriority(ids(params?.ids), integer(params?.priority, 'priority')) }),
     'drover/delete': (params) => ({ deleted: daemon.deleteJobs(ids(params?.ids)) }),
+    'drover/schedules/add': (params) => {
+      if (typeof params?.specText !== 'string' || typeof params.cwd !== 'string') throw new RequestError('invalid-request', 'schedules/add needs specText and cwd (strings)');
+      return daemon.addSchedule(params);
+    },
+    'drover/schedules': () => daemon.listSchedules(),
+    'drover/schedules/remove': (params) => ({ removed: daemon.removeSchedule(text(params?.name, 'name')) }),
     'drover/subscribe': (params, client) => {
       if (!Array.isArray(params?.topics) || params.topics.some((topic) => !TOPICS.includes(topic))) {
         throw new RequestError('invalid-request', `topics must be a list of ${TOPICS.join(', ')}`);
