@@ -7,10 +7,11 @@ import type { ParamValue, ResourceRequest } from '../spec';
 
 export const PROTOCOL_VERSION = 1;
 
-export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
-export type AttemptOutcome = 'running' | 'succeeded' | 'failed' | 'timed-out' | 'cancelled' | 'lost';
+/** `stopped`: a sweep's `early_stop` ended it because it could not win (an ending, not a failure). */
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped' | 'stopped';
+export type AttemptOutcome = 'running' | 'succeeded' | 'failed' | 'timed-out' | 'cancelled' | 'lost' | 'stopped';
 
-export const FINAL_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled', 'skipped'];
+export const FINAL_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled', 'skipped', 'stopped'];
 
 /** One job as clients see it: what was asked and where it stands. */
 export interface JobView {

@@ -28,9 +28,23 @@ export interface SweepParameter {
   domain: SweepDomain;
 }
 
+/** `sweep.early_stop`: the rule that stops runs of a sweep that cannot win. */
+export interface EarlyStop {
+  metric: string;
+  mode: 'min' | 'max';
+  rule: 'median' | 'asha';
+  /** No run is stopped before this step; for ASHA, the first rung. */
+  graceSteps: number;
+  /** Median rule: other runs that must have reached a step before a run is judged there. */
+  minRuns: number;
+  /** ASHA: rungs are this factor apart, and the best 1/factor of a rung go on. */
+  reductionFactor: number;
+}
+
 export interface SweepSpec {
   method: 'grid' | 'random';
   maxParallel?: number;
+  earlyStop?: EarlyStop;
   samples?: number;
   seed: number;
   parameters: SweepParameter[];
@@ -198,6 +212,7 @@ function readSweep(job: MapNode): SweepSpec | undefined {
   };
   assignIfDefined(sweep, 'maxParallel', positiveIntegerAt(node, 'max_parallel'));
   assignIfDefined(sweep, 'samples', positiveIntegerAt(node, 'samples'));
+  assignIfDefined(sweep, 'earlyStop', readEarlyStop(mapValue(node, 'early_stop')));
   const parameters = mapValue(node, 'parameters');
   if (!isMapNode(parameters)) return sweep;
   for (const { key, keyRange, value } of parameters.entries) {
@@ -205,6 +220,20 @@ function readSweep(job: MapNode): SweepSpec | undefined {
     if (domain) sweep.parameters.push({ name: key, range: keyRange, domain });
   }
   return sweep;
+}
+
+function readEarlyStop(node: SpecNode | undefined): EarlyStop | undefined {
+  if (!isMapNode(node)) return undefined;
+  const metric = stringAt(node, 'metric');
+  if (metric === undefined) return undefined;
+  return {
+    metric,
+    mode: stringAt(node, 'mode') === 'max' ? 'max' : 'min',
+    rule: stringAt(node, 'rule') === 'asha' ? 'asha' : 'median',
+    graceSteps: Math.max(0, integerAt(node, 'grace_steps') ?? 1),
+    minRuns: positiveIntegerAt(node, 'min_runs') ?? 3,
+    reductionFactor: Math.max(2, integerAt(node, 'reduction_factor') ?? 3),
+  };
 }
 
 function readDomain(node: SpecNode): SweepDomain | undefined {

@@ -41,7 +41,7 @@ export function groupDescription(group: RunGroup): string {
   const counts = new Map<JobState, number>();
   for (const run of group.runs) counts.set(run.state, (counts.get(run.state) ?? 0) + 1);
   const parts = [`${group.runs.length} run${group.runs.length === 1 ? '' : 's'}`];
-  for (const state of ['running', 'queued', 'failed'] as const) if (counts.get(state)) parts.push(`${counts.get(state)} ${state}`);
+  for (const state of ['running', 'queued', 'failed', 'stopped'] as const) if (counts.get(state)) parts.push(`${counts.get(state)} ${state}`);
   return parts.join(' · ');
 }
 
@@ -64,6 +64,8 @@ export function stateIcon(state: JobState): { id: string; color?: string } {
       return { id: 'circle-slash', color: 'disabledForeground' };
     case 'skipped':
       return { id: 'debug-step-over', color: 'disabledForeground' };
+    case 'stopped':
+      return { id: 'stop-circle', color: 'charts.yellow' };
     case 'running':
       return { id: 'sync~spin', color: 'charts.blue' };
     case 'queued':

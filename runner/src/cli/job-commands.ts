@@ -155,7 +155,7 @@ async function submitAndReport(
   return exitCodeOf(finals);
 }
 
-/** A single run's own exit code; for several, 0 only when all succeeded. */
+/** A single run's own exit code; for several, 0 only when all succeeded (or were stopped early: a sweep's normal end). */
 function exitCodeOf(jobs: JobView[]): number {
   if (jobs.length === 1) {
     const [job] = jobs;
@@ -163,7 +163,7 @@ function exitCodeOf(jobs: JobView[]): number {
     if (job!.exitCode !== undefined && job!.exitCode !== 0) return job!.exitCode;
     return 1;
   }
-  return jobs.every((job) => job.state === 'succeeded') ? 0 : 1;
+  return jobs.every((job) => job.state === 'succeeded' || job.state === 'stopped') ? 0 : 1;
 }
 
 /**

@@ -30,6 +30,7 @@ import { LauncherClient } from '../local/launcher-client';
 import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, readExitStatus, readWrapperPid, signalGroup } from '../local/detached-process';
 import { MetricLineReader, parseMetricJson, type MetricPoint } from '../metrics/metric-lines';
 import { redactEnv } from '../records/reproduction';
+import { earlyStopVerdict, type StepValue } from '../scheduler/early-stop';
 import { schedule, DEFAULT_CPUS, type Allocation, type HostCapacity } from '../scheduler/placement';
 import { Store, TransactionLost, type AttemptRow, type JobRow, type MetricRow, type ScheduleRow } from '../store/store';
 import { ScheduleTimer } from './schedules';
@@ -73,7 +74,11 @@ interface LiveAttempt {
   exited?: boolean;
   allocation: Allocation & { group: string };
   /** Why the daemon is stopping it, if it is. */
-  stopping?: 'cancelled' | 'timed-out';
+  stopping?: 'cancelled' | 'timed-out' | 'stopped-early';
+  /** The sweep's early-stop rule's verdict, when that is why. */
+  stoppedEarly?: string;
+  /** The last step its sweep's early-stop rule judged it at. */
+  judgedUpTo?: number;
   timeoutTimer?: NodeJS.Timeout;
   killTimer?: NodeJS.Timeout;
   logOffset: number;
@@ -670,7 +675,8 @@ export class Daemon {
       for (const need of job.needs) {
         if (states.has(need)) continue;
         const needed = this.store.job(need);
-        if (needed) states.set(need, { state: needed.state, key: `${needed.specName}/${needed.key}` });
+        // A sweep run stopped early ended as its sweep meant it to: what needs it may go on.
+        if (needed) states.set(need, { state: needed.state === 'stopped' ? 'succeeded' : needed.state, key: `${needed.specName}/${needed.key}` });
       }
     }
     const hosts = this.capacities();
@@ -920,6 +926,24 @@ export class Daemon {
     }
   }
 
+  // Early stopping (see scheduler/early-stop.ts)
+
+  /** After new points of its sweep's judged metric: stops the run if its sweep's rule says it cannot win. */
+  private judgeEarlyStop(attempt: LiveAttempt, points: readonly MetricRow[]): void {
+    if (attempt.stopping || this.live.get(attempt.jobId) !== attempt) return;
+    const job = this.store.job(attempt.jobId);
+    const rule = job?.plan.earlyStop;
+    if (!job || !rule || !points.some((point) => point.name === rule.metric && point.step !== null)) return;
+    const sweep = this.store.jobs({ submissionId: job.submissionId }).filter((other) => other.plan.job === job.plan.job);
+    const runs = sweep.map((other) => ({ id: other.id, points: stepSeries(this.store.metrics(other.id), rule.metric) }));
+    const verdict = earlyStopVerdict(rule, job.id, runs, attempt.judgedUpTo);
+    attempt.judgedUpTo = runs.find((run) => run.id === job.id)?.points.at(-1)?.step ?? attempt.judgedUpTo;
+    if (verdict === undefined) return;
+    attempt.stoppedEarly = verdict;
+    this.commitSoon((now) => this.store.addEvent(job.id, 'stopping-early', verdict, now), undefined, { schedule: false });
+    this.stopAttempt(attempt, 'stopped-early');
+  }
+
   // GPU leases (see hosts/gpu-leases.ts)
 
   private leaseOwner(live: LiveAttempt): LeaseOwner {
@@ -1002,7 +1026,7 @@ export class Daemon {
     attempt.timeoutTimer = setTimeout(() => this.stopAttempt(attempt, 'timed-out'), remaining);
   }
 
-  private stopAttempt(attempt: LiveAttempt, why: 'cancelled' | 'timed-out'): void {
+  private stopAttempt(attempt: LiveAttempt, why: NonNullable<LiveAttempt['stopping']>): void {
     if (attempt.stopping) return;
     attempt.stopping = why;
     if (attempt.pid !== null) this.signalStop(attempt);
@@ -1175,7 +1199,10 @@ export class Daemon {
         this.store.addMetrics(points);
         this.store.updateAttempt(attempt.jobId, attempt.number, { pid, processStart, logScanned: logOffset, metricsScanned: metricsOffset });
       },
-      undefined,
+      // Judged once the points are in the store, beside the other runs' points.
+      (error) => {
+        if (!error && !final) this.judgeEarlyStop(attempt, points);
+      },
       { schedule: false },
     );
     for (const point of points) {
@@ -1197,10 +1224,11 @@ export class Daemon {
     let outcome: AttemptOutcome;
     if (job.cancelRequested) outcome = 'cancelled';
     else if (attempt.stopping === 'timed-out') outcome = 'timed-out';
+    else if (attempt.stopping === 'stopped-early') outcome = 'stopped';
     else if (end.exitCode === 0) outcome = 'succeeded';
     else if (end.lost) outcome = 'lost';
     else outcome = 'failed';
-    const described = describeEnd(outcome, end, job);
+    const described = outcome === 'stopped' ? `stopped early: ${attempt.stoppedEarly}` : describeEnd(outcome, end, job);
     const retriesLeft = job.plan.retries - (attempt.number - 1);
     const retry = (outcome === 'failed' || outcome === 'timed-out' || outcome === 'lost') && retriesLeft > 0;
     const backoff = this.settings.retryBackoffMs * 2 ** (attempt.number - 1);
@@ -1216,7 +1244,7 @@ export class Daemon {
           this.store.addEvent(attempt.jobId, 'retry', reason, now);
           this.queue.set(attempt.jobId, this.store.job(attempt.jobId)!);
         } else {
-          const state: JobState = outcome === 'succeeded' ? 'succeeded' : outcome === 'cancelled' ? 'cancelled' : 'failed';
+          const state: JobState = outcome === 'succeeded' || outcome === 'cancelled' || outcome === 'stopped' ? outcome : 'failed';
           this.store.updateJob(attempt.jobId, { state, reason: state === 'succeeded' ? null : described, endedAt: now, exitCode: end.exitCode, signal: end.signal });
           this.store.addEvent(attempt.jobId, state, described, now);
         }
@@ -1277,6 +1305,13 @@ export class Daemon {
     if (row.endedAt !== null) view.endedAt = row.endedAt;
     return view;
   }
+}
+
+/** A metric's points that have a step, in step order (the last value reported for a step counts). */
+function stepSeries(series: readonly MetricSeries[], name: string): StepValue[] {
+  const byStep = new Map<number, number>();
+  for (const point of series.find((candidate) => candidate.name === name)?.points ?? []) if (point.step !== null) byStep.set(point.step, point.value);
+  return [...byStep].map(([step, value]) => ({ step, value })).sort((a, b) => a.step - b.step);
 }
 
 /** The runs that share a sweep's max_parallel: one job of one submission. */

@@ -43,7 +43,7 @@ export interface Served {
 
 type Handlers = { [M in keyof DaemonRequests]: (params: DaemonRequests[M]['params'], client: Client) => DaemonRequests[M]['result'] | Promise<DaemonRequests[M]['result']> };
 
-const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'skipped'];
+const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'skipped', 'stopped'];
 const TOPICS: readonly Topic[] = ['jobs', 'logs', 'metrics', 'hosts'];
 
 /**
