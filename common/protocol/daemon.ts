@@ -36,6 +36,8 @@ export interface JobView {
   createdAt: number;
   startedAt?: number;
   endedAt?: number;
+  /** A running run whose GPUs have all been at ~0% utilization since then, for the daemon's idle time or longer. */
+  gpusIdleSince?: number;
 }
 
 export interface AttemptView {

@@ -50,6 +50,7 @@ export function runDescription(job: JobView, metric: KeyMetric | undefined, now:
   const parts: string[] = [job.state === 'queued' || job.state === 'running' ? job.state : describeOutcome(job)];
   if (metric) parts.push(`${metric.name} ${formatMetricValue(metric.value)}`);
   if (job.startedAt !== undefined) parts.push(formatElapsed((job.endedAt ?? now) - job.startedAt));
+  if (job.state === 'running' && job.gpusIdleSince !== undefined) parts.push(`GPUs idle ${formatElapsed(now - job.gpusIdleSince)}`);
   return parts.join(' · ');
 }
 

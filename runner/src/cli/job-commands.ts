@@ -447,9 +447,16 @@ function jobTable(jobs: JobView[], pending: boolean): string {
     job.state,
     job.host ? `${job.host}${job.gpus?.length ? `:${job.gpus.join(',')}` : ''}` : '-',
     job.startedAt ? formatElapsed((job.endedAt ?? now) - job.startedAt) : '-',
-    pending ? (job.state === 'queued' ? (job.reason ?? 'waiting to be scheduled') : describeResources(job.resources)) : (job.reason ?? (job.exitCode !== undefined ? `exit ${job.exitCode}` : '')),
+    [pending ? (job.state === 'queued' ? (job.reason ?? 'waiting to be scheduled') : describeResources(job.resources)) : (job.reason ?? (job.exitCode !== undefined ? `exit ${job.exitCode}` : '')), idleNote(job, now)]
+      .filter(Boolean)
+      .join(' · '),
   ]);
   return formatTable(['ID', 'RUN', 'STATE', 'WHERE', 'TIME', pending ? 'WHY PENDING / RESOURCES' : 'NOTE'], rows);
+}
+
+/** "GPUs idle 12m05s": a running run whose GPUs have done nothing for the daemon's idle time. */
+function idleNote(job: JobView, now: number): string {
+  return job.gpusIdleSince !== undefined ? `GPUs idle ${formatElapsed(now - job.gpusIdleSince)}` : '';
 }
 
 function describeResources(resources: ResourceRequest): string {

@@ -33,6 +33,7 @@ import { redactEnv } from '../records/reproduction';
 import { earlyStopVerdict, type StepValue } from '../scheduler/early-stop';
 import { schedule, DEFAULT_CPUS, type Allocation, type HostCapacity } from '../scheduler/placement';
 import { Store, TransactionLost, type AttemptRow, type JobRow, type MetricRow, type ScheduleRow } from '../store/store';
+import { IdleGpuWatch } from './idle-gpus';
 import { ScheduleTimer } from './schedules';
 import type { DaemonPaths } from '../../../common/node/daemon-paths';
 
@@ -57,6 +58,8 @@ export interface DaemonSettings {
   pollMs: number;
   /** How often the hosts are probed (GPUs, foreign processes). */
   hostProbeMs: number;
+  /** How long a run's GPUs must stay at ~0% utilization before it is flagged as idle. */
+  idleGpuMs: number;
   /** The OpenSSH client config SSH hosts are read from (default ~/.ssh/config). */
   sshConfigPath?: string;
 }
@@ -175,6 +178,7 @@ export class Daemon {
   /** Names this daemon on shared hosts: its folders there, and its GPU leases. */
   private readonly daemonId: string;
   private readonly schedules: ScheduleTimer;
+  private readonly idleGpus: IdleGpuWatch;
 
   constructor(
     readonly paths: DaemonPaths,
@@ -183,6 +187,7 @@ export class Daemon {
     private readonly emit: Emit,
   ) {
     this.daemonId = daemonIdOf(hostname(), paths.home);
+    this.idleGpus = new IdleGpuWatch(settings.idleGpuMs);
     this.schedules = new ScheduleTimer(store, {
       fire: (schedule, tick, missed) => this.fireSchedule(schedule, tick, missed),
       skip: (schedule, tick, missed) => this.skipScheduledTimes(schedule, tick, missed),
@@ -564,6 +569,7 @@ export class Daemon {
       // A probe may answer after the daemon stopped, or the host left the pool.
       if (this.stopped || this.sshHosts.get(alias) !== host) return;
       this.saveHost(alias, 'ssh', host.state, host.lastInventory);
+      if (host.offer) this.watchUtilization(host.offer);
       this.requestSchedule();
     });
     // Back after a cut: what ran there meanwhile is read, and what waited for it can start.
@@ -944,6 +950,16 @@ export class Daemon {
     this.stopAttempt(attempt, 'stopped-early');
   }
 
+  /** Notes what a probe saw of the GPUs our runs hold there; a run whose idle flag changed is news. */
+  private watchUtilization(inventory: HostInventory): void {
+    const now = Date.now();
+    for (const attempt of this.live.values()) {
+      if (attempt.allocation.host !== inventory.name || attempt.allocation.gpus.length === 0 || attempt.launching) continue;
+      const utilization = attempt.allocation.gpus.map((index) => inventory.gpus.find((gpu) => gpu.index === index)?.utilizationPercent);
+      if (this.idleGpus.observe(attempt.jobId, utilization, inventory.probedAt, now)) this.emitJob(attempt.jobId);
+    }
+  }
+
   // GPU leases (see hosts/gpu-leases.ts)
 
   private leaseOwner(live: LiveAttempt): LeaseOwner {
@@ -1215,6 +1231,7 @@ export class Daemon {
     clearTimeout(attempt.killTimer);
     this.drain(attempt, true);
     this.live.delete(attempt.jobId);
+    this.idleGpus.forget(attempt.jobId);
     this.releaseLeases(attempt);
     // What the command left running in its group (stray background processes) ends with it.
     if (attempt.remote && attempt.pid !== null) this.endRemoteGroup(attempt.remote.host, attempt.pid);
@@ -1262,6 +1279,7 @@ export class Daemon {
     if (this.stopped) return;
     this.host = inventory;
     this.saveHost(inventory.name, 'local', inventory, inventory);
+    this.watchUtilization(inventory);
   }
 
   // Views
@@ -1303,6 +1321,8 @@ export class Daemon {
     if (row.signal !== null) view.signal = row.signal;
     if (row.startedAt !== null) view.startedAt = row.startedAt;
     if (row.endedAt !== null) view.endedAt = row.endedAt;
+    const idleSince = row.state === 'running' ? this.idleGpus.flaggedSince(row.id, Date.now()) : undefined;
+    if (idleSince !== undefined) view.gpusIdleSince = idleSince;
     return view;
   }
 }

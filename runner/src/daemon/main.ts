@@ -20,6 +20,7 @@ function settingsFrom(env: NodeJS.ProcessEnv): DaemonSettings {
     killGraceMs: number('DROVER_KILL_GRACE_MS', 10_000),
     pollMs: number('DROVER_POLL_MS', 100),
     hostProbeMs: number('DROVER_HOST_PROBE_MS', 15_000),
+    idleGpuMs: number('DROVER_IDLE_GPU_MS', 10 * 60_000),
     ...(env['DROVER_SSH_CONFIG'] && { sshConfigPath: env['DROVER_SSH_CONFIG'] }),
   };
 }
