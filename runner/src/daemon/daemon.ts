@@ -19,7 +19,7 @@ import {
 } from '../../../common/protocol';
 import { analyzeSpec, expandSpec, ExpansionError, formatDiagnostic, hasErrors, type RunPlan, type SpecModel } from '../../../common/spec';
 import {
-  describeLeaseHolders, leasedByOthers, leaseOwner, mergeLeases, releaseLeasesScript, runLeaseScript, setLeasesScript, takeLocalLeases,
+  describeLease, describeLeaseHolders, leasedByOthers, leaseOwner, mergeLeases, parseLeaseLines, releaseLeasesScript, runLeaseScript, setLeasesScript, takeLeasesScript, takeLocalLeases,
   type GpuLease, type LeaseOwner,
 } from '../hosts/gpu-leases';
 import { LOCAL_HOST, probeLocalHost, type HostInventory } from '../hosts/local-host';
@@ -1019,6 +1019,24 @@ export class Daemon {
     );
   }
 
+  /**
+   * A local run watched again after a restart: its leases may still name the old daemon's pid
+   * (it died before pointing them at the run), so they are taken again for the run's own.
+   */
+  private reassertLocalLeases(live: LiveAttempt): void {
+    const gpus = this.gpuUuids(live);
+    if (gpus.length === 0 || live.pid === null || process.platform === 'win32') return;
+    const { jobId } = live;
+    runLeaseScript(takeLeasesScript(this.leaseOwner(live), gpus, String(live.pid)), this.settings.env).then(
+      (result) => {
+        if (result.code === 0 || this.stopped) return;
+        const holders = parseLeaseLines(result.stdout).map((lease) => describeLease(lease)).join('; ');
+        this.commitSoon((now) => this.store.addEvent(jobId, 'lease-lost', `its GPU leases were taken over while no daemon watched it${holders ? ` (by ${holders})` : ''}`, now), undefined, { schedule: false });
+      },
+      () => undefined,
+    );
+  }
+
   /** Gives back an ended attempt's leases at once (were this lost, they go stale with its process). */
   private releaseLeases(attempt: LiveAttempt): void {
     const gpus = this.gpuUuids(attempt);
@@ -1103,6 +1121,7 @@ export class Daemon {
       } else {
         live.pid = row.pid ?? readWrapperPid(row.dir) ?? null;
         live.processStart = row.processStart ?? (live.pid === null ? null : processStartTime(live.pid));
+        if (afterRestart) this.reassertLocalLeases(live);
       }
       live.logOffset = row.logScanned;
       live.metricsOffset = row.metricsScanned;

@@ -120,7 +120,7 @@ describe('language server: completion', () => {
     it('offers the keys of a GPU request mapping and of a sweep parameter', () => {
       assert.deepEqual(keys(lines('run: x', 'resources:', '  gpus:', '    ‸')), ['count', 'type', 'memory']);
       assert.deepEqual(keys(lines('run: x', 'sweep:', '  parameters:', '    lr:', '      ‸')), ['range', 'uniform', 'loguniform']);
-      assert.deepEqual(keys(lines('run: x', 'sweep:', '  ‸', '  parameters: { a: [1] }')), ['method', 'max_parallel', 'samples', 'seed']);
+      assert.deepEqual(keys(lines('run: x', 'sweep:', '  ‸', '  parameters: { a: [1] }')), ['method', 'max_parallel', 'early_stop', 'samples', 'seed']);
     });
 
     it('offers a workflow job the keys of a job', () => {
