@@ -7,10 +7,11 @@ import type { ParamValue, ResourceRequest } from '../spec';
 
 export const PROTOCOL_VERSION = 2;
 
-export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
-export type AttemptOutcome = 'running' | 'succeeded' | 'failed' | 'timed-out' | 'cancelled' | 'lost';
+/** `stopped`: a sweep's `early_stop` ended it because it could not win (an ending, not a failure). */
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped' | 'stopped';
+export type AttemptOutcome = 'running' | 'succeeded' | 'failed' | 'timed-out' | 'cancelled' | 'lost' | 'stopped';
 
-export const FINAL_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled', 'skipped'];
+export const FINAL_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled', 'skipped', 'stopped'];
 
 /** One job as clients see it: what was asked and where it stands. */
 export interface JobView {
@@ -35,6 +36,8 @@ export interface JobView {
   createdAt: number;
   startedAt?: number;
   endedAt?: number;
+  /** A running run whose GPUs have all been at ~0% utilization since then, for the daemon's idle time or longer. */
+  gpusIdleSince?: number;
 }
 
 export interface AttemptView {
@@ -226,6 +229,25 @@ export interface SubmitResult {
   jobs: JobView[];
 }
 
+/** A spec registered to run on its `schedule:`. */
+export interface ScheduleView {
+  /** The spec's name, which names the schedule (adding a spec of the same name replaces it). */
+  name: string;
+  cron: string;
+  catchUp: 'once' | 'none';
+  specPath?: string;
+  cwd: string;
+  host?: string;
+  overrides: Record<string, ParamValue>;
+  createdAt: number;
+  /** The last scheduled time the daemon started a run for (or skipped, with `catch_up: none`). */
+  lastTick?: number;
+  /** The submission the last fired time started. */
+  lastSubmissionId?: number;
+  /** When it fires next; absent when the expression never fires again. */
+  nextTick?: number;
+}
+
 export type Topic = 'jobs' | 'logs' | 'metrics' | 'hosts' | 'cells';
 
 /** Requests: method → parameters and result. */
@@ -251,6 +273,11 @@ export interface DaemonRequests {
   'drover/setPriority': { params: { ids: number[]; priority: number }; result: { changed: number[] } };
   /** Forgets finished runs: their records, logs and metrics. Running or queued runs are refused. */
   'drover/delete': { params: { ids: number[] }; result: { deleted: number[] } };
+  /** Registers a spec with a `schedule:` (replacing one of the same name); it starts runs at those times. */
+  'drover/schedules/add': { params: SubmitParams; result: ScheduleView };
+  'drover/schedules': { params: Record<string, never>; result: ScheduleView[] };
+  /** Stops a schedule; runs it started are left as they are. */
+  'drover/schedules/remove': { params: { name: string }; result: { removed: boolean } };
   'drover/subscribe': { params: { topics: Topic[]; jobIds?: number[] }; result: Record<string, never> };
   'drover/shutdown': { params: Record<string, never>; result: Record<string, never> };
 }

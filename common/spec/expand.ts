@@ -1,5 +1,5 @@
 import { substituteExpressions } from './expressions';
-import type { JobSpec, ParamValue, ResourceRequest, SlurmSettings, SpecModel, SweepDomain, SweepSpec } from './model';
+import type { EarlyStop, JobSpec, ParamValue, ResourceRequest, SlurmSettings, SpecModel, SweepDomain, SweepSpec } from './model';
 import { closestMatch, didYouMean } from './suggest';
 
 /** Sweeps larger than this are refused; above `SWEEP_WARNING_SIZE` they are questioned. */
@@ -26,6 +26,8 @@ export interface RunPlan {
   priority: number;
   /** The sweep's `max_parallel`, shared by all runs of the same job. */
   maxParallel?: number;
+  /** The sweep's `early_stop`, judged across the runs of the same job. */
+  earlyStop?: EarlyStop;
   /** Keys of the runs that must succeed before this one starts. */
   needs: string[];
   /** The job's `slurm:` settings, for when it runs on a SLURM cluster. */
@@ -156,6 +158,7 @@ function planRun(job: JobSpec, key: string, sweepIndex: number | undefined, para
   if (job.timeoutSeconds !== undefined) plan.timeoutSeconds = job.timeoutSeconds;
   if (job.sweep?.maxParallel !== undefined) plan.maxParallel = job.sweep.maxParallel;
   if (job.slurm !== undefined) plan.slurm = job.slurm;
+  if (job.sweep?.earlyStop !== undefined) plan.earlyStop = job.sweep.earlyStop;
   return plan;
 }
 

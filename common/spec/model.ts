@@ -28,9 +28,23 @@ export interface SweepParameter {
   domain: SweepDomain;
 }
 
+/** `sweep.early_stop`: the rule that stops runs of a sweep that cannot win. */
+export interface EarlyStop {
+  metric: string;
+  mode: 'min' | 'max';
+  rule: 'median' | 'asha';
+  /** No run is stopped before this step; for ASHA, the first rung. */
+  graceSteps: number;
+  /** Median rule: other runs that must have reached a step before a run is judged there. */
+  minRuns: number;
+  /** ASHA: rungs are this factor apart, and the best 1/factor of a rung go on. */
+  reductionFactor: number;
+}
+
 export interface SweepSpec {
   method: 'grid' | 'random';
   maxParallel?: number;
+  earlyStop?: EarlyStop;
   samples?: number;
   seed: number;
   parameters: SweepParameter[];
@@ -66,6 +80,8 @@ export interface JobSpec {
   timeoutSeconds?: number;
   priority: number;
   schedule?: Located<string>;
+  /** `catch_up`: what a schedule does about times missed while the daemon was down. */
+  catchUp?: Located<string>;
   needs: Located<string>[];
   outputs: Record<string, string>;
   sweep?: SweepSpec;
@@ -79,6 +95,8 @@ export interface SpecModel {
   name: string;
   description?: string;
   schedule?: Located<string>;
+  /** Missed scheduled times: one run for them once the daemon is back (default), or none. */
+  catchUp?: 'once' | 'none';
   params: Record<string, ParamValue>;
   jobs: JobSpec[];
 }
@@ -100,6 +118,8 @@ export function buildModel(root: SpecNode | null, text: string, defaultName: str
   const description = stringAt(root, 'description');
   if (description !== undefined) spec.description = description;
   const schedule = locatedString(root, 'schedule');
+  const catchUp = stringAt(root, 'catch_up');
+  if (catchUp === 'once' || catchUp === 'none') spec.catchUp = catchUp;
   if (spec.kind === 'job') {
     const idRange = mapValue(root, 'name')?.range ?? root.entries[0]?.keyRange ?? root.range;
     spec.jobs.push(readJob(root, name, idRange, text, {}));
@@ -149,6 +169,7 @@ function readJob(map: MapNode | undefined, id: string, idRange: SourceRange, tex
   assignIfDefined(job, 'notebook', locatedString(map, 'notebook'));
   assignIfDefined(job, 'setup', stringAt(map, 'setup'));
   assignIfDefined(job, 'schedule', locatedString(map, 'schedule'));
+  assignIfDefined(job, 'catchUp', locatedString(map, 'catch_up'));
   job.resources = readResources(mapValue(map, 'resources'));
   const placement = mapValue(map, 'placement');
   if (isMapNode(placement)) assignIfDefined(job, 'hosts', locatedStrings(mapValue(placement, 'hosts')));
@@ -198,6 +219,7 @@ function readSweep(job: MapNode): SweepSpec | undefined {
   };
   assignIfDefined(sweep, 'maxParallel', positiveIntegerAt(node, 'max_parallel'));
   assignIfDefined(sweep, 'samples', positiveIntegerAt(node, 'samples'));
+  assignIfDefined(sweep, 'earlyStop', readEarlyStop(mapValue(node, 'early_stop')));
   const parameters = mapValue(node, 'parameters');
   if (!isMapNode(parameters)) return sweep;
   for (const { key, keyRange, value } of parameters.entries) {
@@ -205,6 +227,20 @@ function readSweep(job: MapNode): SweepSpec | undefined {
     if (domain) sweep.parameters.push({ name: key, range: keyRange, domain });
   }
   return sweep;
+}
+
+function readEarlyStop(node: SpecNode | undefined): EarlyStop | undefined {
+  if (!isMapNode(node)) return undefined;
+  const metric = stringAt(node, 'metric');
+  if (metric === undefined) return undefined;
+  return {
+    metric,
+    mode: stringAt(node, 'mode') === 'max' ? 'max' : 'min',
+    rule: stringAt(node, 'rule') === 'asha' ? 'asha' : 'median',
+    graceSteps: Math.max(0, integerAt(node, 'grace_steps') ?? 1),
+    minRuns: positiveIntegerAt(node, 'min_runs') ?? 3,
+    reductionFactor: Math.max(2, integerAt(node, 'reduction_factor') ?? 3),
+  };
 }
 
 function readDomain(node: SpecNode): SweepDomain | undefined {

@@ -105,6 +105,12 @@ class SemanticChecks {
     if (this.spec.kind === 'workflow' && job.schedule) {
       this.error('misplaced-key', job.schedule.range, `a workflow's jobs run when the workflow does; move \`schedule\` to the top of the spec`);
     }
+    if (this.spec.kind === 'workflow' && job.catchUp) {
+      this.error('misplaced-key', job.catchUp.range, '`catch_up` belongs beside the workflow\'s `schedule`, at the top of the spec');
+    }
+    if (this.spec.kind === 'job' && job.catchUp && !job.schedule) {
+      this.warn('misplaced-key', job.catchUp.range, '`catch_up` does nothing without a `schedule`');
+    }
   }
 
   private checkNeeds(job: JobSpec): void {

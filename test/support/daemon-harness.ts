@@ -33,6 +33,8 @@ export class DaemonHarness {
       DROVER_RETRY_BACKOFF_MS: '100',
       DROVER_KILL_GRACE_MS: '500',
       DROVER_HOST_PROBE_MS: '60000',
+      // Each test's GPUs are its own (the fixture's GPUs have the same UUIDs everywhere).
+      DROVER_GPU_LEASE_DIR: join(this.home, 'gpu-leases'),
       ...(options.gpus ? { PATH: `${FIXTURE_BIN}${delimiter}${process.env['PATH']}`, DROVER_FAKE_GPUS: join(FIXTURE_GPUS, options.gpus) } : {}),
       ...options.env,
     };

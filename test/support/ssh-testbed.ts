@@ -295,6 +295,11 @@ export class SshTestbed {
     return join(this.host(name).dir, 'gpus.json');
   }
 
+  /** The host's GPU lease folder (its DROVER_GPU_LEASE_DIR). */
+  gpuLeaseDir(name: string): string {
+    return leaseDir(this.host(name));
+  }
+
   /**
    * Runs `command` with bash as the host's user, in its home and inside its namespaces (works
    * while its link is cut or its sshd stopped). Start long-lived processes over ssh instead:
@@ -495,6 +500,8 @@ export class SshTestbed {
         for (const path of ['', '.ssh', '.ssh/authorized_keys', '.profile']) chownSync(join(host.home, path), host.uid, host.gid);
         chmodSync(host.home, 0o700);
         mkdirSync(join(host.dir, 'bin'), { mode: 0o755 });
+        mkdirSync(leaseDir(host), { mode: 0o777 });
+        chmodSync(leaseDir(host), 0o777);
         linkNodeIfMissing(host);
         installNvidiaSmi(host);
         writeFileSync(join(host.sshdDir, 'sshd_config'), sshdConfig(host, this.pidFile(host)));
@@ -828,7 +835,16 @@ function hostPath(host: Host): string {
 
 /** What the host's sshd gives every session (SetEnv), for `exec` to match. */
 function hostEnv(host: Host): string[] {
-  return [`HOME=${host.home}`, `USER=${host.user}`, `LOGNAME=${host.user}`, 'SHELL=/bin/bash', `PATH=${hostPath(host)}`, `DROVER_FAKE_GPUS=${join(host.dir, 'gpus.json')}`];
+  return [`HOME=${host.home}`, `USER=${host.user}`, `LOGNAME=${host.user}`, 'SHELL=/bin/bash', `PATH=${hostPath(host)}`, `DROVER_FAKE_GPUS=${join(host.dir, 'gpus.json')}`, `DROVER_GPU_LEASE_DIR=${leaseDir(host)}`];
+}
+
+/**
+ * Where the host's GPU leases live. The hosts share this machine's /tmp, and the fixture's GPUs
+ * have the same UUIDs on every host, so each host has a lease folder of its own (as a real
+ * machine has its own /tmp).
+ */
+function leaseDir(host: Host): string {
+  return join(host.dir, 'gpu-leases');
 }
 
 function sshdConfig(host: Host, pidFile: string): string {
@@ -850,7 +866,7 @@ function sshdConfig(host: Host, pidFile: string): string {
     'KbdInteractiveAuthentication no',
     'AuthorizedKeysFile .ssh/authorized_keys',
     'Subsystem sftp internal-sftp',
-    `SetEnv PATH=${hostPath(host)} DROVER_FAKE_GPUS=${join(host.dir, 'gpus.json')}`,
+    `SetEnv PATH=${hostPath(host)} DROVER_FAKE_GPUS=${join(host.dir, 'gpus.json')} DROVER_GPU_LEASE_DIR=${leaseDir(host)}`,
     'AllowTcpForwarding yes',
     'UseDNS no',
     'PrintMotd no',

@@ -10,7 +10,7 @@ export interface LogSource {
 
 const DIM = '\x1b[2m';
 const RESET = '\x1b[0m';
-const OUTCOME_COLOR: Record<string, string> = { succeeded: '\x1b[32m', failed: '\x1b[31m', cancelled: '\x1b[33m', skipped: '\x1b[33m' };
+const OUTCOME_COLOR: Record<string, string> = { succeeded: '\x1b[32m', failed: '\x1b[31m', cancelled: '\x1b[33m', skipped: '\x1b[33m', stopped: '\x1b[33m' };
 
 /**
  * Follows one run's output into a terminal, attempt after attempt. It keeps where it is (attempt

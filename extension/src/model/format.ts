@@ -31,6 +31,8 @@ export function runLabel(job: Pick<JobView, 'id' | 'specName' | 'key'>): string 
 
 /** How a finished run ended, in words: "succeeded", "failed (exit 1)", "cancelled (SIGTERM)". */
 export function describeOutcome(job: Pick<JobView, 'state' | 'exitCode' | 'signal' | 'reason'>): string {
+  // Its signal is the stop, not news.
+  if (job.state === 'stopped') return 'stopped early';
   const detail = job.signal ? job.signal : job.exitCode !== undefined && job.state !== 'succeeded' ? `exit ${job.exitCode}` : undefined;
   return detail ? `${job.state} (${detail})` : job.state;
 }

@@ -31,10 +31,11 @@ export function queueEntries(jobs: Iterable<JobView>, now: number): QueueEntry[]
     if (job.state === 'running') {
       const where = job.host ? ` on ${job.host}${job.gpus?.length ? ` GPU ${job.gpus.join(',')}` : ''}` : '';
       const attempt = job.attempts > 1 ? ` (attempt ${job.attempts})` : '';
+      const idle = job.gpusIdleSince !== undefined ? formatElapsed(now - job.gpusIdleSince) : undefined;
       return {
         job,
-        description: `running${where} · ${formatElapsed(now - (job.startedAt ?? job.createdAt))}${attempt}`,
-        tooltip: `Running${where}${attempt}\nAsked for ${resources}`,
+        description: `running${where} · ${formatElapsed(now - (job.startedAt ?? job.createdAt))}${attempt}${idle ? ` · GPUs idle ${idle}` : ''}`,
+        tooltip: `Running${where}${attempt}\nAsked for ${resources}${idle ? `\nIts GPUs have been at ~0% utilization for ${idle}` : ''}`,
       };
     }
     position += 1;

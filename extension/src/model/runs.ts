@@ -41,7 +41,7 @@ export function groupDescription(group: RunGroup): string {
   const counts = new Map<JobState, number>();
   for (const run of group.runs) counts.set(run.state, (counts.get(run.state) ?? 0) + 1);
   const parts = [`${group.runs.length} run${group.runs.length === 1 ? '' : 's'}`];
-  for (const state of ['running', 'queued', 'failed'] as const) if (counts.get(state)) parts.push(`${counts.get(state)} ${state}`);
+  for (const state of ['running', 'queued', 'failed', 'stopped'] as const) if (counts.get(state)) parts.push(`${counts.get(state)} ${state}`);
   return parts.join(' · ');
 }
 
@@ -50,6 +50,7 @@ export function runDescription(job: JobView, metric: KeyMetric | undefined, now:
   const parts: string[] = [job.state === 'queued' || job.state === 'running' ? job.state : describeOutcome(job)];
   if (metric) parts.push(`${metric.name} ${formatMetricValue(metric.value)}`);
   if (job.startedAt !== undefined) parts.push(formatElapsed((job.endedAt ?? now) - job.startedAt));
+  if (job.state === 'running' && job.gpusIdleSince !== undefined) parts.push(`GPUs idle ${formatElapsed(now - job.gpusIdleSince)}`);
   return parts.join(' · ');
 }
 
@@ -64,6 +65,8 @@ export function stateIcon(state: JobState): { id: string; color?: string } {
       return { id: 'circle-slash', color: 'disabledForeground' };
     case 'skipped':
       return { id: 'debug-step-over', color: 'disabledForeground' };
+    case 'stopped':
+      return { id: 'stop-circle', color: 'charts.yellow' };
     case 'running':
       return { id: 'sync~spin', color: 'charts.blue' };
     case 'queued':

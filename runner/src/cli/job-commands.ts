@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { stringify } from 'yaml';
 import { FINAL_STATES, type CellEventsChunk, type HostView, type JobView, type LogChunk, type SubmitParams, type SubmitResult } from '../../../common/protocol';
-import { formatElapsed, formatMetricValue, formatSize, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
+import { analyzeSpec, formatElapsed, formatMetricValue, formatSize, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
 import { DaemonUnavailable, type DaemonClient } from '../../../common/node/daemon-client';
 import { connectDaemon } from './daemon-connection';
 import { CliError, EXIT, formatTable, type CommandOutput } from './output';
@@ -23,6 +23,15 @@ export async function submitCommand(
   options: { params: string[]; host?: string; wait: boolean; json: boolean; previewSbatch?: boolean },
   out: CommandOutput,
 ): Promise<number> {
+  const params = readSubmission(files, options);
+  if (!options.previewSbatch && analyzeSpec(params.specText, params.specPath).model?.schedule) {
+    out.stderr(`note: this runs it once now; \`drover schedule add ${params.specPath}\` runs it on its schedule`);
+  }
+  return withDaemon(true, (client) => (options.previewSbatch ? previewSbatch(client, params, options, out) : submitAndReport(client, params, options, out)));
+}
+
+/** What `drover submit` and `drover schedule add` send: the one spec file named, with -p and --host. */
+function readSubmission(files: string[], options: { params: string[]; host?: string }): SubmitParams {
   if (files.length !== 1) throw new CliError('name exactly one spec file', EXIT.usage);
   const file = files[0]!;
   let specText: string;
@@ -32,8 +41,57 @@ export async function submitCommand(
     throw new CliError(`cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`, EXIT.noInput);
   }
   const overrides = parseOverrides(options.params);
-  const params: SubmitParams = { specText, specPath: file, cwd: process.cwd(), overrides, env: stringEnv(), user: userInfo().username, ...onHost(options.host) };
-  return withDaemon(true, (client) => (options.previewSbatch ? previewSbatch(client, params, options, out) : submitAndReport(client, params, options, out)));
+  return { specText, specPath: file, cwd: process.cwd(), overrides, env: stringEnv(), user: userInfo().username, ...onHost(options.host) };
+}
+
+/** `drover schedule [list] | add SPEC | remove NAME`. */
+export async function scheduleCommand(args: string[], options: { params: string[]; host?: string; json: boolean }, out: CommandOutput): Promise<number> {
+  const [action = 'list', ...rest] = args;
+  if (action === 'add') {
+    const params = readSubmission(rest, options);
+    return withDaemon(true, async (client) => {
+      const schedule = await client.request('drover/schedules/add', params);
+      if (options.json) out.stdout(JSON.stringify(schedule, null, 2));
+      else out.stdout(`scheduled ${schedule.name} (${schedule.cron}): ${schedule.nextTick !== undefined ? `next run ${formatTime(schedule.nextTick)}` : 'it never fires again'}`);
+      return EXIT.ok;
+    });
+  }
+  if (action === 'remove' && rest.length === 1) {
+    return withDaemon(true, async (client) => {
+      const { removed } = await client.request('drover/schedules/remove', { name: rest[0]! });
+      if (!removed) throw new CliError(`no schedule named '${rest[0]}' (drover schedule list shows them)`, EXIT.noInput);
+      out.stdout(`removed the schedule ${rest[0]}; runs it started are left as they are`);
+      return EXIT.ok;
+    });
+  }
+  if (action !== 'list' || rest.length) throw new CliError('drover schedule [list | add SPEC | remove NAME]', EXIT.usage);
+  return withDaemon(true, async (client) => {
+    const schedules = await client.request('drover/schedules', {});
+    if (options.json) {
+      out.stdout(JSON.stringify(schedules, null, 2));
+      return EXIT.ok;
+    }
+    if (schedules.length === 0) {
+      out.stdout('no schedules: `drover schedule add SPEC` registers a spec that has a `schedule:`');
+      return EXIT.ok;
+    }
+    const rows = schedules.map((schedule) => [
+      schedule.name,
+      schedule.cron,
+      schedule.nextTick !== undefined ? formatTime(schedule.nextTick) : 'never',
+      schedule.lastTick !== undefined ? `${formatTime(schedule.lastTick)}${schedule.lastSubmissionId !== undefined ? ` (submission ${schedule.lastSubmissionId})` : ''}` : '-',
+      schedule.specPath ?? '-',
+    ]);
+    out.stdout(formatTable(['NAME', 'SCHEDULE', 'NEXT', 'LAST', 'SPEC'], rows));
+    return EXIT.ok;
+  });
+}
+
+/** A time in the user's zone, as cron reads schedules: 2026-01-10 02:00:00. */
+function formatTime(ms: number): string {
+  const date = new Date(ms);
+  const pad = (value: number) => String(value).padStart(2, '0');
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
 }
 
 /** "Preview sbatch": prints the scripts a submission to a SLURM cluster would hand over, and submits nothing. */
@@ -113,7 +171,7 @@ async function submitAndReport(
   return exitCodeOf(finals);
 }
 
-/** A single run's own exit code; for several, 0 only when all succeeded. */
+/** A single run's own exit code; for several, 0 only when all succeeded (or were stopped early: a sweep's normal end). */
 function exitCodeOf(jobs: JobView[]): number {
   if (jobs.length === 1) {
     const [job] = jobs;
@@ -121,7 +179,7 @@ function exitCodeOf(jobs: JobView[]): number {
     if (job!.exitCode !== undefined && job!.exitCode !== 0) return job!.exitCode;
     return 1;
   }
-  return jobs.every((job) => job.state === 'succeeded') ? 0 : 1;
+  return jobs.every((job) => job.state === 'succeeded' || job.state === 'stopped') ? 0 : 1;
 }
 
 /**
@@ -440,9 +498,16 @@ function jobTable(jobs: JobView[], pending: boolean): string {
     job.state,
     job.host ? `${job.host}${job.gpus?.length ? `:${job.gpus.join(',')}` : ''}` : '-',
     job.startedAt ? formatElapsed((job.endedAt ?? now) - job.startedAt) : '-',
-    pending ? (job.state === 'queued' ? (job.reason ?? 'waiting to be scheduled') : describeResources(job.resources)) : (job.reason ?? (job.exitCode !== undefined ? `exit ${job.exitCode}` : '')),
+    [pending ? (job.state === 'queued' ? (job.reason ?? 'waiting to be scheduled') : describeResources(job.resources)) : (job.reason ?? (job.exitCode !== undefined ? `exit ${job.exitCode}` : '')), idleNote(job, now)]
+      .filter(Boolean)
+      .join(' · '),
   ]);
   return formatTable(['ID', 'RUN', 'STATE', 'WHERE', 'TIME', pending ? 'WHY PENDING / RESOURCES' : 'NOTE'], rows);
+}
+
+/** "GPUs idle 12m05s": a running run whose GPUs have done nothing for the daemon's idle time. */
+function idleNote(job: JobView, now: number): string {
+  return job.gpusIdleSince !== undefined ? `GPUs idle ${formatElapsed(now - job.gpusIdleSince)}` : '';
 }
 
 function describeResources(resources: ResourceRequest): string {

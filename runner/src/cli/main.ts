@@ -2,7 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DaemonRefused, DaemonUnavailable } from '../../../common/node/daemon-client';
 import { DROVER_VERSION } from '../version';
 import { daemonCommand } from './daemon-commands';
-import { cancelCommand, hostsCommand, logsCommand, metricsCommand, psCommand, runCommand, runsCommand, showCommand, submitCommand } from './job-commands';
+import { cancelCommand, hostsCommand, logsCommand, metricsCommand, psCommand, runCommand, runsCommand, scheduleCommand, showCommand, submitCommand } from './job-commands';
 import { CliError, EXIT, type CommandOutput } from './output';
 import { planCommand, validateCommand } from './spec-commands';
 
@@ -125,6 +125,12 @@ const COMMANDS: Record<string, Command> = {
     options: { ...json, slurm: { type: 'boolean' }, via: { type: 'string' }, 'workdir-root': { type: 'string' } },
     run: (args, values, out) =>
       hostsCommand(args, { json: flag(values, 'json'), slurm: flag(values, 'slurm'), ...optional('via', text(values, 'via')), ...optional('workdirRoot', text(values, 'workdir-root')) }, out),
+  },
+  schedule: {
+    summary: 'specs that run on their `schedule:` (cron): list them, add one, remove one',
+    usage: 'drover schedule [list | add [--host ALIAS] [-p NAME=VALUE]... SPEC | remove NAME] [--json]',
+    options: { ...json, param: { type: 'string', short: 'p', multiple: true }, host: { type: 'string' } },
+    run: (args, values, out) => scheduleCommand(args, { params: (values['param'] as string[] | undefined) ?? [], ...optional('host', text(values, 'host')), json: flag(values, 'json') }, out),
   },
   daemon: {
     summary: 'start, stop or check the background daemon (it also starts on demand)',

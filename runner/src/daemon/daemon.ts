@@ -14,11 +14,16 @@ import {
   type LogChunk,
   type MetricSeries,
   type RunRecord,
+  type ScheduleView,
   type SubmitParams,
   type SubmitResult,
   type Topic,
 } from '../../../common/protocol';
-import { analyzeSpec, expandSpec, ExpansionError, formatDiagnostic, hasErrors, type RunPlan } from '../../../common/spec';
+import { analyzeSpec, expandSpec, ExpansionError, formatDiagnostic, hasErrors, type RunPlan, type SpecModel } from '../../../common/spec';
+import {
+  describeLease, describeLeaseHolders, leasedByOthers, leaseOwner, mergeLeases, parseLeaseLines, releaseLeasesScript, runLeaseScript, setLeasesScript, takeLeasesScript, takeLocalLeases,
+  type GpuLease, type LeaseOwner,
+} from '../hosts/gpu-leases';
 import { LOCAL_HOST, probeLocalHost, type HostInventory } from '../hosts/local-host';
 import { listSshAliases } from '../hosts/ssh/ssh-config';
 import { daemonIdOf, SshHost } from '../hosts/ssh/ssh-host';
@@ -32,10 +37,13 @@ import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, re
 import { MetricLineReader, parseMetricJson, type MetricPoint } from '../metrics/metric-lines';
 import { NOTEBOOK_DRIVER, notebookCommand, notebookDriverPath, notebookEnv, readCellEvents } from '../notebook/cell-events';
 import { redactEnv } from '../records/reproduction';
+import { earlyStopVerdict, type StepValue } from '../scheduler/early-stop';
 import { DEFAULT_USAGE_HALF_LIFE_MS, recentGpuHours, type GpuUse } from '../scheduler/fair-share';
 import { DEFAULT_CPUS, type Allocation, type HostCapacity } from '../scheduler/placement';
 import { schedule, type PolicyOptions, type RunningJob } from '../scheduler/policy';
-import { Store, TransactionLost, type AttemptRow, type JobRow, type MetricRow } from '../store/store';
+import { Store, TransactionLost, type AttemptRow, type JobRow, type MetricRow, type ScheduleRow } from '../store/store';
+import { IdleGpuWatch } from './idle-gpus';
+import { ScheduleTimer } from './schedules';
 import type { DaemonPaths } from '../../../common/node/daemon-paths';
 
 /** A problem with what a client asked, reported back to it as is. */
@@ -59,6 +67,8 @@ export interface DaemonSettings {
   pollMs: number;
   /** How often the hosts are probed (GPUs, foreign processes). */
   hostProbeMs: number;
+  /** How long a run's GPUs must stay at ~0% utilization before it is flagged as idle. */
+  idleGpuMs: number;
   /** The OpenSSH client config SSH hosts are read from (default ~/.ssh/config). */
   sshConfigPath?: string;
   /** Scheduling policy settings (GPU quotas, aging…) other than the defaults. */
@@ -80,7 +90,11 @@ interface LiveAttempt {
   exited?: boolean;
   allocation: RunningJob;
   /** Why the daemon is stopping it, if it is. */
-  stopping?: 'cancelled' | 'timed-out';
+  stopping?: 'cancelled' | 'timed-out' | 'stopped-early';
+  /** The sweep's early-stop rule's verdict, when that is why. */
+  stoppedEarly?: string;
+  /** The last step its sweep's early-stop rule judged it at. */
+  judgedUpTo?: number;
   timeoutTimer?: NodeJS.Timeout;
   killTimer?: NodeJS.Timeout;
   logOffset: number;
@@ -122,6 +136,16 @@ interface SchedulePass {
   changed: number[];
   /** Something changed that may let more start (a skip): run another pass. */
   again: boolean;
+}
+
+/** A submission checked and expanded, ready to be written. */
+interface PlannedSubmission {
+  model: SpecModel;
+  plans: RunPlan[];
+  record: RunRecord;
+  workdir: string;
+  /** Who submitted it (fair share and quotas). */
+  user: string;
 }
 
 /** How an attempt ended, as far as the daemon could tell. */
@@ -193,13 +217,24 @@ export class Daemon {
   private pollTimer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Names this daemon on shared hosts: its folders there, and its GPU leases. */
+  private readonly daemonId: string;
+  private readonly schedules: ScheduleTimer;
+  private readonly idleGpus: IdleGpuWatch;
 
   constructor(
     readonly paths: DaemonPaths,
     private readonly store: Store,
     private readonly settings: DaemonSettings,
     private readonly emit: Emit,
-  ) {}
+  ) {
+    this.daemonId = daemonIdOf(hostname(), paths.home);
+    this.idleGpus = new IdleGpuWatch(settings.idleGpuMs);
+    this.schedules = new ScheduleTimer(store, {
+      fire: (schedule, tick, missed) => this.fireSchedule(schedule, tick, missed),
+      skip: (schedule, tick, missed) => this.skipScheduledTimes(schedule, tick, missed),
+    });
+  }
 
   async start(): Promise<void> {
     mkdirSync(this.paths.runs, { recursive: true, mode: 0o700 });
@@ -210,6 +245,8 @@ export class Daemon {
     }
     this.readopt(true);
     this.reloadQueue();
+    // Times missed while the daemon was down fire now (once), unless their spec says not to.
+    this.schedules.check();
     this.pollTimer = setInterval(() => this.pollLive(), this.settings.pollMs);
     this.slurmTimer = setInterval(() => {
       for (const cluster of this.slurmClusters.values()) this.pollSlurm(cluster);
@@ -230,6 +267,7 @@ export class Daemon {
     clearInterval(this.pollTimer);
     clearInterval(this.probeTimer);
     clearInterval(this.slurmTimer);
+    this.schedules.stop();
     clearTimeout(this.retryTimer);
     clearTimeout(this.recoveryTimer);
     for (const attempt of this.live.values()) {
@@ -245,52 +283,22 @@ export class Daemon {
   // Requests
 
   submit(params: SubmitParams): Promise<SubmitResult> {
-    const { analysis, plans, base } = this.plansOf(params);
-    const workdir = plans[0]?.workdir ?? base;
-    const record: RunRecord = {
-      ...(params.specPath !== undefined && { specPath: resolve(params.cwd, params.specPath) }),
-      specText: params.specText,
-      overrides: params.overrides ?? {},
-      workdir,
-      env: redactEnv(params.env ?? {}),
-      ...(params.host !== undefined && { targetHost: params.host }),
-      ...(this.host && {
-        host: { name: this.host.name, os: this.host.os, gpuModels: this.host.gpus.map((gpu) => gpu.name), ...(this.host.driverVersion && { driverVersion: this.host.driverVersion }) },
-      }),
-    };
+    const planned = this.planSubmission(params);
     return new Promise((resolve, reject) => {
       let jobIds: number[] = [];
       let submissionId = 0;
       this.commitSoon(
-        (now) => {
-          submissionId = this.store.insertSubmission(analysis.model!.name, params.user ?? userInfo().username, record, now);
-          const idByKey = new Map<string, number>();
-          for (const plan of plans) idByKey.set(plan.key, this.store.insertJob({ submissionId, plan, state: 'queued', needs: [] }, now));
-          for (const plan of plans) {
-            if (plan.needs.length > 0) this.store.setNeeds(idByKey.get(plan.key)!, plan.needs.map((key) => idByKey.get(key)!));
-          }
-          this.store.addEvent(null, 'submitted', `${analysis.model!.name}: ${plans.length} run${plans.length === 1 ? '' : 's'}`, now);
-          jobIds = [...idByKey.values()];
-          for (const id of jobIds) {
-            const row = this.store.job(id)!;
-            // SLURM schedules these: they are handed over below, not placed here.
-            if (!this.slurmClusterOf(row)) this.queue.set(id, row);
-          }
-        },
+        (now) => ({ submissionId, jobIds } = this.insertSubmission(planned, now)),
         (error) => {
           if (error) return reject(error);
-          const jobs = jobIds.map((id) => this.view(this.store.job(id)!));
-          for (const job of jobs) if (job.state === 'queued') this.emit('jobs', 'drover/event/job', job, job.id);
-          this.recordGitState(submissionId, workdir);
-          this.handToSlurm();
-          resolve({ submissionId, jobs });
+          resolve({ submissionId, jobs: this.submitted(submissionId, jobIds, planned.workdir) });
         },
       );
     });
   }
 
-  /** A spec, as submitted, analyzed and expanded into runs with their workdirs and host resolved; bad input throws a RequestError. */
-  private plansOf(params: SubmitParams) {
+  /** Checks a submission and expands it into runs; throws a RequestError that says what is wrong. */
+  private planSubmission(params: SubmitParams): PlannedSubmission {
     const analysis = analyzeSpec(params.specText, params.specPath);
     if (hasErrors(analysis.diagnostics) || !analysis.model) {
       const file = params.specPath ?? 'spec';
@@ -320,7 +328,125 @@ export class Daemon {
         throw new RequestError('invalid-request', `${plan.key}: placement lists the SLURM cluster ${clusters[0]} with other hosts; SLURM schedules its own work, so a run goes to a cluster alone (\`--host ${clusters[0]}\`)`);
       }
     }
-    return { analysis, plans, base };
+    const workdir = plans[0]?.workdir ?? base;
+    const record: RunRecord = {
+      ...(params.specPath !== undefined && { specPath: resolve(params.cwd, params.specPath) }),
+      specText: params.specText,
+      overrides: params.overrides ?? {},
+      workdir,
+      env: redactEnv(params.env ?? {}),
+      ...(params.host !== undefined && { targetHost: params.host }),
+      ...(this.host && {
+        host: { name: this.host.name, os: this.host.os, gpuModels: this.host.gpus.map((gpu) => gpu.name), ...(this.host.driverVersion && { driverVersion: this.host.driverVersion }) },
+      }),
+    };
+    return { model: analysis.model, plans, record, workdir, user: params.user ?? userInfo().username };
+  }
+
+  /** Writes a planned submission's runs into the queue, inside the caller's transaction. */
+  private insertSubmission(planned: PlannedSubmission, now: number): { submissionId: number; jobIds: number[] } {
+    const { model, plans, record, user } = planned;
+    const submissionId = this.store.insertSubmission(model.name, user, record, now);
+    const idByKey = new Map<string, number>();
+    for (const plan of plans) idByKey.set(plan.key, this.store.insertJob({ submissionId, plan, state: 'queued', needs: [] }, now));
+    for (const plan of plans) {
+      if (plan.needs.length > 0) this.store.setNeeds(idByKey.get(plan.key)!, plan.needs.map((key) => idByKey.get(key)!));
+    }
+    this.store.addEvent(null, 'submitted', `${model.name}: ${plans.length} run${plans.length === 1 ? '' : 's'}`, now);
+    const jobIds = [...idByKey.values()];
+    for (const id of jobIds) {
+      const row = this.store.job(id)!;
+      // SLURM schedules these: they are handed over once on disk (see submitted), not placed here.
+      if (!this.slurmClusterOf(row)) this.queue.set(id, row);
+    }
+    return { submissionId, jobIds };
+  }
+
+  /** Once a submission is on disk: tells clients, reads its git state and hands SLURM its runs. */
+  private submitted(submissionId: number, jobIds: number[], workdir: string): JobView[] {
+    const jobs = jobIds.map((id) => this.view(this.store.job(id)!));
+    for (const job of jobs) if (job.state === 'queued') this.emit('jobs', 'drover/event/job', job, job.id);
+    this.recordGitState(submissionId, workdir);
+    this.handToSlurm();
+    return jobs;
+  }
+
+  // Schedules
+
+  /** Registers a spec with a `schedule:`; a spec of the same name is replaced, and counts its times from now. */
+  addSchedule(params: SubmitParams): ScheduleView {
+    const { model } = this.planSubmission(params);
+    const cron = model.schedule?.value;
+    if (cron === undefined) {
+      throw new RequestError('invalid-request', `${params.specPath ?? model.name} has no \`schedule:\`: add one (e.g. schedule: "0 2 * * *"), or submit it to run it once now`);
+    }
+    const now = Date.now();
+    const stored = { ...params, env: redactEnv(params.env ?? {}) };
+    this.store.transaction(() => {
+      this.store.saveSchedule({ name: model.name, cron, catchUp: model.catchUp ?? 'once', params: stored, createdAt: now, lastTick: now, lastSubmissionId: null });
+      this.store.addEvent(null, 'schedule-added', `${model.name}: ${cron}`, now);
+    });
+    this.schedules.check();
+    return this.schedules.view(this.store.schedule(model.name)!);
+  }
+
+  listSchedules(): ScheduleView[] {
+    return this.store.schedules().map((schedule) => this.schedules.view(schedule));
+  }
+
+  removeSchedule(name: string): boolean {
+    const removed = this.store.transaction(() => this.store.removeSchedule(name));
+    this.schedules.check();
+    return removed;
+  }
+
+  /** Submits a schedule's spec for one of its times; the time is recorded with the submission, so it never fires twice. */
+  private fireSchedule(schedule: ScheduleRow, tick: number, missed: number): void {
+    const when = new Date(tick).toISOString();
+    // Removed meanwhile, or this time fired already (a check that overlapped the commit).
+    const unfired = () => {
+      const current = this.store.schedule(schedule.name);
+      return current !== undefined && current.lastTick < tick;
+    };
+    let planned: PlannedSubmission;
+    try {
+      planned = this.planSubmission(schedule.params);
+    } catch (error) {
+      // The pool changed under it (its host was removed): this time is lost, with the reason.
+      const message = error instanceof Error ? error.message : String(error);
+      this.commitSoon((now) => {
+        if (!unfired()) return;
+        this.store.setScheduleTick(schedule.name, tick, null);
+        this.store.addEvent(null, 'schedule-failed', `${schedule.name} at ${when}: ${message}`, now);
+      });
+      return;
+    }
+    let submission: { submissionId: number; jobIds: number[] } | undefined;
+    this.commitSoon(
+      (now) => {
+        if (!unfired()) return;
+        submission = this.insertSubmission(planned, now);
+        this.store.setScheduleTick(schedule.name, tick, submission.submissionId);
+        const skipped = missed > 0 ? ` (${missed} earlier missed time${missed === 1 ? '' : 's'} not run separately)` : '';
+        this.store.addEvent(null, 'scheduled', `${schedule.name}: the run of ${when}${skipped}`, now);
+      },
+      (error) => {
+        if (!error && submission) this.submitted(submission.submissionId, submission.jobIds, planned.workdir);
+      },
+    );
+  }
+
+  private skipScheduledTimes(schedule: ScheduleRow, tick: number, missed: number): void {
+    this.commitSoon(
+      (now) => {
+        const current = this.store.schedule(schedule.name);
+        if (!current || current.lastTick >= tick) return;
+        this.store.setScheduleTick(schedule.name, tick, null);
+        this.store.addEvent(null, 'schedule-skipped', `${schedule.name}: ${missed} time${missed === 1 ? '' : 's'} missed while the daemon was down, up to ${new Date(tick).toISOString()}, not run (catch_up: none)`, now);
+      },
+      undefined,
+      { schedule: false },
+    );
   }
 
   /**
@@ -533,7 +659,7 @@ export class Daemon {
 
   private openSshHost(alias: string): void {
     const host = new SshHost(alias, {
-      daemonId: daemonIdOf(hostname(), this.paths.home),
+      daemonId: this.daemonId,
       cacheDir: join(this.paths.home, 'sync-cache'),
       ...(this.settings.sshConfigPath !== undefined && { sshConfigPath: this.settings.sshConfigPath }),
     });
@@ -542,6 +668,7 @@ export class Daemon {
       // A probe may answer after the daemon stopped, or the host left the pool.
       if (this.stopped || this.sshHosts.get(alias) !== host) return;
       this.saveHost(alias, 'ssh', host.state, host.lastInventory);
+      if (host.offer) this.watchUtilization(host.offer);
       this.requestSchedule();
     });
     // Back after a cut: what ran there meanwhile is read, and what waited for it can start.
@@ -882,7 +1009,7 @@ export class Daemon {
       const known = [...this.slurmClusters.keys()];
       throw new RequestError('invalid-request', known.length ? `name the SLURM cluster with --host (${known.join(', ')})` : 'no SLURM cluster in the pool: add one with `drover hosts add NAME --slurm [--via ALIAS]`');
     }
-    const { analysis, plans } = this.plansOf({ ...params, host: cluster.name });
+    const { model, plans } = this.planSubmission({ ...params, host: cluster.name });
     const groups = new Map<string, RunPlan[]>();
     for (const plan of plans) groups.set(plan.job, [...(groups.get(plan.job) ?? []), plan]);
     let runId = 0;
@@ -891,7 +1018,7 @@ export class Daemon {
       const workdir = cluster.settings.via === undefined ? runs[0]!.workdir : `${cluster.root ?? '/SHARED_ROOT'}/projects/${projectIdOf(runs[0]!.workdir, cluster.name)}/VERSION`;
       try {
         const script = sbatchScript({
-          name: `${analysis.model!.name}.${job}`,
+          name: `${model.name}.${job}`,
           runs: runs.map((plan) => ({ runId: ++runId, plan, command: slurmCommand(plan) })),
           workdir,
           outputDir,
@@ -1030,7 +1157,8 @@ export class Daemon {
       for (const need of job.needs) {
         if (states.has(need)) continue;
         const needed = this.store.job(need);
-        if (needed) states.set(need, { state: needed.state, key: `${needed.specName}/${needed.key}` });
+        // A sweep run stopped early ended as its sweep meant it to: what needs it may go on.
+        if (needed) states.set(need, { state: needed.state === 'stopped' ? 'succeeded' : needed.state, key: `${needed.specName}/${needed.key}` });
       }
     }
     const hosts = this.capacities();
@@ -1053,7 +1181,8 @@ export class Daemon {
       this.forget(jobId);
       pass.changed.push(jobId);
     }
-    for (const [jobId, reason] of decisions.waiting) {
+    for (const [jobId, policyReason] of decisions.waiting) {
+      const reason = this.withLeaseHolders(byId.get(jobId)!, policyReason);
       if (this.waitingReasons.get(jobId) === reason) continue;
       this.waitingReasons.set(jobId, reason);
       pass.changed.push(jobId);
@@ -1106,6 +1235,8 @@ export class Daemon {
       // A GPU process in the group of one of our attempts on that host is ours, not foreign.
       const ourGroups = new Set([...this.live.values()].filter((attempt) => attempt.allocation.host === offer.name).map((attempt) => attempt.pid));
       const remote = offer.name !== LOCAL_HOST;
+      // A GPU another daemon leased there is as taken as one a foreign process holds.
+      const leased = leasedByOthers(offer.gpuLeases, this.daemonId);
       return {
         name: offer.name,
         // A degraded host lists no GPUs, so only CPU work is placed there.
@@ -1116,7 +1247,7 @@ export class Daemon {
           index: gpu.index,
           name: gpu.name,
           memoryTotalBytes: gpu.memoryTotalBytes,
-          foreign: offer.foreignProcesses.some(
+          foreign: leased.has(gpu.uuid) || offer.foreignProcesses.some(
             (process) => process.gpuUuid === gpu.uuid && !ourGroups.has((remote ? process.groupId : processGroupOf(process.pid)) ?? -1),
           ),
         })),
@@ -1182,6 +1313,27 @@ export class Daemon {
       void this.launchRemote(job, live);
       return;
     }
+    const gpus = this.gpuUuids(live);
+    if (gpus.length === 0 || process.platform === 'win32') {
+      this.launchLocal(job, live);
+      return;
+    }
+    // Other daemons on this machine (another user's, another home's) must not get these GPUs.
+    live.launching = true;
+    takeLocalLeases(this.leaseOwner(live), gpus, this.settings.env).then(
+      (refused) => {
+        if (this.stopped || this.live.get(job.id) !== live) return;
+        if (refused) this.leaseRefused(live, refused.held);
+        else this.launchLocal(job, live);
+      },
+      (error: unknown) => {
+        live.launching = false;
+        if (this.live.get(job.id) === live) this.finish(live, { exitCode: null, signal: null, failure: `could not take the GPU leases: ${error instanceof Error ? error.message : String(error)}` });
+      },
+    );
+  }
+
+  private launchLocal(job: JobRow, live: LiveAttempt): void {
     const { dir, number, allocation } = live;
     const files = attemptFiles(dir);
     // Added to the launcher's environment, which is the daemon's.
@@ -1202,7 +1354,12 @@ export class Daemon {
     this.launcher.launch(
       { command, cwd: job.plan.workdir, dir, env },
       {
-        started: (pid, processStart) => this.started(live, pid, processStart),
+        started: (pid, processStart) => {
+          this.started(live, pid, processStart);
+          // The leases now last as long as the run, not the daemon.
+          const gpus = this.gpuUuids(live);
+          if (gpus.length > 0 && process.platform !== 'win32') void runLeaseScript(setLeasesScript(this.leaseOwner(live), gpus, pid), this.settings.env).catch(() => undefined);
+        },
         failed: (message) => {
           // The launcher may have died after starting the wrapper: the wrapper's pid file tells.
           const pid = readWrapperPid(dir);
@@ -1248,10 +1405,16 @@ export class Daemon {
         DROVER_METRICS: `${remoteDir}/metrics.jsonl`,
         DROVER_WORKDIR_VERSION: version.treeHash,
       };
+      const gpus = this.gpuUuids(live);
       // The driver goes with the run, so a host needs only Python with Jupyter, not Drover.
       const files: Record<string, string> = notebook !== undefined ? { [NOTEBOOK_DRIVER]: readFileSync(notebookDriverPath(), 'utf8') } : {};
-      const pid = await host.launch({ dir: remoteDir, cwd: version.remoteDir, command, env, files });
+      const launched = await host.launch({ dir: remoteDir, cwd: version.remoteDir, command, env, files, ...(gpus.length > 0 && { leases: { owner: this.leaseOwner(live), gpus } }) });
       if (this.live.get(job.id) !== live) return;
+      if ('held' in launched) {
+        this.leaseRefused(live, launched.held);
+        return;
+      }
+      const { pid } = launched;
       this.started(live, pid, null);
       const message = `attempt ${live.number} on ${host.name} (pid ${pid}), workdir ${version.treeHash.slice(0, 12)}: ${version.uploadedFiles} of ${version.files} files sent`;
       this.commitSoon(
@@ -1269,6 +1432,120 @@ export class Daemon {
     }
   }
 
+  // Early stopping (see scheduler/early-stop.ts)
+
+  /** After new points of its sweep's judged metric: stops the run if its sweep's rule says it cannot win. */
+  private judgeEarlyStop(attempt: LiveAttempt, points: readonly MetricRow[]): void {
+    if (attempt.stopping || this.live.get(attempt.jobId) !== attempt) return;
+    const job = this.store.job(attempt.jobId);
+    const rule = job?.plan.earlyStop;
+    if (!job || !rule || !points.some((point) => point.name === rule.metric && point.step !== null)) return;
+    const sweep = this.store.jobs({ submissionId: job.submissionId }).filter((other) => other.plan.job === job.plan.job);
+    const runs = sweep.map((other) => ({ id: other.id, points: stepSeries(this.store.metrics(other.id), rule.metric) }));
+    const verdict = earlyStopVerdict(rule, job.id, runs, attempt.judgedUpTo);
+    attempt.judgedUpTo = runs.find((run) => run.id === job.id)?.points.at(-1)?.step ?? attempt.judgedUpTo;
+    if (verdict === undefined) return;
+    attempt.stoppedEarly = verdict;
+    this.commitSoon((now) => this.store.addEvent(job.id, 'stopping-early', verdict, now), undefined, { schedule: false });
+    this.stopAttempt(attempt, 'stopped-early');
+  }
+
+  /** Notes what a probe saw of the GPUs our runs hold there; a run whose idle flag changed is news. */
+  private watchUtilization(inventory: HostInventory): void {
+    const now = Date.now();
+    for (const attempt of this.live.values()) {
+      if (attempt.allocation.host !== inventory.name || attempt.allocation.gpus.length === 0 || attempt.launching) continue;
+      const utilization = attempt.allocation.gpus.map((index) => inventory.gpus.find((gpu) => gpu.index === index)?.utilizationPercent);
+      if (this.idleGpus.observe(attempt.jobId, utilization, inventory.probedAt, now)) this.emitJob(attempt.jobId);
+    }
+  }
+
+  // GPU leases (see hosts/gpu-leases.ts)
+
+  private leaseOwner(live: LiveAttempt): LeaseOwner {
+    return leaseOwner(this.daemonId, hostname(), live.jobId, live.number);
+  }
+
+  /** The UUIDs of an attempt's GPUs, which name their leases. */
+  private gpuUuids(live: LiveAttempt): string[] {
+    const inventory = this.inventoryOf(live.allocation.host);
+    return live.allocation.gpus.flatMap((index) => inventory?.gpus.find((gpu) => gpu.index === index)?.uuid ?? []);
+  }
+
+  private inventoryOf(host: string): HostInventory | undefined {
+    return host === LOCAL_HOST ? this.host : this.sshHosts.get(host)?.lastInventory;
+  }
+
+  /** A job waiting for GPUs says which other daemons hold the ones it could use. */
+  private withLeaseHolders(job: JobRow, reason: string): string {
+    if (job.plan.resources.gpus.count === 0) return reason;
+    const names = job.plan.hosts ?? [LOCAL_HOST, ...this.sshHosts.keys()];
+    const holders = describeLeaseHolders(
+      names.flatMap((name) => {
+        const inventory = this.inventoryOf(name);
+        return inventory ? [{ name, gpus: inventory.gpus, leases: leasedByOthers(inventory.gpuLeases, this.daemonId) }] : [];
+      }),
+    );
+    return holders ? `${reason} (${holders})` : reason;
+  }
+
+  /**
+   * Another daemon took one of the attempt's GPUs first (it had not been seen yet by a probe):
+   * the attempt never started, so it is forgotten and the job waits again, saying who holds it.
+   */
+  private leaseRefused(live: LiveAttempt, held: GpuLease[]): void {
+    live.launching = false;
+    if (live.allocation.host === LOCAL_HOST && this.host) this.host = { ...this.host, gpuLeases: mergeLeases(this.host.gpuLeases, held) };
+    const inventory = this.inventoryOf(live.allocation.host);
+    const holders =
+      describeLeaseHolders([{ name: live.allocation.host, gpus: inventory?.gpus ?? [], leases: new Map(held.map((lease) => [lease.gpu, lease])) }]) ||
+      `its GPUs on ${live.allocation.host} are leased by another Drover`;
+    if (live.stopping) {
+      this.finish(live, { exitCode: null, signal: null, failure: `not started: ${holders}` });
+      return;
+    }
+    const { jobId, number } = live;
+    clearTimeout(live.timeoutTimer);
+    this.live.delete(jobId);
+    rmSync(live.dir, { recursive: true, force: true });
+    this.commitSoon(
+      (now) => {
+        this.store.deleteAttempt(jobId, number);
+        this.store.updateJob(jobId, { state: 'queued', attempts: number - 1, ...(number === 1 && { startedAt: null }) });
+        this.store.addEvent(jobId, 'lease-held', `attempt ${number} not started: ${holders}`, now);
+        this.queue.set(jobId, this.store.job(jobId)!);
+      },
+      () => this.emitJob(jobId),
+    );
+  }
+
+  /**
+   * A local run watched again after a restart: its leases may still name the old daemon's pid
+   * (it died before pointing them at the run), so they are taken again for the run's own.
+   */
+  private reassertLocalLeases(live: LiveAttempt): void {
+    const gpus = this.gpuUuids(live);
+    if (gpus.length === 0 || live.pid === null || process.platform === 'win32') return;
+    const { jobId } = live;
+    runLeaseScript(takeLeasesScript(this.leaseOwner(live), gpus, String(live.pid)), this.settings.env).then(
+      (result) => {
+        if (result.code === 0 || this.stopped) return;
+        const holders = parseLeaseLines(result.stdout).map((lease) => describeLease(lease)).join('; ');
+        this.commitSoon((now) => this.store.addEvent(jobId, 'lease-lost', `its GPU leases were taken over while no daemon watched it${holders ? ` (by ${holders})` : ''}`, now), undefined, { schedule: false });
+      },
+      () => undefined,
+    );
+  }
+
+  /** Gives back an ended attempt's leases at once (were this lost, they go stale with its process). */
+  private releaseLeases(attempt: LiveAttempt): void {
+    const gpus = this.gpuUuids(attempt);
+    if (gpus.length === 0) return;
+    const owner = this.leaseOwner(attempt);
+    if (attempt.allocation.host !== LOCAL_HOST) void this.sshHosts.get(attempt.allocation.host)?.releaseLeases(owner, gpus).catch(() => undefined);
+    else if (process.platform !== 'win32') void runLeaseScript(releaseLeasesScript(owner, gpus), this.settings.env).catch(() => undefined);
+  }
+
   private started(live: LiveAttempt, pid: number, processStart: string | null): void {
     live.launching = false;
     live.pid = pid;
@@ -1283,7 +1560,7 @@ export class Daemon {
     attempt.timeoutTimer = setTimeout(() => this.stopAttempt(attempt, 'timed-out'), remaining);
   }
 
-  private stopAttempt(attempt: LiveAttempt, why: 'cancelled' | 'timed-out'): void {
+  private stopAttempt(attempt: LiveAttempt, why: NonNullable<LiveAttempt['stopping']>): void {
     if (attempt.stopping) return;
     attempt.stopping = why;
     if (attempt.pid !== null) this.signalStop(attempt);
@@ -1353,6 +1630,7 @@ export class Daemon {
       } else {
         live.pid = row.pid ?? readWrapperPid(row.dir) ?? null;
         live.processStart = row.processStart ?? (live.pid === null ? null : processStartTime(live.pid));
+        if (afterRestart) this.reassertLocalLeases(live);
       }
       live.logOffset = row.logScanned;
       live.metricsOffset = row.metricsScanned;
@@ -1498,7 +1776,10 @@ export class Daemon {
         this.store.addMetrics(points);
         this.store.updateAttempt(attempt.jobId, attempt.number, { pid, processStart, logScanned: logOffset, metricsScanned: metricsOffset });
       },
-      undefined,
+      // Judged once the points are in the store, beside the other runs' points.
+      (error) => {
+        if (!error && !final) this.judgeEarlyStop(attempt, points);
+      },
       { schedule: false },
     );
     for (const point of points) {
@@ -1511,6 +1792,8 @@ export class Daemon {
     clearTimeout(attempt.killTimer);
     this.drain(attempt, true);
     this.live.delete(attempt.jobId);
+    this.idleGpus.forget(attempt.jobId);
+    this.releaseLeases(attempt);
     // What the command left running in its group (stray background processes) ends with it.
     if (attempt.remote && attempt.pid !== null) this.endRemoteGroup(attempt.remote.host, attempt.pid);
     else if (attempt.pid !== null && groupAlive(attempt.pid)) this.endGroup(attempt.pid);
@@ -1520,10 +1803,11 @@ export class Daemon {
     if (end.outcome) outcome = end.outcome;
     else if (job.cancelRequested) outcome = 'cancelled';
     else if (attempt.stopping === 'timed-out') outcome = 'timed-out';
+    else if (attempt.stopping === 'stopped-early') outcome = 'stopped';
     else if (end.exitCode === 0) outcome = 'succeeded';
     else if (end.lost) outcome = 'lost';
     else outcome = 'failed';
-    const described = describeEnd(outcome, end, job);
+    const described = outcome === 'stopped' ? `stopped early: ${attempt.stoppedEarly}` : describeEnd(outcome, end, job);
     const retriesLeft = job.plan.retries - (attempt.number - 1);
     // SLURM runs each task once (see the note in its sbatch script).
     const retry = !attempt.slurm && (outcome === 'failed' || outcome === 'timed-out' || outcome === 'lost') && retriesLeft > 0;
@@ -1540,7 +1824,7 @@ export class Daemon {
           this.store.addEvent(attempt.jobId, 'retry', reason, now);
           this.queue.set(attempt.jobId, this.store.job(attempt.jobId)!);
         } else {
-          const state: JobState = outcome === 'succeeded' ? 'succeeded' : outcome === 'cancelled' ? 'cancelled' : 'failed';
+          const state: JobState = outcome === 'succeeded' || outcome === 'cancelled' || outcome === 'stopped' ? outcome : 'failed';
           this.store.updateJob(attempt.jobId, { state, reason: state === 'succeeded' ? null : described, endedAt: now, exitCode: end.exitCode, signal: end.signal });
           this.store.addEvent(attempt.jobId, state, described, now);
         }
@@ -1558,6 +1842,7 @@ export class Daemon {
     if (this.stopped) return;
     this.host = inventory;
     this.saveHost(inventory.name, 'local', inventory, inventory);
+    this.watchUtilization(inventory);
   }
 
   // Views
@@ -1599,8 +1884,17 @@ export class Daemon {
     if (row.signal !== null) view.signal = row.signal;
     if (row.startedAt !== null) view.startedAt = row.startedAt;
     if (row.endedAt !== null) view.endedAt = row.endedAt;
+    const idleSince = row.state === 'running' ? this.idleGpus.flaggedSince(row.id, Date.now()) : undefined;
+    if (idleSince !== undefined) view.gpusIdleSince = idleSince;
     return view;
   }
+}
+
+/** A metric's points that have a step, in step order (the last value reported for a step counts). */
+function stepSeries(series: readonly MetricSeries[], name: string): StepValue[] {
+  const byStep = new Map<number, number>();
+  for (const point of series.find((candidate) => candidate.name === name)?.points ?? []) if (point.step !== null) byStep.set(point.step, point.value);
+  return [...byStep].map(([step, value]) => ({ step, value })).sort((a, b) => a.step - b.step);
 }
 
 /** The runs that share a sweep's max_parallel: one job of one submission. */

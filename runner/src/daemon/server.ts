@@ -44,7 +44,7 @@ export interface Served {
 
 type Handlers = { [M in keyof DaemonRequests]: (params: DaemonRequests[M]['params'], client: Client) => DaemonRequests[M]['result'] | Promise<DaemonRequests[M]['result']> };
 
-const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'skipped'];
+const JOB_STATES: readonly JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'skipped', 'stopped'];
 const TOPICS: readonly Topic[] = ['jobs', 'logs', 'metrics', 'hosts', 'cells'];
 
 /**
@@ -99,6 +99,12 @@ export async function serve(daemon: Daemon, subscribers: Subscribers, options: S
     'drover/hosts/aliases': () => ({ aliases: daemon.sshAliases() }),
     'drover/setPriority': (params) => ({ changed: daemon.setPriority(ids(params?.ids), integer(params?.priority, 'priority')) }),
     'drover/delete': (params) => ({ deleted: daemon.deleteJobs(ids(params?.ids)) }),
+    'drover/schedules/add': (params) => {
+      if (typeof params?.specText !== 'string' || typeof params.cwd !== 'string') throw new RequestError('invalid-request', 'schedules/add needs specText and cwd (strings)');
+      return daemon.addSchedule(params);
+    },
+    'drover/schedules': () => daemon.listSchedules(),
+    'drover/schedules/remove': (params) => ({ removed: daemon.removeSchedule(text(params?.name, 'name')) }),
     'drover/subscribe': (params, client) => {
       if (!Array.isArray(params?.topics) || params.topics.some((topic) => !TOPICS.includes(topic))) {
         throw new RequestError('invalid-request', `topics must be a list of ${TOPICS.join(', ')}`);

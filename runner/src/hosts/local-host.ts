@@ -3,6 +3,7 @@
  * else is already using.
  */
 import * as os from 'node:os';
+import { listLeasesScript, parseLeaseLines, runLeaseScript, type GpuLease } from './gpu-leases';
 import { probeNvidiaSmi, type GpuInfo, type GpuProcess } from './nvidia-smi';
 
 /** This machine's name in the pool (and in placement.hosts). */
@@ -18,6 +19,8 @@ export interface HostInventory {
   gpus: GpuInfo[];
   /** Processes holding GPU memory that this runner did not start. */
   foreignProcesses: GpuProcess[];
+  /** The live GPU leases on the machine, this daemon's own included (see gpu-leases.ts). */
+  gpuLeases?: GpuLease[];
   /** 'degraded': nvidia-smi is installed but failing, so GPU work must not be placed here. */
   state: 'up' | 'degraded';
   message?: string;
@@ -52,9 +55,20 @@ export async function probeLocalHost(options: { name?: string; nvidiaSmi?: strin
         // GPU process counts as foreign here. The daemon filters out its own pids (and their
         // children) when it places work; keeping that out of the probe keeps the probe stateless.
         foreignProcesses: probe.processes,
+        gpuLeases: await localLeases(options.env ?? process.env),
         state: 'up',
         ...(probe.driverVersion !== undefined ? { driverVersion: probe.driverVersion } : {}),
         probedAt,
       };
+  }
+}
+
+/** The live GPU leases on this machine (none on Windows, where no other Drover can lease by this protocol). */
+async function localLeases(env: NodeJS.ProcessEnv): Promise<GpuLease[]> {
+  if (process.platform === 'win32') return [];
+  try {
+    return parseLeaseLines((await runLeaseScript(listLeasesScript(), env)).stdout);
+  } catch {
+    return [];
   }
 }

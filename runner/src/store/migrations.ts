@@ -102,4 +102,17 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE hosts ADD COLUMN settings TEXT;
   ALTER TABLE jobs ADD COLUMN slurm_id TEXT;
   `,
+  // Specs that run on a cron schedule, with the last time fired: written in the same transaction
+  // as the submission that time started, so a time never starts two runs.
+  `
+  CREATE TABLE schedules (
+    name TEXT PRIMARY KEY,
+    cron TEXT NOT NULL,
+    catch_up TEXT NOT NULL,
+    params TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_tick INTEGER NOT NULL,
+    last_submission_id INTEGER
+  );
+  `,
 ];

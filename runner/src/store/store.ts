@@ -1,7 +1,7 @@
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Database, type SQLiteValue } from 'node-sqlite3-wasm';
-import { FINAL_STATES, type AttemptOutcome, type HostView, type JobState, type MetricSeries, type RunRecord } from '../../../common/protocol';
+import { FINAL_STATES, type AttemptOutcome, type HostView, type JobState, type MetricSeries, type RunRecord, type SubmitParams } from '../../../common/protocol';
 import type { RunPlan } from '../../../common/spec';
 import type { GpuUse } from '../scheduler/fair-share';
 import { MIGRATIONS } from './migrations';
@@ -58,6 +58,17 @@ export interface AttemptRow {
   metricsScanned: number;
   /** The synced workdir's tree hash, for an attempt on an SSH host. */
   workdirVersion: string | null;
+}
+
+/** A registered schedule: what to submit (as a client asked it) and when it last fired. */
+export interface ScheduleRow {
+  name: string;
+  cron: string;
+  catchUp: 'once' | 'none';
+  params: SubmitParams;
+  createdAt: number;
+  lastTick: number;
+  lastSubmissionId: number | null;
 }
 
 export interface MetricRow {
@@ -409,6 +420,11 @@ export class Store {
     this.db.run(`UPDATE attempts SET ${sets.join(', ')} WHERE job_id = ? AND number = ?`, [...values, jobId, number]);
   }
 
+  /** Forgets an attempt that never started (its GPUs turned out to be leased by another daemon). */
+  deleteAttempt(jobId: number, number: number): void {
+    this.db.run('DELETE FROM attempts WHERE job_id = ? AND number = ?', [jobId, number]);
+  }
+
   attempts(jobId: number): AttemptRow[] {
     return (this.db.all('SELECT * FROM attempts WHERE job_id = ? ORDER BY number', [jobId]) as Row[]).map(attemptFromRow);
   }
@@ -466,6 +482,35 @@ export class Store {
       entry.points.push({ step: row['step'] === null ? null : Number(row['step']), value: Number(row['value']), at: Number(row['at']) });
     }
     return [...series.values()];
+  }
+
+  // Schedules
+
+  /** Adds or replaces a schedule; a replaced one starts counting its times afresh from `lastTick`. */
+  saveSchedule(schedule: ScheduleRow): void {
+    this.db.run(
+      `INSERT INTO schedules (name, cron, catch_up, params, created_at, last_tick, last_submission_id) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(name) DO UPDATE SET cron = excluded.cron, catch_up = excluded.catch_up, params = excluded.params, last_tick = excluded.last_tick`,
+      [schedule.name, schedule.cron, schedule.catchUp, JSON.stringify(schedule.params), schedule.createdAt, schedule.lastTick, schedule.lastSubmissionId],
+    );
+  }
+
+  schedules(): ScheduleRow[] {
+    return (this.db.all('SELECT * FROM schedules ORDER BY name') as Row[]).map(scheduleFromRow);
+  }
+
+  schedule(name: string): ScheduleRow | undefined {
+    const row = this.db.get('SELECT * FROM schedules WHERE name = ?', [name]) as Row | null;
+    return row ? scheduleFromRow(row) : undefined;
+  }
+
+  /** Notes that a schedule's time was dealt with: fired (with the submission it started) or skipped. */
+  setScheduleTick(name: string, tick: number, submissionId: number | null): void {
+    this.db.run('UPDATE schedules SET last_tick = ?, last_submission_id = COALESCE(?, last_submission_id) WHERE name = ?', [tick, submissionId, name]);
+  }
+
+  removeSchedule(name: string): boolean {
+    return this.db.run('DELETE FROM schedules WHERE name = ?', [name]).changes > 0;
   }
 
   // Hosts
@@ -528,6 +573,18 @@ export class Store {
       return host;
     });
   }
+}
+
+function scheduleFromRow(row: Row): ScheduleRow {
+  return {
+    name: String(row['name']),
+    cron: String(row['cron']),
+    catchUp: String(row['catch_up']) === 'none' ? 'none' : 'once',
+    params: JSON.parse(String(row['params'])) as SubmitParams,
+    createdAt: Number(row['created_at']),
+    lastTick: Number(row['last_tick']),
+    lastSubmissionId: nullableNumber(row['last_submission_id'] as SQLiteValue),
+  };
 }
 
 function attemptFromRow(row: Row): AttemptRow {

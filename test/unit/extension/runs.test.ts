@@ -42,6 +42,10 @@ describe('extension: runs history', () => {
     assert.equal(runDescription(job(3, { state: 'failed', exitCode: 1 }), undefined, T0), 'failed (exit 1)');
     assert.deepEqual(stateIcon('failed'), { id: 'error', color: 'testing.iconFailed' });
     assert.equal(stateIcon('running').id, 'sync~spin');
+    // A sweep run stopped early is its own ending, not a failure.
+    assert.equal(runDescription(job(4, { state: 'stopped', signal: 'SIGTERM', startedAt: T0, endedAt: T0 + 4000 }), { name: 'loss', value: 5 }, T0), 'stopped early · loss 5 · 4s');
+    assert.deepEqual(stateIcon('stopped'), { id: 'stop-circle', color: 'charts.yellow' });
+    assert.equal(groupDescription(groupRuns([job(5, { state: 'stopped' }), job(6)])[0]!), '2 runs · 1 stopped');
   });
 
   it('compares runs side by side: params and last metrics, blank where a run has none', () => {

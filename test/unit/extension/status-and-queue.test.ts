@@ -79,6 +79,12 @@ describe('extension: queue', () => {
     assert.equal(entries[2]!.tooltip, 'Pending: waiting for 1 GPU (all 2 are busy)\nAsked for 1 GPU');
   });
 
+  it('flags a running run whose GPUs sit idle', () => {
+    const [entry] = queueEntries([job(3, { state: 'running', startedAt: T0, host: 'box', gpus: [1], gpusIdleSince: T0 + 4_000 })], T0 + 64_000);
+    assert.equal(entry!.description, 'running on box GPU 1 · 1m04s · GPUs idle 1m00s');
+    assert.match(entry!.tooltip, /\nIts GPUs have been at ~0% utilization for 1m00s$/);
+  });
+
   it('formats elapsed times for a tree row', () => {
     assert.equal(formatElapsed(-5), '0s');
     assert.equal(formatElapsed(42_900), '42s');

@@ -271,6 +271,7 @@ describe('projectId', () => {
     assert.match(id, /^My_Project-[0-9a-f]{8}$/);
     assert.notEqual(id, projectId('/home/bob/My Project', 'gpu-box-1'));
     assert.notEqual(id, projectId('/home/ann/My Project', 'gpu-box-2'));
+    assert.notEqual(projectId('/home/ann/My Project', 'gpu-box-1', 'daemon-a'), projectId('/home/ann/My Project', 'gpu-box-1', 'daemon-b'), 'one mirror per daemon');
     assert.match(projectId('/', 'h'), /^workdir-[0-9a-f]{8}$/);
     assert.match(projectId('/tmp/..hidden; rm -rf ~', 'h'), /^hidden__rm_-rf__-[0-9a-f]{8}$/);
   });

@@ -38,7 +38,7 @@ function documentation(item: CompletionItem): string {
   return content.value;
 }
 
-const JOB_KEYS = ['name', 'description', 'run', 'notebook', 'params', 'setup', 'workdir', 'resources', 'placement', 'env', 'retries', 'timeout', 'priority', 'schedule', 'needs', 'outputs', 'sweep', 'slurm'];
+const JOB_KEYS = ['name', 'description', 'run', 'notebook', 'params', 'setup', 'workdir', 'resources', 'placement', 'env', 'retries', 'timeout', 'priority', 'schedule', 'catch_up', 'needs', 'outputs', 'sweep', 'slurm'];
 
 const WORKFLOW = lines(
   'name: nightly',
@@ -72,7 +72,7 @@ describe('language server: completion', () => {
     });
 
     it('offers a workflow only the keys of a workflow at the top', () => {
-      assert.deepEqual(keys(`${WORKFLOW}‸`), ['description', 'schedule', 'env', 'workdir']);
+      assert.deepEqual(keys(`${WORKFLOW}‸`), ['description', 'schedule', 'catch_up', 'env', 'workdir']);
     });
 
     it('documents each key in markdown from the schema, with its examples as YAML', () => {
@@ -120,7 +120,7 @@ describe('language server: completion', () => {
     it('offers the keys of a GPU request mapping and of a sweep parameter', () => {
       assert.deepEqual(keys(lines('run: x', 'resources:', '  gpus:', '    ‸')), ['count', 'type', 'memory']);
       assert.deepEqual(keys(lines('run: x', 'sweep:', '  parameters:', '    lr:', '      ‸')), ['range', 'uniform', 'loguniform']);
-      assert.deepEqual(keys(lines('run: x', 'sweep:', '  ‸', '  parameters: { a: [1] }')), ['method', 'max_parallel', 'samples', 'seed']);
+      assert.deepEqual(keys(lines('run: x', 'sweep:', '  ‸', '  parameters: { a: [1] }')), ['method', 'max_parallel', 'early_stop', 'samples', 'seed']);
     });
 
     it('offers a workflow job the keys of a job', () => {
@@ -132,7 +132,7 @@ describe('language server: completion', () => {
       const text = (indent: string) => lines('name: nightly', 'jobs:', '  train:', '    run: python train.py', `${indent}‸`, '  evaluate:', '    notebook: eval.ipynb');
       assert.deepEqual(keys(text('    ')), JOB_KEYS.filter((key) => key !== 'run'));
       assert.deepEqual(keys(text('  ')), [], 'job names are free');
-      assert.deepEqual(keys(text('')), ['description', 'schedule', 'params', 'env', 'workdir']);
+      assert.deepEqual(keys(text('')), ['description', 'schedule', 'catch_up', 'params', 'env', 'workdir']);
     });
 
     it('completes a partly typed key, replacing what is typed', () => {

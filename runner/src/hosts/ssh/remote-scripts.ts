@@ -5,6 +5,7 @@
  * environment value with quotes, `$(...)`, backticks or newlines stays data.
  */
 import { shellWord } from '../../../../common/spec';
+import { listLeasesLines, ownLeasesLine, takeLeasesLines, type LeaseOwner } from '../gpu-leases';
 
 /** The remote command line every script runs under. */
 export const SCRIPT_RUNNER = 'sh -s';
@@ -17,7 +18,10 @@ export const REMOTE_FILES = { log: 'output.log', metrics: 'metrics.jsonl', statu
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** Prints the facts the scheduler needs, one `key=value` line each, then the two nvidia-smi answers. */
+/**
+ * Prints the facts the scheduler needs, one `key=value` line each, then the two nvidia-smi
+ * answers, the process group of each GPU process and the live GPU leases (`lease=…` lines).
+ */
 export function probeScript(gpuArgs: readonly string[], processArgs: readonly string[]): string {
   const query = (args: readonly string[]) => `nvidia-smi ${args.map(shellWord).join(' ')}`;
   return [
@@ -35,21 +39,36 @@ export function probeScript(gpuArgs: readonly string[], processArgs: readonly st
     `for pid in $(${query(['--query-compute-apps=pid', '--format=csv,noheader'])} 2>/dev/null); do`,
     '  printf "pgid=%s %s\\n" "$pid" "$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d \' \')"',
     'done',
+    ...listLeasesLines(),
+    'true',
   ].join('\n');
 }
 
 /**
  * Starts an attempt detached from the SSH session (its own session via setsid, output to a log
  * on the host, exit status to a file when it ends), and prints its pid, which is its group's.
+ * With `leases`, it first takes the leases on those GPUs (see gpu-leases.ts) and, if another
+ * daemon holds one, starts nothing: it prints `held …` lines and exits 3.
  */
-export function launchScript(options: { dir: string; cwd: string; command: string; env: Record<string, string>; wrapper: string; files?: Record<string, string> }): string {
+export function launchScript(options: {
+  dir: string;
+  cwd: string;
+  command: string;
+  env: Record<string, string>;
+  wrapper: string;
+  /** Written into the attempt folder before the command starts (e.g. the notebook driver). */
+  files?: Record<string, string>;
+  leases?: { owner: LeaseOwner; gpus: string[] };
+}): string {
   const { dir, cwd } = options;
   const variables = Object.entries(options.env).map(([name, value]) => {
     if (!ENV_NAME.test(name)) throw new Error(`not an environment variable name: ${JSON.stringify(name)}`);
     return `export ${name}=${shellWord(value)}`;
   });
+  const leased = options.leases?.gpus ?? [];
   return [
     'set -e',
+    ...(options.leases ? takeLeasesLines(options.leases.owner, leased) : []),
     `mkdir -p ${shellWord(dir)}`,
     // Files the command needs (the notebook driver), written into the attempt's folder.
     ...Object.entries(options.files ?? {}).map(([name, content]) => {
@@ -62,7 +81,9 @@ export function launchScript(options: { dir: string; cwd: string; command: strin
     `export DROVER_STATUS_FILE=${shellWord(`${dir}/${REMOTE_FILES.status}`)}`,
     `export DROVER_PID_FILE=${shellWord(`${dir}/${REMOTE_FILES.pid}`)}`,
     `setsid sh -c ${shellWord(options.wrapper)} </dev/null >>${shellWord(`${dir}/${REMOTE_FILES.log}`)} 2>&1 &`,
-    'echo "$!"',
+    'started=$!',
+    ...ownLeasesLine(leased, '"$started"'),
+    'echo "$started"',
   ].join('\n');
 }
 

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { WRAPPER } from '../../local/detached-process';
+import { leaseError, mergeLeases, parseLeaseLines, releaseLeasesScript, type GpuLease, type LeaseOwner } from '../gpu-leases';
 import type { HostInventory } from '../local-host';
 import { GPU_QUERY_ARGS, PROCESS_QUERY_ARGS, probeNvidiaSmi, queryOutcome, type QueryRun } from '../nvidia-smi';
 import { SshConnection } from './connection';
@@ -90,6 +91,7 @@ export class SshHost extends EventEmitter {
       return;
     }
     const probe = parseProbe(output);
+    const gpuLeases = parseLeaseLines(output.toString('utf8'));
     this.home = probe.facts.get('home');
     // Both queries ran in the probe's one round trip; their answers are read as a local probe's.
     const missing: QueryRun = { kind: 'failed', message: 'nvidia-smi gave no answer' };
@@ -103,7 +105,7 @@ export class SshHost extends EventEmitter {
     };
     if (gpus.status === 'ok') {
       const processes = gpus.processes.map((process) => ({ ...process, groupId: probe.groups.get(process.pid) }));
-      this.inventory = { ...base, gpus: gpus.gpus, foreignProcesses: processes, state: 'up', ...(gpus.driverVersion !== undefined && { driverVersion: gpus.driverVersion }) };
+      this.inventory = { ...base, gpus: gpus.gpus, foreignProcesses: processes, gpuLeases, state: 'up', ...(gpus.driverVersion !== undefined && { driverVersion: gpus.driverVersion }) };
     } else {
       this.inventory = { ...base, gpus: [], foreignProcesses: [], state: gpus.status === 'absent' ? 'up' : 'degraded', ...(gpus.status === 'degraded' && { message: gpus.message }) };
     }
@@ -118,7 +120,7 @@ export class SshHost extends EventEmitter {
    */
   async prepare(workdir: string, setup: string | undefined): Promise<SyncResult> {
     const home = this.requireHome();
-    const project = projectId(workdir, this.name);
+    const project = projectId(workdir, this.name, this.options.daemonId);
     let sync = this.syncs.get(workdir);
     if (!sync) {
       sync = (async () => {
@@ -155,12 +157,44 @@ export class SshHost extends EventEmitter {
     }
   }
 
-  /** Starts an attempt detached on the host; resolves with its pid (its process group's id). */
-  async launch(options: { dir: string; cwd: string; command: string; env: Record<string, string>; files?: Record<string, string> }): Promise<number> {
-    const output = await this.run(launchScript({ ...options, wrapper: WRAPPER }));
-    const pid = Number(output.toString('utf8').trim().split('\n').pop());
+  /**
+   * Starts an attempt detached on the host, after taking the leases on its GPUs there (in the same
+   * round trip); resolves with its pid (its process group's id), or with the leases that another
+   * daemon holds on some of those GPUs, in which case nothing started.
+   */
+  async launch(options: {
+    dir: string;
+    cwd: string;
+    command: string;
+    env: Record<string, string>;
+    files?: Record<string, string>;
+    leases?: { owner: LeaseOwner; gpus: string[] };
+  }): Promise<{ pid: number } | { held: GpuLease[] }> {
+    const result = await this.connection.exec(SCRIPT_RUNNER, { stdin: launchScript({ ...options, wrapper: WRAPPER }) });
+    const text = result.stdout.toString('utf8');
+    if (result.code === 3) {
+      const error = leaseError(text);
+      if (error) throw new Error(`${this.name}: ${error}`);
+      const held = parseLeaseLines(text);
+      this.noteLeases(held);
+      return { held };
+    }
+    if (result.code !== 0) throw new Error(`${this.name}: ${result.stderr.toString('utf8').trim() || `exit ${result.code ?? result.signal}`}`);
+    const pid = Number(text.trim().split('\n').pop());
     if (!Number.isInteger(pid) || pid <= 0) throw new Error(`${this.name} did not say which process it started`);
-    return pid;
+    return { pid };
+  }
+
+  /** Gives back this daemon's leases on `gpus` (best effort: a lease whose process ended is stale anyway). */
+  async releaseLeases(owner: LeaseOwner, gpus: string[]): Promise<void> {
+    if (gpus.length > 0) await this.run(releaseLeasesScript(owner, gpus));
+  }
+
+  /** Leases found held since the last probe, so placement avoids those GPUs until the next one. */
+  private noteLeases(held: GpuLease[]): void {
+    if (!this.inventory || held.length === 0) return;
+    this.inventory = { ...this.inventory, gpuLeases: mergeLeases(this.inventory.gpuLeases, held) };
+    this.emit('change');
   }
 
   /** New output, metrics and the state of each attempt, in one round trip. */

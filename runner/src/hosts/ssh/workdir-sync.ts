@@ -94,10 +94,14 @@ const COMMAND_BUDGET = 100_000;
 const LIST_BUDGET = 30_000;
 const MANIFEST_VERSION = 1;
 
-/** A short stable directory name for a project on a host: `<basename>-<8 hex>`. */
-export function projectId(localDir: string, hostName: string): string {
+/**
+ * A short stable directory name for a project on a host: `<basename>-<8 hex>`. With `owner` (the
+ * daemon that syncs it), each daemon keeps a mirror of its own: a mirror has one writer, and two
+ * daemons of one remote account (two Drover homes) may sync the same local path at once.
+ */
+export function projectId(localDir: string, hostName: string, owner?: string): string {
   const absolute = path.resolve(localDir);
-  const digest = createHash('sha256').update(`${hostName}\0${absolute}`).digest('hex').slice(0, 8);
+  const digest = createHash('sha256').update(`${hostName}\0${absolute}${owner === undefined ? '' : `\0${owner}`}`).digest('hex').slice(0, 8);
   const base = path.basename(absolute).replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[.-]+/, '').slice(0, 32);
   return `${base || 'workdir'}-${digest}`;
 }
