@@ -1,1 +1,2 @@
 export * from './daemon';
+export * from './webview';

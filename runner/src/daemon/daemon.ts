@@ -11,6 +11,7 @@ import {
   type JobView,
   type LogChunk,
   type MetricSeries,
+  type MetricsParams,
   type RunRecord,
   type SubmitParams,
   type SubmitResult,
@@ -24,6 +25,7 @@ import { REMOTE_READ_LIMIT, type PolledAttempt } from '../hosts/ssh/remote-scrip
 import { LauncherClient } from '../local/launcher-client';
 import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, readExitStatus, readWrapperPid, signalGroup } from '../local/detached-process';
 import { MetricLineReader, parseMetricJson, type MetricPoint } from '../metrics/metric-lines';
+import { downsampleSeries } from '../metrics/lttb';
 import { redactEnv } from '../records/reproduction';
 import { schedule, DEFAULT_CPUS, type Allocation, type HostCapacity } from '../scheduler/placement';
 import { Store, TransactionLost, type AttemptRow, type JobRow, type MetricRow } from '../store/store';
@@ -377,9 +379,12 @@ export class Daemon {
     return { jobId: id, attempt: number, offset, data, bytes, complete: attempt.outcome !== 'running' && offset + bytes >= size };
   }
 
-  metrics(id: number): MetricSeries[] {
+  /** The run's metrics, optionally cut to a range and downsampled (for charts: see MetricsParams). */
+  metrics(id: number, options: Omit<MetricsParams, 'id'> = {}): MetricSeries[] {
     this.requireJob(id);
-    return this.store.metrics(id);
+    const series = this.store.metrics(id, options.names);
+    if (!options.range && options.maxPoints === undefined) return series;
+    return series.map((entry) => downsampleSeries(entry, options.range, options.maxPoints));
   }
 
   hosts(): HostView[] {

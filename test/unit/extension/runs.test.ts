@@ -13,7 +13,7 @@ function job(id: number, fields: Partial<JobView> = {}): JobView {
 }
 
 function series(name: string, ...values: number[]): MetricSeries {
-  return { name, points: values.map((value, step) => ({ step, value, at: T0 + step })) };
+  return { name, points: values.map((value, step) => ({ step, value, at: T0 + step })), total: values.length };
 }
 
 function detail(view: JobView): JobDetail {
