@@ -75,7 +75,7 @@ export interface RenderReport {
 
 /** Webview → extension, by `type`. */
 export interface FromWebview {
-  ready: Record<string, never>;
+  ready: object;
   /** The user zoomed a chart: downsample again for this range (null: everything). */
   range: { jobIds: number[]; names: string[]; axis: XAxis; range: { min: number; max: number } | null; maxPoints: number };
   action: { action: RunAction; jobIds: number[] };

@@ -19,6 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as util from 'node:util';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { CHROMIUM_ARGS, findChromium } from '../support/chromium';
 import { installServer, remoteUri, REPO, workbenchUrl } from './code-server';
 
 const SUITE_INDEX = path.join(REPO, 'out', 'test', 'vscode', 'suite', 'index.js');
@@ -39,16 +40,6 @@ const WORKBENCH_CHATTER = [
   /ENOTFOUND open-vsx\.org/,
 ];
 const TIMEOUT_S = Number(process.env.DROVER_VSCODE_TIMEOUT_S) || 240;
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 /** The fake GPUs the daemon sees through test/fixtures/bin/nvidia-smi. */
 const FAKE_GPUS = path.join(REPO, 'test', 'fixtures', 'gpus', 'two-a100.json');
 
@@ -120,19 +111,8 @@ function step(what: string): void {
   log(what);
 }
 
-function findChromium(): string {
-  const candidates = process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : [];
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
-    for (const name of ['chromium', 'chromium-browser', 'google-chrome-stable', 'google-chrome']) candidates.push(path.join(dir, name));
-  }
-  const found = candidates.find((file) => {
-    try {
-      fs.accessSync(file, fs.constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+function chromiumPath(): string {
+  const found = findChromium();
   if (!found) throw new Error('no Chromium found on PATH (apt-get install chromium, or set CHROMIUM_PATH)');
   return found;
 }
@@ -435,7 +415,7 @@ async function main(options: Options): Promise<number> {
 
   step('installing / locating the VS Code server');
   const entry = installServer();
-  const executablePath = findChromium();
+  const executablePath = chromiumPath();
   const started = Date.now();
   const timer = new Promise<never>((_, reject) => {
     setTimeout(() => reject(new Error(`timed out after ${TIMEOUT_S} s while ${phase} (DROVER_VSCODE_TIMEOUT_S sets the limit)`)), TIMEOUT_S * 1000).unref();
