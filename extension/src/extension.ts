@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import type { RenderReport } from '../../common/protocol';
 import { registerCommands } from './commands';
 import { forgetUnsavedChoiceWhenDisabled } from './commands/submit-commands';
 import { DroverContext } from './context';
@@ -21,6 +22,8 @@ export interface DroverApi {
     statusBarText(): string;
     /** All that the log terminal of a run was given to show; undefined when none is open. */
     terminalOutput(jobId: number): string | undefined;
+    /** What a dashboard panel's page last said it shows (by the key its command returned); the open panels' keys. */
+    dashboards: { lastReport(key: string): RenderReport | undefined; openKeys(): string[] };
   };
 }
 
@@ -67,6 +70,7 @@ export function activate(extension: vscode.ExtensionContext): DroverApi {
       trees: { clusters, queue, runs },
       statusBarText: () => statusBar.text,
       terminalOutput: (jobId) => ctx.logs.output(jobId),
+      dashboards: { lastReport: (key) => ctx.dashboards.lastReport(key), openKeys: () => ctx.dashboards.openKeys },
     },
   };
 }

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
-import type { JobView, SubmitResult } from '../../../common/protocol';
+import type { JobView, RenderReport, SubmitResult } from '../../../common/protocol';
 import type { DroverApi } from '../../../extension/src/extension';
 import { droverExtension, eventually, workspaceFile } from './helpers';
 
@@ -179,15 +179,31 @@ describe('Drover views, commands and logs in a real VS Code', function () {
     assert.match(all.group.description, /^4 runs/);
   });
 
-  it('opens a run record and a comparison as read-only documents that say no dashboard exists yet', async () => {
-    const [first, second] = started;
-    const dashboard = await vscode.commands.executeCommand<vscode.TextEditor>('drover.openDashboard', first);
-    assert.match(dashboard!.document.uri.path, /no dashboard yet/);
-    assert.match(dashboard!.document.getText(), new RegExp(`^# Run ${first} train`, 'm'));
-    const compare = await vscode.commands.executeCommand<vscode.TextEditor>('drover.compareRuns', [first, second]);
-    assert.match(compare!.document.getText(), new RegExp(`^\\| \\| ${first} train \\| ${second} long \\|$`, 'm'));
-    const record = await vscode.commands.executeCommand<vscode.TextEditor>('drover.openRecord', first);
-    assert.equal(JSON.parse(record!.document.getText()).id, first);
+  it('opens the dashboards: the experiment, a run, a comparison and the GPU timeline, each drawing what the daemon holds', async () => {
+    const sweep = started.slice(-4);
+    const rendered = (key: string | undefined, what: string, check: (report: RenderReport) => boolean) =>
+      eventually(what, () => {
+        const report = key === undefined ? undefined : api.test.dashboards.lastReport(key);
+        return report && check(report) && report;
+      }, 30_000);
+    const experiment = await vscode.commands.executeCommand<string>('drover.openExperiment', { kind: 'group', name: 'lr-sweep' });
+    // The page reports what it drew once the snapshot reached it: the four runs, their loss curves.
+    const report = await rendered(experiment, 'the experiment dashboard to draw the sweep', (r) => r.runs === 4 && r.charts.includes('loss') && r.points > 0);
+    assert.equal(report.rowsShown, 4);
+    assert.deepEqual(report.target, { kind: 'experiment', specName: 'lr-sweep' });
+    assert.equal(await vscode.commands.executeCommand('drover.openExperiment', 'lr-sweep'), experiment, 'opened again: the same panel, revealed');
+    assert.equal(api.test.dashboards.openKeys().length, 1);
+    const run = await vscode.commands.executeCommand<string>('drover.openDashboard', sweep[0]);
+    await rendered(run, 'the run view to draw its loss', (r) => r.runs === 1 && r.charts.includes('loss') && r.points > 0);
+    const compare = await vscode.commands.executeCommand<string>('drover.compareRuns', [sweep[1], sweep[2]]);
+    const compared = await rendered(compare, 'the comparison to overlay both runs', (r) => r.runs === 2 && r.charts.includes('loss'));
+    assert.deepEqual(compared.target, { kind: 'compare', jobIds: [sweep[1], sweep[2]].sort((a, b) => a! - b!) });
+    const timeline = await vscode.commands.executeCommand<string>('drover.openGpuTimeline');
+    await rendered(timeline, 'the GPU timeline', (r) => r.target.kind === 'gpus');
+    const record = await vscode.commands.executeCommand<vscode.TextEditor>('drover.openRecord', sweep[0]);
+    assert.equal(JSON.parse(record!.document.getText()).id, sweep[0]);
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    await eventually('the panels closed', () => api.test.dashboards.openKeys().length === 0);
   });
 
   it('says so when the daemon stops, and shows the same runs once it is back', async () => {
