@@ -107,6 +107,15 @@ export interface DashboardUi {
 /** The view type of every Drover dashboard panel (the serializer is registered for it). */
 export const DASHBOARD_VIEW_TYPE = 'drover.dashboard';
 
+/**
+ * Points per series a dashboard's snapshot asks the daemon for: about what a wide chart has
+ * pixels for, fewer when many runs share the page (the table needs only each series' last and
+ * best, which the daemon's thinning keeps; a zoomed chart asks again at full detail).
+ */
+export function snapshotPointBudget(runs: number): number {
+  return Math.max(250, Math.min(2000, Math.floor(100_000 / Math.max(1, runs))));
+}
+
 /** Builds a series from row-shaped points (as `drover/metrics` answers). */
 export function toColumns(jobId: number, name: string, points: readonly { step: number | null; value: number; at: number }[], total = points.length): SeriesColumns {
   const columns: SeriesColumns = { jobId, name, step: [], at: [], value: [], total };

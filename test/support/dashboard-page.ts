@@ -39,7 +39,7 @@ window.droverState = __STATE__;
 window.droverCspViolations = [];
 document.addEventListener('securitypolicyviolation', (event) => window.droverCspViolations.push(event.violatedDirective + ': ' + event.blockedURI));
 window.acquireVsCodeApi = () => ({
-  postMessage: (message) => window.droverPosted.push(JSON.parse(JSON.stringify(message))),
+  postMessage: (message) => { window.droverPosted.push(JSON.parse(JSON.stringify(message))); if (window.droverOnPost) window.droverOnPost(message); },
   getState: () => window.droverState,
   setState: (next) => { window.droverState = next; },
 });

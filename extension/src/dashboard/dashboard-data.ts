@@ -1,7 +1,7 @@
 import type { DaemonClient } from '../../../common/node/daemon-client';
 import { toColumns, type DashboardTarget, type JobView, type SeriesColumns, type XAxis } from '../../../common/protocol';
 
-/** Points per series a chart gets at first: about what a wide chart has pixels for. */
+/** Points per series a zoomed chart asks for (the first snapshot's budget depends on the run count: snapshotPointBudget). */
 export const MAX_POINTS = 2000;
 
 export function targetKey(target: DashboardTarget): string {

@@ -11,6 +11,7 @@ import {
   type JobView,
   type RenderReport,
   type RunAction,
+  snapshotPointBudget,
   type SeriesColumns,
   type ToWebviewMessage,
 } from '../../../common/protocol';
@@ -198,7 +199,7 @@ class DashboardPanel {
       }
       this.jobIds.clear();
       for (const job of jobs) this.jobIds.add(job.id);
-      const series = this.target.kind === 'gpus' ? [] : await readSeries(client, [...this.jobIds]);
+      const series = this.target.kind === 'gpus' ? [] : await readSeries(client, [...this.jobIds], { maxPoints: snapshotPointBudget(this.jobIds.size) });
       this.loadedUpTo = new Map(series.map((entry) => [`${entry.jobId}\u0000${entry.name}`, entry.at.at(-1) ?? -Infinity]));
       const snapshot: DashboardSnapshot = {
         target: this.target,

@@ -25,7 +25,7 @@ import { REMOTE_READ_LIMIT, type PolledAttempt } from '../hosts/ssh/remote-scrip
 import { LauncherClient } from '../local/launcher-client';
 import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, readExitStatus, readWrapperPid, signalGroup } from '../local/detached-process';
 import { MetricLineReader, parseMetricJson, type MetricPoint } from '../metrics/metric-lines';
-import { downsampleSeries } from '../metrics/lttb';
+import { readMetrics } from '../metrics/lttb';
 import { redactEnv } from '../records/reproduction';
 import { schedule, DEFAULT_CPUS, type Allocation, type HostCapacity } from '../scheduler/placement';
 import { Store, TransactionLost, type AttemptRow, type JobRow, type MetricRow } from '../store/store';
@@ -382,9 +382,7 @@ export class Daemon {
   /** The run's metrics, optionally cut to a range and downsampled (for charts: see MetricsParams). */
   metrics(id: number, options: Omit<MetricsParams, 'id'> = {}): MetricSeries[] {
     this.requireJob(id);
-    const series = this.store.metrics(id, options.names);
-    if (!options.range && options.maxPoints === undefined) return series;
-    return series.map((entry) => downsampleSeries(entry, options.range, options.maxPoints));
+    return readMetrics(this.store, id, options);
   }
 
   hosts(): HostView[] {

@@ -1,13 +1,16 @@
 import type { MetricPointView, MetricSeries, MetricsParams } from '../../../common/protocol';
+import type { Store } from '../store/store';
 
 /**
- * Largest-Triangle-Three-Buckets (Steinarsson, 2013): picks `threshold` of a series' points that
- * keep its visual shape, so a chart of a million points gets the few thousand it can show. The
- * first and last points are always kept, and so are the series' lowest and highest values (plain
- * LTTB usually keeps them; a chart of a loss must, so they are put back when a bucket lost them).
- *
- * `x` must not decrease. Returns the kept indices, ascending.
+ * A run's metrics as `drover/metrics` answers them: as stored, or cut to a range and thinned to
+ * `maxPoints` per series.
  */
+export function readMetrics(store: Store, jobId: number, options: Omit<MetricsParams, 'id'>): MetricSeries[] {
+  const series = store.metrics(jobId, options.names);
+  if (!options.range && options.maxPoints === undefined) return series;
+  return series.map((entry) => downsampleSeries(entry, options.range, options.maxPoints));
+}
+
 /** `threshold` of 4 or more: room for the first, last, lowest and highest points. */
 export function lttbIndices(x: ArrayLike<number>, y: ArrayLike<number>, threshold: number): number[] {
   const length = x.length;
@@ -68,12 +71,21 @@ export function downsampleSeries(series: MetricSeries, range: MetricsParams['ran
   const xOf = (point: MetricPointView, index: number) => (axis === 'time' ? point.at : (point.step ?? index));
   const inRange = range ? series.points.filter((point, index) => xOf(point, index) >= range.min && xOf(point, index) <= range.max) : series.points;
   if (maxPoints === undefined || inRange.length <= maxPoints) return { name: series.name, points: inRange, total: inRange.length };
+  let ordered = inRange;
+  let x = new Float64Array(ordered.length);
+  let sorted = true;
+  for (let index = 0; index < ordered.length; index++) {
+    x[index] = xOf(ordered[index]!, index);
+    if (index > 0 && x[index]! < x[index - 1]!) sorted = false;
+  }
   // Reported steps can go back (a resumed run): LTTB needs x in order.
-  const ordered = inRange.map((point, index) => ({ point, x: xOf(point, index) })).sort((a, b) => a.x - b.x);
-  const kept = lttbIndices(
-    ordered.map((entry) => entry.x),
-    ordered.map((entry) => entry.point.value),
-    maxPoints,
-  );
-  return { name: series.name, points: kept.map((index) => ordered[index]!.point), total: inRange.length };
+  if (!sorted) {
+    const order = Array.from(x.keys()).sort((a, b) => x[a]! - x[b]!);
+    ordered = order.map((index) => inRange[index]!);
+    x = Float64Array.from(order, (index) => x[index]!);
+  }
+  const y = new Float64Array(ordered.length);
+  for (let index = 0; index < ordered.length; index++) y[index] = ordered[index]!.value;
+  const kept = lttbIndices(x, y, maxPoints);
+  return { name: series.name, points: kept.map((index) => ordered[index]!), total: inRange.length };
 }

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { downsampleSeries, lttbIndices } from '../../../runner/src/metrics/lttb';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { downsampleSeries, lttbIndices, readMetrics } from '../../../runner/src/metrics/lttb';
+import { Store } from '../../../runner/src/store/store';
 import type { MetricSeries } from '../../../common/protocol';
 
 function argMin(values: number[]): number {
@@ -52,5 +56,51 @@ describe('LTTB downsampling', () => {
     assert.equal(bySteps.points.at(-1)!.step, 2999);
     const byTime = downsampleSeries(series, { axis: 'time', min: 1000, max: 1090 }, undefined);
     assert.deepEqual(byTime.points.map((point) => point.step), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  describe('from the state file', () => {
+    let dir: string;
+    let store: Store;
+    const T = 1_700_000_000_000;
+
+    beforeEach(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-lttb-'));
+      store = Store.open(path.join(dir, 'state.db'));
+    });
+
+    afterEach(() => {
+      store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('thins a long stored series: ends, lowest and highest kept, in order, counted', () => {
+      const points = Array.from({ length: 50_000 }, (_, step) => ({ jobId: 1, attempt: 1, name: 'loss', step, value: Math.cos(step / 500), at: T + step }));
+      points[31_337]!.value = 9;
+      points[4_242]!.value = -7;
+      store.transaction(() => store.addMetrics([...points, { jobId: 1, attempt: 1, name: 'acc', step: 0, value: 0.5, at: T }]));
+      const [loss, acc] = readMetrics(store, 1, { maxPoints: 500 });
+      assert.equal(loss!.name, 'loss');
+      assert.equal(loss!.total, 50_000);
+      assert.ok(loss!.points.length <= 500 && loss!.points.length > 400, `${loss!.points.length} points`);
+      const steps = loss!.points.map((point) => point.step!);
+      assert.deepEqual(steps, [...steps].sort((a, b) => a - b), 'in step order');
+      assert.equal(steps[0], 0);
+      assert.equal(steps.at(-1), 49_999);
+      assert.ok(steps.includes(31_337) && steps.includes(4_242), 'the spike and the dip are kept');
+      assert.deepEqual(acc, { name: 'acc', points: [{ step: 0, value: 0.5, at: T }], total: 1 });
+      // A range on the time axis: only its points, counted.
+      const [window] = readMetrics(store, 1, { names: ['loss'], range: { axis: 'time', min: T + 30_000, max: T + 39_999 }, maxPoints: 100 });
+      assert.equal(window!.total, 10_000);
+      assert.ok(window!.points.every((point) => point.at >= T + 30_000 && point.at <= T + 39_999));
+      assert.ok(window!.points.some((point) => point.value === 9));
+    });
+
+    it('reads a series whose steps are missing in full before thinning it (its x is its position)', () => {
+      store.transaction(() => store.addMetrics(Array.from({ length: 5_000 }, (_, index) => ({ jobId: 2, attempt: 1, name: 'reward', step: null, value: index === 2_500 ? 100 : index % 7, at: T + index }))));
+      const [reward] = readMetrics(store, 2, { maxPoints: 50 });
+      assert.equal(reward!.total, 5_000);
+      assert.ok(reward!.points.length <= 50);
+      assert.ok(reward!.points.some((point) => point.value === 100));
+    });
   });
 });
