@@ -398,6 +398,38 @@ async function uiPass(context: BrowserContext, url: string, prefix: string): Pro
   });
   await shot(page, `${prefix}problems`);
   check(reported !== undefined && /did you mean 'resources'/.test(reported), "the Problems panel reports the unknown key 'resorces' with its did-you-mean");
+  await page.keyboard.press('Control+Shift+M');
+
+  // The experiment dashboard of the suite's sweep, picked from the palette, drawn in its webview.
+  if (titles.includes('Drover: Open Experiment Dashboard') && !prefix) {
+    const picked = await within(20_000, async () => {
+      const rows = await paletteFor('Drover: Open Experiment Dashboard', 2000);
+      if (!rows) {
+        await page.keyboard.press('Escape');
+        return undefined;
+      }
+      await page.keyboard.press('Enter');
+      const experiments = await within(5000, async () => ((await quickInputRows(page)).some((row) => row.startsWith('lr-sweep')) ? true : undefined));
+      if (!experiments) {
+        await page.keyboard.press('Escape');
+        return undefined;
+      }
+      await page.keyboard.type('lr-sweep');
+      await page.keyboard.press('Enter');
+      return true;
+    });
+    // VS Code nests the page in two frames: the webview's iframe and its active frame.
+    const dashboard = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+    const drawn = await within(30_000, async () => {
+      const charts = await dashboard.locator('.chart canvas').count().catch(() => 0);
+      const rows = await dashboard.locator('table.runs tbody tr').count().catch(() => 0);
+      return charts > 0 && rows > 0 ? { charts, rows } : undefined;
+    });
+    await page.mouse.move(1000, 700);
+    await shot(page, 'dashboard-in-vscode');
+    check(picked !== undefined, 'the palette opens the experiment dashboard of lr-sweep');
+    check(drawn !== undefined, `the dashboard webview draws the sweep's runs and charts (${drawn ? `${drawn.rows} rows, ${drawn.charts} charts` : 'nothing drawn'})`);
+  }
   await page.close();
   return problems;
 }

@@ -9,8 +9,7 @@ import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
-import type { DashboardState, DashboardUi, FromWebviewMessage, JobDetail, RunAction, ToWebviewMessage } from '../../common/protocol';
-import { FINAL_STATES } from '../../common/protocol/daemon';
+import { FINAL_STATES, type DashboardState, type DashboardUi, type FromWebviewMessage, type JobDetail, type JobView, type RunAction, type ToWebviewMessage } from '../../common/protocol';
 import { MetricChart, type ChartLine } from './charts';
 import { el, h } from './dom';
 import { DashboardModel, DEFAULT_OVERLAY, DEFAULT_UI, paramText } from './model';
@@ -140,7 +139,7 @@ function drawHeader(): void {
   sections.header.replaceChildren(h('h1', {}, model.title), h('span', { className: 'summary' }, summary), h('span', { className: 'actions' }, ...actions));
 }
 
-function describeRun(job: JobDetail | import('../../common/protocol').JobView | undefined): string {
+function describeRun(job: JobView | undefined): string {
   if (!job) return '';
   return [job.state, placement(job), job.reason].filter(Boolean).join(' · ');
 }
@@ -151,7 +150,7 @@ function actionButton(label: string, action: RunAction, jobIds: number[], second
   return button;
 }
 
-function runActions(job: import('../../common/protocol').JobView | JobDetail): HTMLElement[] {
+function runActions(job: JobView | JobDetail): HTMLElement[] {
   const buttons = [];
   if (!FINAL_STATES.includes(job.state)) buttons.push(actionButton('Cancel', 'cancel', [job.id]));
   buttons.push(actionButton('Rerun', 'rerun', [job.id], false), actionButton('Rerun with Params…', 'rerunWithParams', [job.id]), actionButton('Show Logs', 'showLogs', [job.id]));

@@ -125,7 +125,10 @@ class DashboardPanel {
     this.disposables.push(
       webview.onDidReceiveMessage((message: FromWebviewMessage) => void this.receive(message)),
       ctx.store.onDidChange((change) => {
-        if (change.reloaded) void this.sendSnapshot();
+        // Read afresh after a (re)connection; while the daemon is away the page keeps what it shows.
+        if (change.reloaded) {
+          if (ctx.store.daemon.state === 'connected') void this.sendSnapshot().catch((error: unknown) => ctx.output.warn(`dashboard: ${error instanceof Error ? error.message : String(error)}`));
+        }
         else if (change.jobs.length) void this.jobsChanged(change.jobs);
       }),
       ctx.store.onMetricPoint((event) => this.metricPoint(event)),
@@ -233,7 +236,7 @@ class DashboardPanel {
   }
 
   private metricPoint(event: DaemonNotifications['drover/event/metric']): void {
-    if (!this.jobIds.has(event.jobId) && this.target.kind !== 'experiment') return;
+    if (this.target.kind === 'gpus' || (!this.jobIds.has(event.jobId) && this.target.kind !== 'experiment')) return;
     const job = this.ctx.store.job(event.jobId);
     if (!this.jobIds.has(event.jobId) && !(job && targetIncludes(this.target, job))) return;
     const key = `${event.jobId}\u0000${event.name}`;
