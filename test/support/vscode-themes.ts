@@ -1,9 +1,10 @@
 /**
  * The theme variables VS Code sets on a webview page (a subset: the ones the dashboards and the
- * VS Code Elements components read), from its default Dark Modern and Light Modern themes, so a
+ * VS Code Elements components read), from its default Dark Modern, Light Modern and Dark High
+ * Contrast themes, so a
  * page outside the editor looks as it does inside.
  */
-export type ThemeKind = 'light' | 'dark';
+export type ThemeKind = 'light' | 'dark' | 'high-contrast';
 
 const COMMON = {
   'font-family': '-apple-system, BlinkMacSystemFont, "Segoe WPC", "Segoe UI", "Ubuntu", "Droid Sans", sans-serif',
@@ -134,6 +135,65 @@ export const THEMES: Record<ThemeKind, { bodyClass: string; colors: Record<strin
       'badge-background': '#cccccc',
       'badge-foreground': '#3b3b3b',
       'widget-shadow': '#00000029',
+    },
+  },
+  'high-contrast': {
+    bodyClass: 'vscode-high-contrast',
+    colors: {
+      ...COMMON,
+      'foreground': '#ffffff',
+      'editor-background': '#000000',
+      'editor-foreground': '#ffffff',
+      'descriptionForeground': '#ffffff',
+      'contrastBorder': '#6fc3df',
+      'contrastActiveBorder': '#f38518',
+      'editorWidget-background': '#0c141f',
+      'editorWidget-border': '#6fc3df',
+      'panel-border': '#6fc3df',
+      'list-hoverBackground': '#000000',
+      'list-inactiveSelectionBackground': '#000000',
+      'list-activeSelectionBackground': '#000000',
+      'list-activeSelectionForeground': '#ffffff',
+      'list-focusOutline': '#f38518',
+      'textLink-foreground': '#21a6ff',
+      'charts-blue': '#3794ff',
+      'charts-green': '#89d185',
+      'charts-purple': '#b180d7',
+      'charts-red': '#f14c4c',
+      'charts-yellow': '#cca700',
+      'button-background': '#000000',
+      'button-foreground': '#ffffff',
+      'button-border': '#6fc3df',
+      'button-secondaryBackground': '#000000',
+      'button-secondaryForeground': '#ffffff',
+      'input-background': '#000000',
+      'input-foreground': '#ffffff',
+      'input-border': '#6fc3df',
+      'input-placeholderForeground': '#ffffffb3',
+      'dropdown-background': '#000000',
+      'dropdown-foreground': '#ffffff',
+      'dropdown-border': '#6fc3df',
+      'dropdown-listBackground': '#000000',
+      'checkbox-background': '#000000',
+      'checkbox-border': '#6fc3df',
+      'checkbox-foreground': '#ffffff',
+      'settings-textInputBackground': '#000000',
+      'settings-textInputForeground': '#ffffff',
+      'settings-textInputBorder': '#6fc3df',
+      'settings-dropdownBackground': '#000000',
+      'settings-dropdownForeground': '#ffffff',
+      'settings-dropdownBorder': '#6fc3df',
+      'settings-dropdownListBorder': '#6fc3df',
+      'settings-checkboxBackground': '#000000',
+      'settings-checkboxForeground': '#ffffff',
+      'settings-checkboxBorder': '#6fc3df',
+      'focusBorder': '#f38518',
+      'textCodeBlock-background': '#000000',
+      'diffEditor-insertedTextBackground': '#00000000',
+      'editor-selectionBackground': '#ffffff',
+      'testing-iconPassed': '#73c991',
+      'badge-background': '#000000',
+      'badge-foreground': '#ffffff',
     },
   },
 };

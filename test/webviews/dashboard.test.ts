@@ -104,6 +104,21 @@ describe('dashboard webview (the built bundle in headless Chromium)', function (
     assert.equal(await page.page.locator('vscode-checkbox[data-control="log"]').evaluate((box) => (box as unknown as { checked: boolean }).checked), true);
   });
 
+  it('reads in high contrast: borders from the theme, the selection outlined', async () => {
+    page = await DashboardPage.open(browser, { theme: 'high-contrast' });
+    await page.send({ type: 'snapshot', ...experimentSnapshot(6, 150) });
+    await page.report('rendered', (r) => r.runs === 6);
+    await page.page.locator('table.runs tbody tr[data-run="3"]').click();
+    await page.report('one selected', (r) => r.selected.length === 1);
+    const look = await page.page.evaluate(`(() => {
+      const row = getComputedStyle(document.querySelector('table.runs tbody tr.selected'));
+      const chart = getComputedStyle(document.querySelector('.chart'));
+      return { outline: row.outlineStyle + ' ' + row.outlineColor, chartBorder: chart.borderTopColor, background: getComputedStyle(document.body).backgroundColor };
+    })()`);
+    assert.deepEqual(look, { outline: 'solid rgb(243, 133, 24)', chartBorder: 'rgb(111, 195, 223)', background: 'rgb(0, 0, 0)' });
+    await page.screenshot('dashboard-experiment-high-contrast');
+  });
+
   it('updates live: new points extend the charts, new runs and state changes reach the table', async () => {
     page = await DashboardPage.open(browser, { theme: 'dark' });
     const snapshot = experimentSnapshot(3, 50);
