@@ -200,6 +200,19 @@ describe('Drover views, commands and logs in a real VS Code', function () {
     assert.deepEqual(compared.target, { kind: 'compare', jobIds: [sweep[1], sweep[2]].sort((a, b) => a! - b!) });
     const timeline = await vscode.commands.executeCommand<string>('drover.openGpuTimeline');
     await rendered(timeline, 'the GPU timeline', (r) => r.target.kind === 'gpus');
+    // A run that reports as it goes: its view grows point by point, and its output tail follows.
+    const script = workspaceFile('live.sh');
+    fs.writeFileSync(script.fsPath, 'for i in $(seq 1 30); do echo "::metric step=$i loss=0.$((99 - i))"; echo "line $i"; sleep 0.25; done\n');
+    const live = (await vscode.commands.executeCommand<SubmitResult>('drover.runOnCluster', script, { gpus: 0 }))!.jobs[0]!;
+    started.push(live.id);
+    const liveView = await vscode.commands.executeCommand<string>('drover.openDashboard', live.id);
+    const seen = new Set<number>();
+    await eventually('all 30 points drawn as they were reported', () => {
+      const report = api.test.dashboards.lastReport(liveView!);
+      if (report) seen.add(report.points);
+      return report?.points === 30;
+    }, 40_000);
+    assert.ok([...seen].some((points) => points > 0 && points < 30), `the chart grew while the run went on (point counts seen: ${[...seen].join(', ')})`);
     const record = await vscode.commands.executeCommand<vscode.TextEditor>('drover.openRecord', sweep[0]);
     assert.equal(JSON.parse(record!.document.getText()).id, sweep[0]);
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
