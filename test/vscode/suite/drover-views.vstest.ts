@@ -1,4 +1,5 @@
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import type { JobView, RenderReport, SubmitResult } from '../../../common/protocol';
@@ -200,9 +201,15 @@ describe('Drover views, commands and logs in a real VS Code', function () {
     assert.deepEqual(compared.target, { kind: 'compare', jobIds: [sweep[1], sweep[2]].sort((a, b) => a! - b!) });
     const timeline = await vscode.commands.executeCommand<string>('drover.openGpuTimeline');
     await rendered(timeline, 'the GPU timeline', (r) => r.target.kind === 'gpus');
-    // A run that reports as it goes: its view grows point by point, and its output tail follows.
+    // A run that reports as it goes: its view grows point by point. It runs from a git commit,
+    // so its code can be compared with the working tree afterwards.
     const script = workspaceFile('live.sh');
     fs.writeFileSync(script.fsPath, 'for i in $(seq 1 30); do echo "::metric step=$i loss=0.$((99 - i))"; echo "line $i"; sleep 0.25; done\n');
+    const folder = workspaceFile().fsPath;
+    const git = (...args: string[]) => execFileSync('git', ['-C', folder, '-c', 'user.name=Drover Test', '-c', 'user.email=test@drover.invalid', ...args], { encoding: 'utf8' });
+    git('init', '-q');
+    git('add', '-A');
+    git('commit', '-q', '-m', 'the code the live run runs');
     const live = (await vscode.commands.executeCommand<SubmitResult>('drover.runOnCluster', script, { gpus: 0 }))!.jobs[0]!;
     started.push(live.id);
     const liveView = await vscode.commands.executeCommand<string>('drover.openDashboard', live.id);
@@ -213,6 +220,12 @@ describe('Drover views, commands and logs in a real VS Code', function () {
       return report?.points === 30;
     }, 40_000);
     assert.ok([...seen].some((points) => points > 0 && points < 30), `the chart grew while the run went on (point counts seen: ${[...seen].join(', ')})`);
+    fs.appendFileSync(workspaceFile('train.py').fsPath, '# changed after the run\n');
+    const diff = await vscode.commands.executeCommand<vscode.TextEditor>('drover.openRunDiff', live.id);
+    const diffText = diff!.document.getText();
+    assert.equal(diff!.document.languageId, 'diff');
+    assert.match(diffText, new RegExp(`^# Run ${live.id} .* ran commit ${git('rev-parse', 'HEAD').trim()} (\\(\\S+\\) )?in `, 'm'));
+    assert.match(diffText, /^\+# changed after the run$/m);
     const record = await vscode.commands.executeCommand<vscode.TextEditor>('drover.openRecord', sweep[0]);
     assert.equal(JSON.parse(record!.document.getText()).id, sweep[0]);
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
