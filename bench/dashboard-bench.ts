@@ -116,7 +116,7 @@ async function main(): Promise<void> {
     check(thinned.points.length <= MAX_POINTS && thinned.total === 1_000_000, `LTTB kept ${thinned.points.length} of ${thinned.total}`);
     check(thinned.points.some((point) => point.value > 2.5), 'the spike survives the thinning');
     const job = sweepRun(1);
-    const snapshotOf = (series: SeriesColumns[]): DashboardSnapshot => ({ target: { kind: 'run', jobId: 1 }, title: 'one run', jobs: [job], details: [], series, hosts: [], maxPoints: MAX_POINTS });
+    const snapshotOf = (series: SeriesColumns[]): DashboardSnapshot => ({ target: { kind: 'run', jobId: 1 }, title: 'one run', jobs: [job], details: [], series, maxPoints: MAX_POINTS });
     progress('1 run × 1,000,000 points: the page');
     const drover = await render(browser, snapshotOf([toColumns(1, 'loss', thinned.points, thinned.total)]));
     const rawColumns: SeriesColumns = { jobId: 1, name: 'loss', step: [], at: [], value: [], total: 1_000_000 };
@@ -168,7 +168,7 @@ async function main(): Promise<void> {
     const names = Array.from({ length: 20 }, (_, index) => `metric_${String(index).padStart(2, '0')}`);
     const running = sweepRun(1, { state: 'running', endedAt: undefined });
     const base = curve(running, 'loss', 1000);
-    const stream: DashboardSnapshot = { target: { kind: 'run', jobId: 1 }, title: 'streaming', jobs: [running], details: [], series: names.map((name) => ({ ...base, name })), hosts: [], maxPoints: MAX_POINTS };
+    const stream: DashboardSnapshot = { target: { kind: 'run', jobId: 1 }, title: 'streaming', jobs: [running], details: [], series: names.map((name) => ({ ...base, name })), maxPoints: MAX_POINTS };
     const page = await DashboardPage.open(browser, { theme: 'dark' });
     try {
       await page.page.waitForFunction('window.droverPosted.some((m) => m.type === "ready")');

@@ -3,7 +3,7 @@
  * message is declared once here, by its `type`, and both sides import the map. The webview asks
  * for a snapshot when it is ready; after that the extension sends only deltas.
  */
-import type { HostView, JobDetail, JobView } from './daemon';
+import type { JobDetail, JobView } from './daemon';
 
 /** What a dashboard panel shows; also what a restored panel reopens (kept in the webview's state). */
 export type DashboardTarget =
@@ -37,7 +37,6 @@ export interface DashboardSnapshot {
   /** Full records (run and compare views). */
   details: JobDetail[];
   series: SeriesColumns[];
-  hosts: HostView[];
   /** The end of the run's output (run view). */
   logTail?: string;
   /** The most points per series the extension asks the daemon for. */
@@ -57,7 +56,6 @@ export interface ToWebview {
   series: { series: SeriesColumns[]; range: { axis: XAxis; min: number; max: number } | null };
   /** More of the run's output (run view); `reset` starts the tail afresh. */
   log: { data: string; reset: boolean };
-  hosts: { hosts: HostView[] };
 }
 
 export type RunAction = 'cancel' | 'rerun' | 'rerunWithParams' | 'openDiff' | 'openRun' | 'compare' | 'showLogs' | 'openRecord';

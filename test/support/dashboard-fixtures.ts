@@ -72,7 +72,6 @@ export function experimentSnapshot(runs: number, points: number, maxPoints = 200
     jobs,
     details: [],
     series: jobs.flatMap((job) => [curve(job, 'loss', points), curve(job, 'acc', points)]),
-    hosts: [],
     maxPoints,
   };
 }

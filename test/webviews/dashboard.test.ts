@@ -158,7 +158,7 @@ describe('dashboard webview (the built bundle in headless Chromium)', function (
   it('shows a run: its record, log tail and actions', async () => {
     page = await DashboardPage.open(browser, { theme: 'dark' });
     const job = sweepRun(2, { state: 'running', endedAt: undefined, exitCode: undefined });
-    await page.send({ type: 'snapshot', target: { kind: 'run', jobId: 2 }, title: 'Run lr-sweep[1] #2', jobs: [job], details: [detailOf(job)], series: [curve(job, 'loss', 120), curve(job, 'acc', 120)], hosts: [], logTail: 'epoch 1\nepoch 2\n', maxPoints: 2000 });
+    await page.send({ type: 'snapshot', target: { kind: 'run', jobId: 2 }, title: 'Run lr-sweep[1] #2', jobs: [job], details: [detailOf(job)], series: [curve(job, 'loss', 120), curve(job, 'acc', 120)], logTail: 'epoch 1\nepoch 2\n', maxPoints: 2000 });
     await page.report('run rendered', (r) => r.charts.length === 2);
     await page.send({ type: 'log', data: 'epoch 3\n', reset: false });
     await waitForText(page, 'pre.log', 'epoch 1\nepoch 2\nepoch 3\n');
@@ -174,7 +174,7 @@ describe('dashboard webview (the built bundle in headless Chromium)', function (
   it('compares runs: parameters and records side by side with the differences marked', async () => {
     page = await DashboardPage.open(browser, { theme: 'light' });
     const jobs = [sweepRun(1), sweepRun(4)];
-    await page.send({ type: 'snapshot', target: { kind: 'compare', jobIds: [1, 4] }, title: 'Compare runs 1, 4', jobs, details: jobs.map((job) => detailOf(job)), series: jobs.flatMap((job) => [curve(job, 'loss', 200)]), hosts: [], maxPoints: 2000 });
+    await page.send({ type: 'snapshot', target: { kind: 'compare', jobIds: [1, 4] }, title: 'Compare runs 1, 4', jobs, details: jobs.map((job) => detailOf(job)), series: jobs.flatMap((job) => [curve(job, 'loss', 200)]), maxPoints: 2000 });
     const report = await page.report('compare rendered', (r) => r.charts.length === 1);
     assert.equal(report.points, 400);
     const differing = await page.page.locator('.record-table tr.differs th').allTextContents();

@@ -1,4 +1,4 @@
-import type { DashboardSnapshot, DashboardTarget, DashboardUi, HostView, JobDetail, JobView, SeriesColumns, ToWebviewMessage } from '../../common/protocol';
+import type { DashboardSnapshot, DashboardTarget, DashboardUi, JobDetail, JobView, SeriesColumns, ToWebviewMessage } from '../../common/protocol';
 import type { ParamValue } from '../../common/spec';
 
 export const DEFAULT_UI: DashboardUi = {
@@ -41,7 +41,6 @@ export class DashboardModel {
   readonly series = new Map<string, SeriesColumns>();
   /** Series at full detail for a zoomed chart's range (the daemon's answer to `range`). */
   readonly zoomed = new Map<string, SeriesColumns>();
-  hosts: HostView[] = [];
   logTail = '';
   dirty: Dirty = { all: true, jobs: true, metrics: new Set(), log: true };
 
@@ -86,10 +85,6 @@ export class DashboardModel {
         this.dirty.log = true;
         break;
       }
-      case 'hosts':
-        this.hosts = message.hosts;
-        this.dirty.jobs = true;
-        break;
     }
   }
 
@@ -153,7 +148,6 @@ export class DashboardModel {
       this.jobs.set(detail.id, detail);
     }
     for (const series of snapshot.series) this.series.set(seriesKey(series.jobId, series.name), series);
-    this.hosts = snapshot.hosts;
     this.logTail = snapshot.logTail ?? '';
     this.dirty = { all: true, jobs: true, metrics: new Set(), log: true };
   }

@@ -210,7 +210,6 @@ class DashboardPanel {
         jobs,
         details,
         series,
-        hosts: [...this.ctx.store.hosts],
         maxPoints: MAX_POINTS,
         ...(this.target.kind === 'run' && { logTail: await this.readLogTail(details[0]!, true) }),
       };
