@@ -63,8 +63,30 @@ const notebookRenderer = {
   performance: { hints: false },
 };
 
+/**
+ * The dashboards' webview bundle: a browser page, so no Node built-ins; its style sheets are
+ * copied beside it and loaded through <link> (the webview's CSP allows no inline styles).
+ * @returns {import('webpack').Configuration}
+ */
+function webviewBundle() {
+  return {
+    name: 'webviews',
+    target: 'web',
+    entry: { dashboard: './webviews/src/main.ts' },
+    output: { path: path.resolve(__dirname, 'dist', 'webviews'), filename: '[name].js', clean: false },
+    resolve: { extensions: ['.ts', '.js'] },
+    module: {
+      rules: [{ test: /\.ts$/, exclude: /node_modules/, use: { loader: 'ts-loader', options: { transpileOnly: true, configFile: path.resolve(__dirname, 'tsconfig.base.json'), compilerOptions: { composite: false, declaration: false, module: 'es2022', moduleResolution: 'bundler', lib: ['ES2022', 'DOM'] } } } }],
+    },
+    devtool: 'source-map',
+    performance: { hints: false },
+    plugins: [new CopyBesideBundle(['webviews/media/dashboard.css', 'node_modules/uplot/dist/uPlot.min.css'])],
+  };
+}
+
 module.exports = [
   notebookRenderer,
+  webviewBundle(),
   nodeBundle('extension', './extension/src/extension.ts', {
     externals: { vscode: 'commonjs vscode' },
     // The clock for the activation time the extension reports (and the benchmark prints).

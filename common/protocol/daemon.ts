@@ -195,6 +195,24 @@ export interface MetricPointView {
 export interface MetricSeries {
   name: string;
   points: MetricPointView[];
+  /** Points the daemon holds in the asked range: more than `points` when it downsampled them. */
+  total: number;
+}
+
+/** What a metric's points are ordered by: the step each reported, or when it was recorded. */
+export type MetricAxis = 'step' | 'time';
+
+export interface MetricsParams {
+  id: number;
+  /** Only these metrics (default: all). */
+  names?: string[];
+  /** Only points with x in [min, max] on this axis (default: all), e.g. a chart's visible range. */
+  range?: { axis: MetricAxis; min: number; max: number };
+  /**
+   * At most this many points per series (4 or more), picked by LTTB (Largest-Triangle-Three-Buckets) on the
+   * range's axis (step by default): first, last, lowest and highest always kept. Default: all.
+   */
+  maxPoints?: number;
 }
 
 export interface HandshakeParams {
@@ -258,7 +276,7 @@ export interface DaemonRequests {
   'drover/job': { params: { id: number }; result: JobDetail };
   'drover/cancel': { params: { ids: number[] }; result: { cancelled: number[] } };
   'drover/logs': { params: { id: number; attempt?: number; offset?: number; maxBytes?: number }; result: LogChunk };
-  'drover/metrics': { params: { id: number }; result: MetricSeries[] };
+  'drover/metrics': { params: MetricsParams; result: MetricSeries[] };
   /** A notebook run's cell events from `offset` (bytes) of an attempt's events (the last attempt by default). */
   'drover/cells': { params: { id: number; attempt?: number; offset?: number }; result: CellEventsChunk };
   'drover/hosts': { params: Record<string, never>; result: HostView[] };

@@ -1,2 +1,3 @@
 export * from './daemon';
 export * from './notebook-output';
+export * from './webview';

@@ -3,6 +3,7 @@ import type { LanguageClient } from 'vscode-languageclient/node';
 import { DaemonRefused, DaemonUnavailable, type DaemonClient } from '../../common/node/daemon-client';
 import { FINAL_STATES, type JobView } from '../../common/protocol';
 import { daemonEnv } from './config';
+import { DashboardPanels } from './dashboard/dashboard-panels';
 import { DaemonConnection, type ConnectionState } from './daemon/connection';
 import { startLanguageClient } from './language-client';
 import { LogTerminals } from './logs/log-terminals';
@@ -29,6 +30,8 @@ export class DroverContext implements vscode.Disposable {
   readonly logs: LogTerminals;
   /** Read-only documents of run records. */
   readonly documents: RunDocuments;
+  /** The dashboard panels (experiments, runs, comparisons, the GPU timeline). */
+  readonly dashboards: DashboardPanels;
   private readonly lifetime: vscode.Disposable[] = [];
   private connectionScope: vscode.Disposable[] = [];
   private readonly connectedSetups: ConnectedSetup[] = [];
@@ -48,6 +51,7 @@ export class DroverContext implements vscode.Disposable {
     this.logs = this.own(new LogTerminals(this));
     this.documents = this.own(new RunDocuments(this));
     this.own(vscode.workspace.registerTextDocumentContentProvider(RUN_DOCUMENT_SCHEME, this.documents));
+    this.dashboards = this.own(new DashboardPanels(this));
   }
 
   /** Keeps something until the extension deactivates. */

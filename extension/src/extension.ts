@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import type { RenderReport } from '../../common/protocol';
 import { registerCommand, registerCommands } from './commands';
 import { forgetUnsavedChoiceWhenDisabled } from './commands/submit-commands';
 import { DroverContext } from './context';
@@ -24,6 +25,8 @@ export interface DroverApi {
     terminalOutput(jobId: number): string | undefined;
     /** The notebook runs: each cell's status bar text (what the user sees under the cell). */
     notebooks: NotebookRuns;
+    /** What a dashboard panel's page last said it shows (by the key its command returned); the open panels' keys. */
+    dashboards: { lastReport(key: string): RenderReport | undefined; openKeys(): string[] };
   };
 }
 
@@ -73,6 +76,7 @@ export function activate(extension: vscode.ExtensionContext): DroverApi {
       statusBarText: () => statusBar.text,
       terminalOutput: (jobId) => ctx.logs.output(jobId),
       notebooks,
+      dashboards: { lastReport: (key) => ctx.dashboards.lastReport(key), openKeys: () => ctx.dashboards.openKeys },
     },
   };
 }

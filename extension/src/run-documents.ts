@@ -1,16 +1,11 @@
 import * as vscode from 'vscode';
 import type { DroverContext } from './context';
-import { compareMarkdown, recordMarkdown } from './model/records';
 
 export const RUN_DOCUMENT_SCHEME = 'drover-run';
 
-type RunDocumentKind = 'dashboard' | 'record' | 'compare';
+type RunDocumentKind = 'record';
 
-/**
- * Read-only documents made from the daemon's records: a run's summary (what "Open in
- * Dashboard" shows until the dashboard exists, and its title says so), its raw record as JSON,
- * and a side-by-side comparison of runs.
- */
+/** Read-only documents made from the daemon's records: a run's raw record as JSON. */
 export class RunDocuments implements vscode.TextDocumentContentProvider, vscode.Disposable {
   private readonly changes = new vscode.EventEmitter<vscode.Uri>();
   readonly onDidChange = this.changes.event;
@@ -30,10 +25,8 @@ export class RunDocuments implements vscode.TextDocumentContentProvider, vscode.
     const kind = query.get('view') as RunDocumentKind;
     const ids = (query.get('ids') ?? '').split(',').map(Number).filter(Number.isInteger);
     const client = this.ctx.daemon.client();
-    const runs = await Promise.all(ids.map(async (id) => ({ job: await client.request('drover/job', { id }), metrics: await client.request('drover/metrics', { id }) })));
-    if (kind === 'record') return `${JSON.stringify(runs[0]!.job, null, 2)}\n`;
-    if (kind === 'compare') return compareMarkdown(runs);
-    return recordMarkdown(runs[0]!.job, runs[0]!.metrics);
+    if (kind !== 'record' || ids.length === 0) throw new Error(`not a Drover run document: ${uri.toString()}`);
+    return `${JSON.stringify(await client.request('drover/job', { id: ids[0]! }), null, 2)}\n`;
   }
 
   dispose(): void {
@@ -42,11 +35,6 @@ export class RunDocuments implements vscode.TextDocumentContentProvider, vscode.
 }
 
 function runDocumentUri(kind: RunDocumentKind, ids: number[]): vscode.Uri {
-  const name =
-    kind === 'compare'
-      ? `Compare runs ${ids.join(', ')} (no dashboard yet, read-only).md`
-      : kind === 'record'
-        ? `Run ${ids[0]} record (read-only).json`
-        : `Run ${ids[0]} (no dashboard yet, record read-only).md`;
+  const name = `Run ${ids[0]} record (read-only).json`;
   return vscode.Uri.from({ scheme: RUN_DOCUMENT_SCHEME, path: `/${name}`, query: new URLSearchParams({ view: kind, ids: ids.join(',') }).toString() });
 }

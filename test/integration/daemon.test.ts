@@ -112,6 +112,9 @@ describe('runner daemon', function () {
         series.map(({ name, points }) => [name, points.map((point) => [point.step, point.value])]),
         [['loss', [[1, 0.5], [2, 0.25]]], ['acc', [[3, 0.9]]]],
       );
+      const cut = await client.request('drover/metrics', { id: run!.id, names: ['loss'], range: { axis: 'step', min: 2, max: 10 }, maxPoints: 4 });
+      assert.deepEqual(cut.map(({ name, points, total }) => [name, total, points.map((point) => point.step)]), [['loss', 1, [2]]]);
+      await assert.rejects(client.request('drover/metrics', { id: run!.id, maxPoints: 1 }), /maxPoints must be at least 4/);
       const whole = await client.request('drover/logs', { id: run!.id });
       assert.equal(whole.data, '::metric step=1 loss=0.5\n::metric step=2 loss=0.25\ndone\n');
       assert.equal(whole.complete, true);

@@ -19,6 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as util from 'node:util';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { CHROMIUM_ARGS, findChromium } from '../support/chromium';
 import { installServer, remoteUri, REPO, workbenchUrl } from './code-server';
 
 const SUITE_INDEX = path.join(REPO, 'out', 'test', 'vscode', 'suite', 'index.js');
@@ -39,16 +40,6 @@ const WORKBENCH_CHATTER = [
   /ENOTFOUND open-vsx\.org/,
 ];
 const TIMEOUT_S = Number(process.env.DROVER_VSCODE_TIMEOUT_S) || 240;
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 /** The fake GPUs the daemon sees through test/fixtures/bin/nvidia-smi. */
 const FAKE_GPUS = path.join(REPO, 'test', 'fixtures', 'gpus', 'two-a100.json');
 
@@ -121,19 +112,8 @@ function step(what: string): void {
   log(what);
 }
 
-function findChromium(): string {
-  const candidates = process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : [];
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
-    for (const name of ['chromium', 'chromium-browser', 'google-chrome-stable', 'google-chrome']) candidates.push(path.join(dir, name));
-  }
-  const found = candidates.find((file) => {
-    try {
-      fs.accessSync(file, fs.constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+function chromiumPath(): string {
+  const found = findChromium();
   if (!found) throw new Error('no Chromium found on PATH (apt-get install chromium, or set CHROMIUM_PATH)');
   return found;
 }
@@ -442,6 +422,39 @@ async function uiPass(context: BrowserContext, url: string, prefix: string): Pro
     await shot(page, `${prefix}notebook-metrics`);
     check(chart !== undefined, `the notebook renderer draws a cell's metrics as a chart (${chart ?? 'nothing drawn'})`);
   }
+
+  await page.keyboard.press('Control+Shift+M');
+
+  // The experiment dashboard of the suite's sweep, picked from the palette, drawn in its webview.
+  if (titles.includes('Drover: Open Experiment Dashboard') && !prefix) {
+    const picked = await within(20_000, async () => {
+      const rows = await paletteFor('Drover: Open Experiment Dashboard', 2000);
+      if (!rows) {
+        await page.keyboard.press('Escape');
+        return undefined;
+      }
+      await page.keyboard.press('Enter');
+      const experiments = await within(5000, async () => ((await quickInputRows(page)).some((row) => row.startsWith('lr-sweep')) ? true : undefined));
+      if (!experiments) {
+        await page.keyboard.press('Escape');
+        return undefined;
+      }
+      await page.keyboard.type('lr-sweep');
+      await page.keyboard.press('Enter');
+      return true;
+    });
+    // VS Code nests the page in two frames: the webview's iframe and its active frame.
+    const dashboard = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+    const drawn = await within(30_000, async () => {
+      const charts = await dashboard.locator('.chart canvas').count().catch(() => 0);
+      const rows = await dashboard.locator('table.runs tbody tr').count().catch(() => 0);
+      return charts > 0 && rows > 0 ? { charts, rows } : undefined;
+    });
+    await page.mouse.move(1000, 700);
+    await shot(page, 'dashboard-in-vscode');
+    check(picked !== undefined, 'the palette opens the experiment dashboard of lr-sweep');
+    check(drawn !== undefined, `the dashboard webview draws the sweep's runs and charts (${drawn ? `${drawn.rows} rows, ${drawn.charts} charts` : 'nothing drawn'})`);
+  }
   await page.close();
   return problems;
 }
@@ -459,7 +472,7 @@ async function main(options: Options): Promise<number> {
 
   step('installing / locating the VS Code server');
   const entry = installServer();
-  const executablePath = findChromium();
+  const executablePath = chromiumPath();
   const started = Date.now();
   const timer = new Promise<never>((_, reject) => {
     setTimeout(() => reject(new Error(`timed out after ${TIMEOUT_S} s while ${phase} (DROVER_VSCODE_TIMEOUT_S sets the limit)`)), TIMEOUT_S * 1000).unref();

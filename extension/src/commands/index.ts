@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import type { DroverContext } from '../context';
 import { refresh, startDaemon, stopDaemon } from './daemon-commands';
 import { addHost, openHostTerminal, removeHost } from './host-commands';
-import { cancelRun, compareRuns, deleteRuns, openDashboard, openRecord, raisePriority, rerun, showLogs, whyPending } from './run-commands';
+import { cancelRun, compareRuns, deleteRuns, openDashboard, openExperiment, openGpuTimeline, openRecord, openRunDiff, raisePriority, rerun, rerunWithParams, showLogs, whyPending } from './run-commands';
 import { previewSbatch, resetRememberedChoices, runCurrentFile, runOnCluster, submitSpec } from './submit-commands';
 
 type Factory = (ctx: DroverContext) => (...args: unknown[]) => Promise<unknown>;
@@ -18,6 +18,10 @@ export const COMMANDS: Record<string, [Factory, string]> = {
   'drover.showLogs': [showLogs, 'show the logs'],
   'drover.whyPending': [whyPending, 'say why the run is pending'],
   'drover.openDashboard': [openDashboard, 'open the dashboard'],
+  'drover.openExperiment': [openExperiment, 'open the experiment dashboard'],
+  'drover.openGpuTimeline': [openGpuTimeline, 'open the GPU timeline'],
+  'drover.openRunDiff': [openRunDiff, 'diff the run with the working tree'],
+  'drover.rerunWithParams': [rerunWithParams, 'rerun with edited parameters'],
   'drover.openRecord': [openRecord, 'open the record'],
   'drover.compareRuns': [compareRuns, 'compare the runs'],
   'drover.rerun': [rerun, 'rerun'],

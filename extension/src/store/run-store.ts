@@ -30,6 +30,9 @@ export class RunStore implements Disposable {
   private loading = false;
   private readonly changed = new Emitter<StoreChange>();
   readonly onDidChange = this.changed.event;
+  private readonly metricPoints = new Emitter<DaemonNotifications['drover/event/metric']>();
+  /** Every metric point as the daemon reports it (the dashboards draw them live). */
+  readonly onMetricPoint = this.metricPoints.event;
 
   get daemon(): { state: DaemonState; reason: string | undefined } {
     return { state: this.daemonState, reason: this.daemonReason };
@@ -120,6 +123,7 @@ export class RunStore implements Disposable {
 
   /** A metric point as it is reported: it moves the key metric when it belongs to its series. */
   applyMetric(event: DaemonNotifications['drover/event/metric']): void {
+    this.metricPoints.fire(event);
     const known = this.keyMetricMap.get(event.jobId);
     if (known && known.name !== event.name) return;
     this.keyMetricMap.set(event.jobId, { name: event.name, value: event.point.value });
@@ -156,6 +160,7 @@ export class RunStore implements Disposable {
 
   dispose(): void {
     this.changed.dispose();
+    this.metricPoints.dispose();
   }
 
   private fire(change: StoreChange): void {

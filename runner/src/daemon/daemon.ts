@@ -13,6 +13,7 @@ import {
   type JobView,
   type LogChunk,
   type MetricSeries,
+  type MetricsParams,
   type RunRecord,
   type ScheduleView,
   type SubmitParams,
@@ -36,6 +37,7 @@ import { LauncherClient } from '../local/launcher-client';
 import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, readExitStatus, readWrapperPid, signalGroup } from '../local/detached-process';
 import { MetricLineReader, parseMetricJson, type MetricPoint } from '../metrics/metric-lines';
 import { NOTEBOOK_DRIVER, notebookCommand, notebookDriverPath, notebookEnv, readCellEvents } from '../notebook/cell-events';
+import { readMetrics } from '../metrics/lttb';
 import { redactEnv } from '../records/reproduction';
 import { earlyStopVerdict, type StepValue } from '../scheduler/early-stop';
 import { DEFAULT_USAGE_HALF_LIFE_MS, recentGpuHours, type GpuUse } from '../scheduler/fair-share';
@@ -585,9 +587,10 @@ export class Daemon {
     return { jobId: id, attempt: number, offset, data, bytes, complete: attempt.outcome !== 'running' && offset + bytes >= size };
   }
 
-  metrics(id: number): MetricSeries[] {
+  /** The run's metrics, optionally cut to a range and downsampled (for charts: see MetricsParams). */
+  metrics(id: number, options: Omit<MetricsParams, 'id'> = {}): MetricSeries[] {
     this.requireJob(id);
-    return this.store.metrics(id);
+    return readMetrics(this.store, id, options);
   }
 
   /** A notebook run's cell events from `offset` of an attempt's events file (whole lines only). */

@@ -2,7 +2,7 @@ import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createMessageConnection, ResponseError, SocketMessageReader, SocketMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
-import { DaemonErrorCode, PROTOCOL_VERSION, type DaemonNotifications, type DaemonRequests, type JobState, type SubmitParams, type Topic } from '../../../common/protocol';
+import { DaemonErrorCode, PROTOCOL_VERSION, type DaemonNotifications, type DaemonRequests, type JobState, type MetricsParams, type SubmitParams, type Topic } from '../../../common/protocol';
 import type { SlurmClusterSettings } from '../hosts/slurm/slurm-cluster';
 import { StoreError } from '../store/store';
 import { RequestError, type Daemon } from './daemon';
@@ -85,13 +85,18 @@ export async function serve(daemon: Daemon, subscribers: Subscribers, options: S
         params.offset === undefined ? 0 : integer(params.offset, 'offset'),
         params.maxBytes === undefined ? undefined : integer(params.maxBytes, 'maxBytes'),
       ),
-    'drover/metrics': (params) => daemon.metrics(integer(params?.id, 'id')),
     'drover/cells': (params) =>
       daemon.cells(
         integer(params?.id, 'id'),
         params.attempt === undefined ? undefined : integer(params.attempt, 'attempt'),
         params.offset === undefined ? 0 : integer(params.offset, 'offset'),
       ),
+    'drover/metrics': (params) =>
+      daemon.metrics(integer(params?.id, 'id'), {
+        ...(params.names !== undefined && { names: strings(params.names, 'names') }),
+        ...(params.range !== undefined && { range: metricRange(params.range) }),
+        ...(params.maxPoints !== undefined && { maxPoints: atLeast(integer(params.maxPoints, 'maxPoints'), 4, 'maxPoints') }),
+      }),
     'drover/hosts': () => daemon.hosts(),
     'drover/hosts/add': (params) => daemon.addHost(text(params?.alias, 'alias'), slurmSettings(params?.slurm)),
     'drover/sbatchPreview': (params) => ({ scripts: daemon.sbatchPreview(submitParams(params)) }),
@@ -205,6 +210,24 @@ function integer(value: unknown, name: string): number {
 function ids(value: unknown): number[] {
   if (!Array.isArray(value)) throw new RequestError('invalid-request', 'ids must be a list of run ids');
   return value.map((id) => integer(id, 'ids[]'));
+}
+
+function strings(value: unknown, name: string): string[] {
+  if (!Array.isArray(value) || value.some((item) => typeof item !== 'string')) throw new RequestError('invalid-request', `${name} must be a list of strings`);
+  return value as string[];
+}
+
+function atLeast(value: number, minimum: number, name: string): number {
+  if (value < minimum) throw new RequestError('invalid-request', `${name} must be at least ${minimum}, not ${value}`);
+  return value;
+}
+
+function metricRange(value: unknown): MetricsParams['range'] {
+  const range = value as MetricsParams['range'] | null;
+  if (typeof range !== 'object' || range === null || (range.axis !== 'step' && range.axis !== 'time') || !Number.isFinite(range.min) || !Number.isFinite(range.max)) {
+    throw new RequestError('invalid-request', 'range must be {axis: "step" | "time", min: number, max: number}');
+  }
+  return { axis: range.axis, min: range.min, max: range.max };
 }
 
 function text(value: unknown, name: string): string {

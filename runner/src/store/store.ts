@@ -473,12 +473,15 @@ export class Store {
     }
   }
 
-  metrics(jobId: number): MetricSeries[] {
+  /** The run's metrics, in the order they were reported; only `names` when given. */
+  metrics(jobId: number, names?: readonly string[]): MetricSeries[] {
     const series = new Map<string, MetricSeries>();
-    for (const row of this.db.all('SELECT name, step, value, at FROM metrics WHERE job_id = ? ORDER BY attempt, rowid', [jobId]) as Row[]) {
+    const only = names?.length ? ` AND name IN (${names.map(() => '?').join(', ')})` : '';
+    for (const row of this.db.all(`SELECT name, step, value, at FROM metrics WHERE job_id = ?${only} ORDER BY attempt, rowid`, [jobId, ...(names ?? [])]) as Row[]) {
       const name = String(row['name']);
       let entry = series.get(name);
-      if (!entry) series.set(name, (entry = { name, points: [] }));
+      if (!entry) series.set(name, (entry = { name, points: [], total: 0 }));
+      entry.total++;
       entry.points.push({ step: row['step'] === null ? null : Number(row['step']), value: Number(row['value']), at: Number(row['at']) });
     }
     return [...series.values()];

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import type { JobDetail, JobView, MetricSeries } from '../../../common/protocol';
-import { compareMarkdown, recordMarkdown } from '../../../extension/src/model/records';
+import type { JobView, MetricSeries } from '../../../common/protocol';
 import { expiredRuns } from '../../../extension/src/model/retention';
 import { groupDescription, groupRuns, pickKeyMetric, runDescription, stateIcon } from '../../../extension/src/model/runs';
 import { RunStore } from '../../../extension/src/store/run-store';
@@ -13,12 +12,9 @@ function job(id: number, fields: Partial<JobView> = {}): JobView {
 }
 
 function series(name: string, ...values: number[]): MetricSeries {
-  return { name, points: values.map((value, step) => ({ step, value, at: T0 + step })) };
+  return { name, points: values.map((value, step) => ({ step, value, at: T0 + step })), total: values.length };
 }
 
-function detail(view: JobView): JobDetail {
-  return { ...view, attemptList: [], needs: [], record: { specText: 'name: train\nrun: python3 train.py\n', overrides: {}, workdir: '/work', env: {} } };
-}
 
 describe('extension: runs history', () => {
   it('sums a run up by the last value of its first metric series', () => {
@@ -46,28 +42,6 @@ describe('extension: runs history', () => {
     assert.equal(runDescription(job(4, { state: 'stopped', signal: 'SIGTERM', startedAt: T0, endedAt: T0 + 4000 }), { name: 'loss', value: 5 }, T0), 'stopped early · loss 5 · 4s');
     assert.deepEqual(stateIcon('stopped'), { id: 'stop-circle', color: 'charts.yellow' });
     assert.equal(groupDescription(groupRuns([job(5, { state: 'stopped' }), job(6)])[0]!), '2 runs · 1 stopped');
-  });
-
-  it('compares runs side by side: params and last metrics, blank where a run has none', () => {
-    const text = compareMarkdown([
-      { job: detail(job(1, { params: { lr: 0.001, seed: 0 } })), metrics: [series('loss', 0.5, 0.2)] },
-      { job: detail(job(2, { params: { lr: 0.0003 }, state: 'failed', exitCode: 2 })), metrics: [series('acc', 0.9)] },
-    ]);
-    assert.match(text, /not built yet/);
-    assert.match(text, /^\| \| 1 train \| 2 train \|$/m);
-    assert.match(text, /^\| param `lr` \| 0\.001 \| 0\.0003 \|$/m);
-    assert.match(text, /^\| param `seed` \| 0 \| {2}\|$/m);
-    assert.match(text, /^\| metric `loss` \| 0\.2 \| {2}\|$/m);
-    assert.match(text, /^\| \*\*state\*\* \| succeeded \| failed \(exit 2\) \|$/m);
-  });
-
-  it("writes a run's record as markdown that says the dashboard is not there yet", () => {
-    const text = recordMarkdown(detail(job(7, { params: { lr: 0.1 }, command: 'python3 train.py | tee log' })), [series('loss', 1, 0.5)]);
-    assert.match(text, /^# Run 7 train$/m);
-    assert.match(text, /dashboard is not built yet/);
-    assert.match(text, /^\| command \| python3 train\.py \\\| tee log \|$/m);
-    assert.match(text, /^\| loss \| 0\.5 \| 1 \| 2 \|$/m);
-    assert.match(text, /```yaml\nname: train\nrun: python3 train\.py\n```/);
   });
 
   it('finds the finished runs older than the retention period, and none for 0 days', () => {

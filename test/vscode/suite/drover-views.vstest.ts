@@ -1,7 +1,8 @@
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
-import type { JobView, SubmitResult } from '../../../common/protocol';
+import type { JobView, RenderReport, SubmitResult } from '../../../common/protocol';
 import type { DroverApi } from '../../../extension/src/extension';
 import { droverExtension, eventually, workspaceFile } from './helpers';
 
@@ -179,15 +180,56 @@ describe('Drover views, commands and logs in a real VS Code', function () {
     assert.match(all.group.description, /^4 runs/);
   });
 
-  it('opens a run record and a comparison as read-only documents that say no dashboard exists yet', async () => {
-    const [first, second] = started;
-    const dashboard = await vscode.commands.executeCommand<vscode.TextEditor>('drover.openDashboard', first);
-    assert.match(dashboard!.document.uri.path, /no dashboard yet/);
-    assert.match(dashboard!.document.getText(), new RegExp(`^# Run ${first} train`, 'm'));
-    const compare = await vscode.commands.executeCommand<vscode.TextEditor>('drover.compareRuns', [first, second]);
-    assert.match(compare!.document.getText(), new RegExp(`^\\| \\| ${first} train \\| ${second} long \\|$`, 'm'));
-    const record = await vscode.commands.executeCommand<vscode.TextEditor>('drover.openRecord', first);
-    assert.equal(JSON.parse(record!.document.getText()).id, first);
+  it('opens the dashboards: the experiment, a run, a comparison and the GPU timeline, each drawing what the daemon holds', async () => {
+    const sweep = started.slice(-4);
+    const rendered = (key: string | undefined, what: string, check: (report: RenderReport) => boolean) =>
+      eventually(what, () => {
+        const report = key === undefined ? undefined : api.test.dashboards.lastReport(key);
+        return report && check(report) && report;
+      }, 30_000);
+    const experiment = await vscode.commands.executeCommand<string>('drover.openExperiment', { kind: 'group', name: 'lr-sweep' });
+    // The page reports what it drew once the snapshot reached it: the four runs, their loss curves.
+    const report = await rendered(experiment, 'the experiment dashboard to draw the sweep', (r) => r.runs === 4 && r.charts.includes('loss') && r.points > 0);
+    assert.equal(report.rowsShown, 4);
+    assert.deepEqual(report.target, { kind: 'experiment', specName: 'lr-sweep' });
+    assert.equal(await vscode.commands.executeCommand('drover.openExperiment', 'lr-sweep'), experiment, 'opened again: the same panel, revealed');
+    assert.equal(api.test.dashboards.openKeys().length, 1);
+    const run = await vscode.commands.executeCommand<string>('drover.openDashboard', sweep[0]);
+    await rendered(run, 'the run view to draw its loss', (r) => r.runs === 1 && r.charts.includes('loss') && r.points > 0);
+    const compare = await vscode.commands.executeCommand<string>('drover.compareRuns', [sweep[1], sweep[2]]);
+    const compared = await rendered(compare, 'the comparison to overlay both runs', (r) => r.runs === 2 && r.charts.includes('loss'));
+    assert.deepEqual(compared.target, { kind: 'compare', jobIds: [sweep[1], sweep[2]].sort((a, b) => a! - b!) });
+    const timeline = await vscode.commands.executeCommand<string>('drover.openGpuTimeline');
+    await rendered(timeline, 'the GPU timeline', (r) => r.target.kind === 'gpus');
+    // A run that reports as it goes: its view grows point by point. It runs from a git commit,
+    // so its code can be compared with the working tree afterwards.
+    const script = workspaceFile('live.sh');
+    fs.writeFileSync(script.fsPath, 'for i in $(seq 1 30); do echo "::metric step=$i loss=0.$((99 - i))"; echo "line $i"; sleep 0.25; done\n');
+    const folder = workspaceFile().fsPath;
+    const git = (...args: string[]) => execFileSync('git', ['-C', folder, '-c', 'user.name=Drover Test', '-c', 'user.email=test@drover.invalid', ...args], { encoding: 'utf8' });
+    git('init', '-q');
+    git('add', '-A');
+    git('commit', '-q', '-m', 'the code the live run runs');
+    const live = (await vscode.commands.executeCommand<SubmitResult>('drover.runOnCluster', script, { gpus: 0 }))!.jobs[0]!;
+    started.push(live.id);
+    const liveView = await vscode.commands.executeCommand<string>('drover.openDashboard', live.id);
+    const seen = new Set<number>();
+    await eventually('all 30 points drawn as they were reported', () => {
+      const report = api.test.dashboards.lastReport(liveView!);
+      if (report) seen.add(report.points);
+      return report?.points === 30;
+    }, 40_000);
+    assert.ok([...seen].some((points) => points > 0 && points < 30), `the chart grew while the run went on (point counts seen: ${[...seen].join(', ')})`);
+    fs.appendFileSync(workspaceFile('train.py').fsPath, '# changed after the run\n');
+    const diff = await vscode.commands.executeCommand<vscode.TextEditor>('drover.openRunDiff', live.id);
+    const diffText = diff!.document.getText();
+    assert.equal(diff!.document.languageId, 'diff');
+    assert.match(diffText, new RegExp(`^# Run ${live.id} .* ran commit ${git('rev-parse', 'HEAD').trim()} (\\(\\S+\\) )?in `, 'm'));
+    assert.match(diffText, /^\+# changed after the run$/m);
+    const record = await vscode.commands.executeCommand<vscode.TextEditor>('drover.openRecord', sweep[0]);
+    assert.equal(JSON.parse(record!.document.getText()).id, sweep[0]);
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    await eventually('the panels closed', () => api.test.dashboards.openKeys().length === 0);
   });
 
   it('says so when the daemon stops, and shows the same runs once it is back', async () => {
@@ -197,7 +239,7 @@ describe('Drover views, commands and logs in a real VS Code', function () {
     for (const tree of Object.values(api.test.trees)) assert.deepEqual((await rows(tree)).map((row) => row.label), ['Daemon not running: click to start it']);
     await vscode.commands.executeCommand('drover.startDaemon');
     await eventually('the runs back in the Runs view', async () => (await rows(api.test.trees.runs)).length === before);
-    // The restarted daemon reports its GPUs once it has probed them, a moment after it is back.
-    await eventually('the status bar to count the GPUs again', () => api.test.statusBarText() === 'Drover: 0 running · 0 queued · 0/2 GPUs');
+    // The restarted daemon lists the local host before its first probe has counted the GPUs.
+    await eventually('the GPUs counted again', () => api.test.statusBarText() === 'Drover: 0 running · 0 queued · 0/2 GPUs' || undefined);
   });
 });

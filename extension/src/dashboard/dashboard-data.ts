@@ -1,0 +1,85 @@
+import type { DaemonClient } from '../../../common/node/daemon-client';
+import { toColumns, type DashboardTarget, type JobView, type SeriesColumns, type XAxis } from '../../../common/protocol';
+
+/** Points per series a zoomed chart asks for (the first snapshot's budget depends on the run count: snapshotPointBudget). */
+export const MAX_POINTS = 2000;
+
+export function targetKey(target: DashboardTarget): string {
+  switch (target.kind) {
+    case 'experiment':
+      return `experiment:${target.specName}`;
+    case 'run':
+      return `run:${target.jobId}`;
+    case 'compare':
+      return `compare:${[...target.jobIds].sort((a, b) => a - b).join(',')}`;
+    case 'gpus':
+      return 'gpus';
+  }
+}
+
+export function targetTitle(target: DashboardTarget, jobs: readonly JobView[]): string {
+  switch (target.kind) {
+    case 'experiment':
+      return `Experiment ${target.specName}`;
+    case 'run': {
+      const job = jobs.find((candidate) => candidate.id === target.jobId);
+      return job ? `Run ${job.key} #${job.id}` : `Run ${target.jobId}`;
+    }
+    case 'compare':
+      return `Compare runs ${target.jobIds.join(', ')}`;
+    case 'gpus':
+      return 'GPU timeline';
+  }
+}
+
+/** Whether a run belongs on a panel (an experiment gains runs as they are submitted). */
+export function targetIncludes(target: DashboardTarget, job: JobView): boolean {
+  switch (target.kind) {
+    case 'experiment':
+      return job.specName === target.specName;
+    case 'run':
+      return job.id === target.jobId;
+    case 'compare':
+      return target.jobIds.includes(job.id);
+    case 'gpus':
+      return job.gpus !== undefined && job.gpus.length > 0;
+  }
+}
+
+/** A checked target from a restored panel's state (it was written by an older webview, perhaps). */
+export function parseTarget(value: unknown): DashboardTarget | undefined {
+  const target = value as DashboardTarget | undefined;
+  if (typeof target !== 'object' || target === null) return undefined;
+  if (target.kind === 'experiment' && typeof target.specName === 'string') return { kind: 'experiment', specName: target.specName };
+  if (target.kind === 'run' && Number.isInteger(target.jobId)) return { kind: 'run', jobId: target.jobId };
+  if (target.kind === 'compare' && Array.isArray(target.jobIds) && target.jobIds.every(Number.isInteger)) return { kind: 'compare', jobIds: target.jobIds };
+  if (target.kind === 'gpus') return { kind: 'gpus' };
+  return undefined;
+}
+
+/**
+ * Runs' metrics as the charts take them, downsampled by the daemon (to `maxPoints` per series,
+ * within `range` when given). A few runs at a time, so 200 runs do not flood the daemon.
+ */
+export async function readSeries(
+  client: DaemonClient,
+  jobIds: readonly number[],
+  options: { names?: string[]; axis?: XAxis; range?: { min: number; max: number } | null; maxPoints?: number } = {},
+): Promise<SeriesColumns[]> {
+  const result: SeriesColumns[] = [];
+  for (let index = 0; index < jobIds.length; index += 8) {
+    const batch = await Promise.all(
+      jobIds.slice(index, index + 8).map(async (id) => {
+        const series = await client.request('drover/metrics', {
+          id,
+          maxPoints: options.maxPoints ?? MAX_POINTS,
+          ...(options.names && { names: options.names }),
+          ...(options.range && { range: { axis: options.axis ?? 'step', ...options.range } }),
+        });
+        return series.map((entry) => toColumns(id, entry.name, entry.points, entry.total));
+      }),
+    );
+    result.push(...batch.flat());
+  }
+  return result;
+}

@@ -1,0 +1,91 @@
+import type { MetricPointView, MetricSeries, MetricsParams } from '../../../common/protocol';
+import type { Store } from '../store/store';
+
+/**
+ * A run's metrics as `drover/metrics` answers them: as stored, or cut to a range and thinned to
+ * `maxPoints` per series.
+ */
+export function readMetrics(store: Store, jobId: number, options: Omit<MetricsParams, 'id'>): MetricSeries[] {
+  const series = store.metrics(jobId, options.names);
+  if (!options.range && options.maxPoints === undefined) return series;
+  return series.map((entry) => downsampleSeries(entry, options.range, options.maxPoints));
+}
+
+/** `threshold` of 4 or more: room for the first, last, lowest and highest points. */
+export function lttbIndices(x: ArrayLike<number>, y: ArrayLike<number>, threshold: number): number[] {
+  const length = x.length;
+  if (threshold >= length || length <= 2) return Array.from({ length }, (_, index) => index);
+  // Room for the extremes, put back at the end if the buckets dropped them.
+  const buckets = Math.max(2, Math.floor(threshold) - 2);
+  const kept: number[] = [0];
+  const every = (length - 2) / (buckets - 2);
+  let previous = 0;
+  for (let bucket = 0; bucket < buckets - 2; bucket++) {
+    // The next bucket's average is the third corner of the triangle.
+    const nextStart = Math.floor((bucket + 1) * every) + 1;
+    const nextEnd = Math.min(Math.floor((bucket + 2) * every) + 1, length);
+    let averageX = 0;
+    let averageY = 0;
+    for (let index = nextStart; index < nextEnd; index++) {
+      averageX += x[index]!;
+      averageY += y[index]!;
+    }
+    const count = Math.max(1, nextEnd - nextStart);
+    averageX /= count;
+    averageY /= count;
+    const start = Math.floor(bucket * every) + 1;
+    const end = Math.floor((bucket + 1) * every) + 1;
+    const previousX = x[previous]!;
+    const previousY = y[previous]!;
+    let bestArea = -1;
+    let best = start;
+    for (let index = start; index < end; index++) {
+      const area = Math.abs((previousX - averageX) * (y[index]! - previousY) - (previousX - x[index]!) * (averageY - previousY));
+      if (area > bestArea) {
+        bestArea = area;
+        best = index;
+      }
+    }
+    kept.push(best);
+    previous = best;
+  }
+  kept.push(length - 1);
+  let low = 0;
+  let high = 0;
+  for (let index = 1; index < length; index++) {
+    if (y[index]! < y[low]!) low = index;
+    if (y[index]! > y[high]!) high = index;
+  }
+  const set = new Set(kept);
+  if (!set.has(low)) kept.push(low);
+  if (!set.has(high) && high !== low) kept.push(high);
+  return kept.length === set.size ? kept : kept.sort((a, b) => a - b);
+}
+
+/**
+ * A series cut to the points whose x lies in `range` and thinned to `maxPoints` by LTTB. On the
+ * step axis, a point that gave no step sits at its position in the series.
+ */
+export function downsampleSeries(series: MetricSeries, range: MetricsParams['range'], maxPoints: number | undefined): MetricSeries {
+  const axis = range?.axis ?? 'step';
+  const xOf = (point: MetricPointView, index: number) => (axis === 'time' ? point.at : (point.step ?? index));
+  const inRange = range ? series.points.filter((point, index) => xOf(point, index) >= range.min && xOf(point, index) <= range.max) : series.points;
+  if (maxPoints === undefined || inRange.length <= maxPoints) return { name: series.name, points: inRange, total: inRange.length };
+  let ordered = inRange;
+  let x = new Float64Array(ordered.length);
+  let sorted = true;
+  for (let index = 0; index < ordered.length; index++) {
+    x[index] = xOf(ordered[index]!, index);
+    if (index > 0 && x[index]! < x[index - 1]!) sorted = false;
+  }
+  // Reported steps can go back (a resumed run): LTTB needs x in order.
+  if (!sorted) {
+    const order = Array.from(x.keys()).sort((a, b) => x[a]! - x[b]!);
+    ordered = order.map((index) => inRange[index]!);
+    x = Float64Array.from(order, (index) => x[index]!);
+  }
+  const y = new Float64Array(ordered.length);
+  for (let index = 0; index < ordered.length; index++) y[index] = ordered[index]!.value;
+  const kept = lttbIndices(x, y, maxPoints);
+  return { name: series.name, points: kept.map((index) => ordered[index]!), total: inRange.length };
+}

@@ -1,0 +1,77 @@
+import type { DashboardSnapshot, JobDetail, JobView, SeriesColumns } from '../../common/protocol';
+
+const T0 = Date.UTC(2026, 0, 5, 9, 0, 0);
+
+/** A run of an `lr` × `seed` sweep, as the daemon reports it. */
+export function sweepRun(id: number, fields: Partial<JobView> = {}): JobView {
+  const lrs = [0.1, 0.03, 0.01];
+  return {
+    id,
+    submissionId: 1,
+    specName: 'lr-sweep',
+    key: `lr-sweep[${id - 1}]`,
+    state: 'succeeded',
+    priority: 0,
+    resources: { gpus: { count: 1 } },
+    command: `python3 train.py --lr ${lrs[(id - 1) % 3]} --seed ${Math.floor((id - 1) / 3)}`,
+    params: { lr: lrs[(id - 1) % 3]!, seed: Math.floor((id - 1) / 3) },
+    attempts: 1,
+    host: id % 2 ? 'gpu-box-1' : 'local',
+    gpus: [id % 2],
+    exitCode: 0,
+    createdAt: T0 + id * 1000,
+    startedAt: T0 + id * 60_000,
+    endedAt: T0 + id * 60_000 + 300_000 + id * 17_000,
+    ...fields,
+  };
+}
+
+export function detailOf(job: JobView, fields: Partial<JobDetail['record']> = {}): JobDetail {
+  return {
+    ...job,
+    attemptList: [],
+    needs: [],
+    record: {
+      specPath: '/home/ada/project/train.drover.yaml',
+      specText: 'name: lr-sweep\nrun: python3 train.py\n',
+      overrides: {},
+      workdir: '/home/ada/project',
+      env: { WANDB_MODE: 'offline', CUDA_VISIBLE_DEVICES: String(job.gpus?.[0] ?? '') },
+      git: { commit: 'a'.repeat(40), dirty: job.id % 2 === 0, branch: 'main' },
+      host: { name: job.host ?? 'local', os: 'linux', gpuModels: ['NVIDIA A100-SXM4-80GB'], driverVersion: '550.54.15' },
+      ...fields,
+    },
+  };
+}
+
+/** A training curve: a loss that falls at a rate set by the run's lr, with noise; an accuracy that rises. */
+export function curve(job: JobView, name: 'loss' | 'acc', points: number, from = 0): SeriesColumns {
+  const lr = Number(job.params['lr'] ?? 0.01);
+  const series: SeriesColumns = { jobId: job.id, name, step: [], at: [], value: [], total: 0 };
+  let seed = job.id * 7919 + (name === 'acc' ? 13 : 0) + from;
+  const noise = () => {
+    seed = (seed * 48271) % 2147483647;
+    return seed / 2147483647 - 0.5;
+  };
+  for (let step = from; step < from + points; step++) {
+    const progress = 1 - Math.exp((-step * lr * 30) / points - step / (points * 2));
+    series.step.push(step);
+    series.at.push((job.startedAt ?? T0) + step * 250);
+    series.value.push(name === 'loss' ? 2.3 * (1 - progress) + 0.05 + Math.abs(noise()) * 0.08 : 0.1 + 0.85 * progress + noise() * 0.02);
+  }
+  series.total = series.value.length;
+  return series;
+}
+
+/** An experiment dashboard's first message: `runs` runs with `points` points of loss and acc. */
+export function experimentSnapshot(runs: number, points: number, maxPoints = 2000): DashboardSnapshot {
+  const jobs = Array.from({ length: runs }, (_, index) => sweepRun(index + 1));
+  return {
+    target: { kind: 'experiment', specName: 'lr-sweep' },
+    title: 'lr-sweep',
+    jobs,
+    details: [],
+    series: jobs.flatMap((job) => [curve(job, 'loss', points), curve(job, 'acc', points)]),
+    maxPoints,
+  };
+}
