@@ -3,6 +3,19 @@
 /** A benchmark's correctness check failed: its numbers would mean nothing. */
 export class BenchAssertion extends Error {}
 
+/** Runs a synchronous benchmark; a failed check exits 1 with its message, anything else is thrown on. */
+export function runSync(main: () => void): void {
+  try {
+    main();
+  } catch (error) {
+    if (error instanceof BenchAssertion) {
+      console.error(`\nbench assertion failed: ${error.message}`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
 export function check(condition: boolean, message: string): asserts condition {
   if (!condition) throw new BenchAssertion(message);
 }

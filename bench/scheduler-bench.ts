@@ -19,7 +19,7 @@ import { recentGpuHours } from '../runner/src/scheduler/fair-share';
 import { chooseGpus, freeCapacity, requestOf, take, type Allocation, type HostCapacity } from '../runner/src/scheduler/placement';
 import { DEFAULT_POLICY, schedule, type Decisions, type QueuedJob, type RunningJob, type SchedulingInput } from '../runner/src/scheduler/policy';
 import { simulate, type Policy, type SimulatedJob, type SimulationResult } from '../runner/src/scheduler/simulator';
-import { BenchAssertion, check, latency, ms, progress, table, verdict } from './report';
+import { check, latency, ms, progress, runSync, table, verdict } from './report';
 
 const ROOT = resolve(__dirname, '..', '..');
 const TRACE_DIR = process.env['DROVER_TRACES'] ?? resolve(ROOT, '..', 'shared', 'traces');
@@ -370,12 +370,4 @@ function main(): void {
   decisionTiming();
 }
 
-try {
-  main();
-} catch (error) {
-  if (error instanceof BenchAssertion) {
-    console.error(`\nbench assertion failed: ${error.message}`);
-    process.exit(1);
-  }
-  throw error;
-}
+runSync(main);

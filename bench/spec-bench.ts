@@ -21,7 +21,7 @@ import Ajv from 'ajv';
 import { load } from 'js-yaml';
 import { parseDocument } from 'yaml';
 import { analyzeSpec, expandSpec, hasErrors, type SpecDiagnostic } from '../common/spec';
-import { BenchAssertion, check, ms, progress, table } from './report';
+import { check, ms, progress, runSync, table } from './report';
 
 const TARGET_JOBS = 10_000;
 const TARGET_MS = 200;
@@ -277,12 +277,4 @@ function main(): void {
   if (sink === -1) console.log(sink); // keeps `sink` observable
 }
 
-try {
-  main();
-} catch (error) {
-  if (error instanceof BenchAssertion) {
-    console.error(`\nbench assertion failed: ${error.message}`);
-    process.exit(1);
-  }
-  throw error;
-}
+runSync(main);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { DaemonRequests, JobView } from '../../common/protocol';
 import { DaemonHarness, waitFor } from '../support/daemon-harness';
 import { SshTestbed } from '../support/ssh-testbed';
+import { skipUnlessAvailable } from '../support/machine-lock';
 
 /**
  * Two Drovers with no scheduler between them (separate homes, as two users have) sharing one SSH
@@ -20,11 +21,7 @@ describe('GPU leases on a shared SSH host', function () {
   let gates: string;
 
   before(async function () {
-    const reason = SshTestbed.unavailable();
-    if (reason) {
-      console.log(`      skipped: the SSH test hosts cannot run here: ${reason}`);
-      this.skip();
-    }
+    skipUnlessAvailable(this, 'the SSH test hosts', SshTestbed.unavailable());
     testbed = await SshTestbed.start({ hosts: [{ name: 'h1', gpus: { driverVersion: '550.54.15', gpus: [a100(), a100()], processes: [] } }] });
   });
 

@@ -7,6 +7,7 @@ import type { CellEvent, CellEventsChunk, DaemonRequests, JobDetail } from '../.
 import { DaemonHarness, ROOT, waitFor } from '../support/daemon-harness';
 import { FAILING_CELLS, kernelsUnavailable, writeAnalysisNotebook, writeNotebook } from '../support/notebooks';
 import { SshTestbed } from '../support/ssh-testbed';
+import { skipUnlessAvailable } from '../support/machine-lock';
 
 /**
  * Notebook runs end to end, on real Jupyter kernels: the per-cell driver started by the daemon
@@ -229,11 +230,7 @@ describe('Notebook runs', function () {
     let testbed: SshTestbed;
 
     before(async function () {
-      const reason = SshTestbed.unavailable();
-      if (reason) {
-        console.log(`      skipped: the SSH test hosts cannot run here: ${reason}`);
-        this.skip();
-      }
+      skipUnlessAvailable(this, 'the SSH test hosts', SshTestbed.unavailable());
       testbed = await SshTestbed.start();
     });
 

@@ -6,6 +6,7 @@ import type { DaemonRequests, JobDetail, JobView } from '../../common/protocol';
 import { DaemonHarness, waitFor } from '../support/daemon-harness';
 import { SlurmTestbed } from '../support/slurm-testbed';
 import { SshTestbed } from '../support/ssh-testbed';
+import { skipUnlessAvailable } from '../support/machine-lock';
 
 /**
  * The daemon with a SLURM cluster, end to end: a real single-node SLURM (slurm-testbed.ts),
@@ -19,11 +20,7 @@ describe('SLURM clusters', function () {
   let workdir: string;
 
   before(async function () {
-    const reason = SlurmTestbed.unavailable();
-    if (reason) {
-      console.log(`      skipped: the SLURM test cluster cannot run here: ${reason}`);
-      this.skip();
-    }
+    skipUnlessAvailable(this, 'the SLURM test cluster', SlurmTestbed.unavailable());
     testbed = await SlurmTestbed.start();
     harness = new DaemonHarness({ env: { SLURM_CONF: testbed.confPath, PATH: testbed.env['PATH'], DROVER_SLURM_POLL_MS: '300' } });
     workdir = mkdtempSync(join(tmpdir(), 'drover-slurm-work-'));
@@ -223,11 +220,7 @@ jobs:
     let remote: DaemonHarness;
 
     before(async function () {
-      const reason = SshTestbed.unavailable();
-      if (reason) {
-        console.log(`      skipped: the SSH test hosts cannot run here: ${reason}`);
-        this.skip();
-      }
+      skipUnlessAvailable(this, 'the SSH test hosts', SshTestbed.unavailable());
       // h1 is the login node: its own network namespace and user, SLURM's client tools on its
       // PATH with a slurm.conf that reaches the controller across h1's link, and this machine's
       // munge socket (a file, so namespaces share it). Its home stands for the shared filesystem.

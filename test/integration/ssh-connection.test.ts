@@ -10,6 +10,7 @@ import { HostKeyError, remoteCommand, SshConnectError, SshConnection, SshExecTim
 import { fingerprint } from '../../runner/src/hosts/ssh/known-hosts';
 import { resolveSshHost } from '../../runner/src/hosts/ssh/ssh-config';
 import { SshTestbed } from '../support/ssh-testbed';
+import { skipUnlessAvailable } from '../support/machine-lock';
 
 function fingerprintOf(publicKeyLine: string): string {
   return fingerprint(Buffer.from(publicKeyLine.split(/\s+/)[1]!, 'base64'));
@@ -39,11 +40,7 @@ describe('SSH connection (real sshd)', function () {
   const opened: SshConnection[] = [];
 
   before(async function () {
-    const reason = SshTestbed.unavailable();
-    if (reason) {
-      console.log(`      skipped: the SSH test hosts cannot run here: ${reason}`);
-      this.skip();
-    }
+    skipUnlessAvailable(this, 'the SSH test hosts', SshTestbed.unavailable());
     // start() waits up to 5 minutes for another process's testbed to finish (a machine-wide lock).
     this.timeout(400_000);
     testbed = await SshTestbed.start();

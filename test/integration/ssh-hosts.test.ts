@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { DaemonRequests, JobView } from '../../common/protocol';
 import { DaemonHarness, waitFor } from '../support/daemon-harness';
 import { SshTestbed } from '../support/ssh-testbed';
+import { skipUnlessAvailable } from '../support/machine-lock';
 
 /**
  * The daemon with SSH hosts, end to end: real sshd hosts in network namespaces (see
@@ -18,11 +19,7 @@ describe('SSH hosts', function () {
   let workdir: string;
 
   before(async function () {
-    const reason = SshTestbed.unavailable();
-    if (reason) {
-      console.log(`      skipped: the SSH test hosts cannot run here: ${reason}`);
-      this.skip();
-    }
+    skipUnlessAvailable(this, 'the SSH test hosts', SshTestbed.unavailable());
     testbed = await SshTestbed.start();
   });
 

@@ -11,6 +11,7 @@ import { shellWord } from '../../common/spec';
 import { WorkdirError } from '../../runner/src/hosts/ssh/workdir-manifest';
 import { KEPT_VERSIONS, projectId, syncWorkdir, WorkdirSyncError, type ExecResult, type SyncOptions, type SyncResult } from '../../runner/src/hosts/ssh/workdir-sync';
 import { SshTestbed } from '../support/ssh-testbed';
+import { skipUnlessAvailable } from '../support/machine-lock';
 
 /** What a directory on the host holds: path → [sha256, mode], and its empty directories. */
 interface RemoteTree {
@@ -54,11 +55,7 @@ describe('workdir sync over SFTP (real sshd)', function () {
   before(async function () {
     // start() waits for any other process's testbed to finish first.
     this.timeout(400_000);
-    const reason = SshTestbed.unavailable();
-    if (reason) {
-      console.log(`      skipped: the SSH test hosts cannot run here: ${reason}`);
-      this.skip();
-    }
+    skipUnlessAvailable(this, 'the SSH test hosts', SshTestbed.unavailable());
     testbed = await SshTestbed.start();
     client = new Client();
     await new Promise<void>((resolve, reject) => {

@@ -10,6 +10,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { lockMachine, unlockMachine } from './machine-lock';
 
 const DIR_PREFIX = 'drover-slurm-testbed-';
 const LOCK_FILE = '/run/drover-slurm-testbed.lock';
@@ -61,7 +62,7 @@ export class SlurmTestbed {
     const reason = SlurmTestbed.unavailable();
     if (reason) throw new Error(`SLURM testbed unavailable: ${reason}`);
     const asked = Date.now();
-    const lock = await lockMachine(options.lockTimeoutMs ?? 300_000);
+    const lock = await lockMachine(LOCK_FILE, 'SLURM testbed', options.lockTimeoutMs ?? 300_000);
     const locked = Date.now();
     // Holding the lock, any testbed folder left is a crashed run's: its daemons go with it.
     removeStale();
@@ -114,8 +115,7 @@ export class SlurmTestbed {
     // Jobs first, so slurmd's steps end with it; then the daemons, the node last to stop taking work.
     if (this.daemons.length === 3) spawnSync('scancel', ['--full', '--quiet', '--user=root'], { env: this.env, timeout: 10_000 });
     for (const child of [...this.daemons].reverse()) await stop(child);
-    this.lock.stdin?.destroy();
-    if (this.lock.pid !== undefined) signalPid(this.lock.pid, 'SIGTERM');
+    unlockMachine(this.lock);
     if (!process.env["DROVER_KEEP_SLURM_TESTBED"]) rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -290,27 +290,6 @@ function signalPid(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** Holds the machine-wide lock in a `flock` child until its stdin closes (also when this process dies). */
-function lockMachine(timeoutMs: number): Promise<ChildProcess> {
-  return new Promise((resolvePromise, reject) => {
-    const seconds = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
-    const child = spawn('flock', ['--exclusive', '--wait', seconds, LOCK_FILE, 'sh', '-c', 'echo locked && exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stdout.once('data', () => {
-      child.stdout.destroy();
-      child.stderr.destroy();
-      child.unref();
-      (child.stdin as unknown as { unref(): void }).unref();
-      resolvePromise(child);
-    });
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      const why = code === 1 ? `another process's SLURM testbed held ${LOCK_FILE} for ${seconds} s` : `flock exited ${code}: ${stderr.trim()}`;
-      reject(new Error(`cannot start the SLURM testbed: ${why}`));
-    });
-  });
-}
 
 function probeUnavailable(): string | undefined {
   if (process.platform !== 'linux') return `needs Linux (this is ${process.platform})`;

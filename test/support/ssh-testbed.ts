@@ -13,6 +13,7 @@ import { accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, mkd
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { hashHostName } from '../../runner/src/hosts/ssh/known-hosts';
+import { lockMachine, unlockMachine } from './machine-lock';
 
 const ROOT = resolve(__dirname, '../../..');
 const NVIDIA_SMI_FIXTURE = join(ROOT, 'test/fixtures/bin/nvidia-smi');
@@ -211,7 +212,7 @@ export class SshTestbed {
     let testbed: SshTestbed | undefined;
     try {
       const asked = Date.now();
-      lock = await lockMachine(options.lockTimeoutMs ?? 300_000);
+      lock = await lockMachine(LOCK_FILE, 'SSH testbed', options.lockTimeoutMs ?? 300_000, TOOL_ENV);
       const locked = Date.now();
       const names = specs.map((spec) => spec.name);
       const users = specs.map((spec, i) => spec.user ?? `drtest${i + 1}`);
@@ -573,38 +574,6 @@ export class SshTestbed {
   private knownHostsText(include: (host: Host) => boolean): string {
     return [...this.hosts.values()].filter(include).map((host) => `${this.knownHostsLine(host.name)}\n`).join('');
   }
-}
-
-/**
- * Takes the machine-wide testbed lock: a `flock` child holds it until its stdin closes, which
- * also happens when this process dies, however it dies, so a crashed run never leaves it taken.
- */
-function lockMachine(timeoutMs: number): Promise<ChildProcess> {
-  return new Promise((resolvePromise, reject) => {
-    const seconds = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
-    const child = spawn('flock', ['--exclusive', '--wait', seconds, LOCK_FILE, 'sh', '-c', 'echo locked && exec cat >/dev/null'], { env: TOOL_ENV, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stdout.once('data', () => {
-      child.stdout.destroy();
-      child.stderr.destroy();
-      // Held for the testbed's life without keeping this process alive.
-      child.unref();
-      (child.stdin as unknown as { unref(): void }).unref();
-      resolvePromise(child);
-    });
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      const why = code === 1 ? `another process's SSH testbed held ${LOCK_FILE} for ${seconds} s` : `flock exited ${code}: ${stderr.trim()}`;
-      reject(new Error(`cannot start the SSH testbed: ${why}`));
-    });
-  });
-}
-
-function unlockMachine(lock: ChildProcess | undefined): void {
-  if (!lock) return;
-  lock.stdin?.destroy();
-  if (lock.pid !== undefined) signal(lock.pid, 'SIGTERM');
 }
 
 function validate(specs: TestbedHostOptions[]): void {
