@@ -443,12 +443,16 @@ async function uiPass(context: BrowserContext, url: string, prefix: string): Pro
       await page.keyboard.press('Enter');
       return true;
     });
-    // VS Code nests the page in two frames: the webview's iframe and its active frame.
-    const dashboard = page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+    // The page is in a frame of the dashboard's webview; other webviews (the notebook's outputs) may be open too.
     const drawn = await within(30_000, async () => {
-      const charts = await dashboard.locator('.chart canvas').count().catch(() => 0);
-      const rows = await dashboard.locator('table.runs tbody tr').count().catch(() => 0);
-      return charts > 0 && rows > 0 ? { charts, rows } : undefined;
+      for (const frame of page.frames()) {
+        // As text: it runs in the webview, where this file's types (no DOM) do not reach.
+        const counts = (await frame
+          .evaluate(`(() => ({ charts: document.querySelectorAll('.chart canvas').length, rows: document.querySelectorAll('table.runs tbody tr').length }))()`)
+          .catch(() => undefined)) as { charts: number; rows: number } | undefined;
+        if (counts && counts.charts > 0 && counts.rows > 0) return counts;
+      }
+      return undefined;
     });
     await page.mouse.move(1000, 700);
     await shot(page, 'dashboard-in-vscode');
