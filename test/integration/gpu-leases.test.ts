@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DaemonRequests, JobView } from '../../common/protocol';
+import type { JobView } from '../../common/protocol';
 import { DaemonHarness, waitFor } from '../support/daemon-harness';
 import { SshTestbed } from '../support/ssh-testbed';
 import { skipUnlessAvailable } from '../support/machine-lock';
@@ -43,18 +43,9 @@ describe('GPU leases on a shared SSH host', function () {
     for (const name of readdirSync(testbed.gpuLeaseDir('h1'))) rmSync(join(testbed.gpuLeaseDir('h1'), name), { force: true });
   });
 
-  async function rpc<M extends keyof DaemonRequests>(daemon: DaemonHarness, method: M, params: DaemonRequests[M]['params']): Promise<DaemonRequests[M]['result']> {
-    const client = await daemon.client();
-    try {
-      return await client.request(method, params);
-    } finally {
-      client.close();
-    }
-  }
-
   const submit = async (daemon: DaemonHarness, name: string, gpus: number) =>
-    (await rpc(daemon, 'drover/submit', { specText: `name: ${name}\nrun: sh hold.sh ${join(gates, name)}\nresources: { gpus: ${gpus} }\n`, cwd: workdir, host: 'h1' })).jobs[0]!;
-  const job = (daemon: DaemonHarness, id: number) => rpc(daemon, 'drover/job', { id });
+    (await daemon.request('drover/submit', { specText: `name: ${name}\nrun: sh hold.sh ${join(gates, name)}\nresources: { gpus: ${gpus} }\n`, cwd: workdir, host: 'h1' })).jobs[0]!;
+  const job = (daemon: DaemonHarness, id: number) => daemon.request('drover/job', { id });
   const log = async (daemon: DaemonHarness, id: number) => (await daemon.cli(['logs', String(id)])).stdout;
   const untilState = (daemon: DaemonHarness, id: number, states: JobView['state'][]) =>
     waitFor(`run ${id} to be ${states.join(' or ')}`, async () => {
@@ -68,7 +59,7 @@ describe('GPU leases on a shared SSH host', function () {
     // A busy machine may drop the first handshake: the host stays in the pool and is retried.
     const added = await daemon.cli(['hosts', 'add', 'h1']);
     assert.match(added.stdout, /h1/, added.stderr);
-    const h1 = await waitFor('h1 up', async () => (await rpc(daemon, 'drover/hosts', {})).find((host) => host.name === 'h1' && host.state === 'up'));
+    const h1 = await waitFor('h1 up', async () => (await daemon.request('drover/hosts', {})).find((host) => host.name === 'h1' && host.state === 'up'));
     return h1.gpus.map((gpu) => gpu.uuid);
   }
 

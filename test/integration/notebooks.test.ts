@@ -26,14 +26,7 @@ describe('Notebook runs', function () {
     }
   });
 
-  async function rpc<M extends keyof DaemonRequests>(method: M, params: DaemonRequests[M]['params']): Promise<DaemonRequests[M]['result']> {
-    const client = await harness.client();
-    try {
-      return await client.request(method, params);
-    } finally {
-      client.close();
-    }
-  }
+  const rpc = <M extends keyof DaemonRequests>(method: M, params: DaemonRequests[M]['params']) => harness.request(method, params);
 
   const submit = async (specText: string, host?: string) => (await rpc('drover/submit', { specText, cwd: workdir, ...(host !== undefined && { host }) })).jobs;
   const ended = (id: number, timeoutMs = 60_000) =>

@@ -35,14 +35,7 @@ describe('SLURM clusters', function () {
     if (workdir) rmSync(workdir, { recursive: true, force: true });
   });
 
-  async function rpc<M extends keyof DaemonRequests>(method: M, params: DaemonRequests[M]['params']): Promise<DaemonRequests[M]['result']> {
-    const client = await harness.client();
-    try {
-      return await client.request(method, params);
-    } finally {
-      client.close();
-    }
-  }
+  const rpc = <M extends keyof DaemonRequests>(method: M, params: DaemonRequests[M]['params']) => harness.request(method, params);
 
   const job = (id: number) => rpc('drover/job', { id });
   const submit = async (specText: string) => (await rpc('drover/submit', { specText, cwd: workdir, host: 'cluster' })).jobs;

@@ -36,14 +36,7 @@ describe('SSH hosts', function () {
     rmSync(workdir, { recursive: true, force: true });
   });
 
-  async function rpc<M extends keyof DaemonRequests>(method: M, params: DaemonRequests[M]['params']): Promise<DaemonRequests[M]['result']> {
-    const client = await harness.client();
-    try {
-      return await client.request(method, params);
-    } finally {
-      client.close();
-    }
-  }
+  const rpc = <M extends keyof DaemonRequests>(method: M, params: DaemonRequests[M]['params']) => harness.request(method, params);
 
   const hosts = () => rpc('drover/hosts', {});
   const job = (id: number) => rpc('drover/job', { id });

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { DaemonClient } from '../../common/node/daemon-client';
+import type { DaemonRequests } from '../../common/protocol';
 import { daemonScript } from '../../runner/src/cli/daemon-connection';
 
 export const ROOT = resolve(__dirname, '../../..');
@@ -56,6 +57,16 @@ export class DaemonHarness {
   /** A protocol client, starting the daemon if needed. */
   client(): Promise<DaemonClient> {
     return DaemonClient.connect({ client: 'test', env: this.env, startWith: daemonScript() });
+  }
+
+  /** One request on a connection of its own. */
+  async request<M extends keyof DaemonRequests>(method: M, params: DaemonRequests[M]['params']): Promise<DaemonRequests[M]['result']> {
+    const client = await this.client();
+    try {
+      return await client.request(method, params);
+    } finally {
+      client.close();
+    }
   }
 
   /** Stops the daemon (if running), kills whatever its runs left, and removes the home. */
