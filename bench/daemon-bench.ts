@@ -576,7 +576,7 @@ async function main(): Promise<void> {
     console.log(`  Drover throughput / task-spooler throughput (target > ${TARGET_THROUGHPUT_RATIO}×): n/a (task-spooler missing)`);
   }
   console.log(`\nDrover daemon, idle after the run: RSS ${(drover.rssKiB / 1024).toFixed(1)} MiB (peak ${(drover.peakRssKiB / 1024).toFixed(1)} MiB), CPU ${drover.idleCpuPercent.toFixed(2)}% over ${IDLE_WINDOW_MS / 1000} s`);
-  console.log('Every Drover state change above (submitted, running, succeeded) is durable before the daemon reports it: SQLite in WAL mode with synchronous=FULL.');
+  console.log('Every Drover state change above (submitted, running, succeeded) is durable before the daemon reports it: SQLite in WAL mode, the log synced (fdatasync) before any answer or process start.');
   console.log('task-spooler keeps its queue in memory only (lost when its server dies); the floor keeps nothing.');
 }
 
