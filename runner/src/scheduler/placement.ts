@@ -177,7 +177,8 @@ const LISTED_HOSTS = 4;
  * An allocation for the request now, or why there is none. A job that names its hosts gets the
  * first of them that fits (its order of preference). Otherwise the best fit: the host left with
  * the fewest free GPUs, then the fewest free CPUs, so that small jobs fill partly used hosts and
- * whole hosts stay free for jobs that need a whole host.
+ * whole hosts stay free for jobs that need a whole host. (FreePool.bestFit finds the same host
+ * through an index.)
  */
 export function placeNow(jobId: number, request: Request, candidates: readonly HostCapacity[], freeOf: (host: string) => FreeCapacity): Fit | string {
   // Scored in numbers; GPUs are chosen on the winner alone.
@@ -193,15 +194,102 @@ export function placeNow(jobId: number, request: Request, candidates: readonly H
     if (gpusLeft === 0 && cpusLeft === 0) break;
   }
   if (best) return fitOn(jobId, request, best.host, best.free)!;
-  // Refused: only now are the reasons put in words.
-  const reasons: string[] = [];
-  if (request.hosts) for (const name of request.hosts) if (!candidates.some((host) => host.name === name)) reasons.push(`${name} is not in the pool (drover hosts add ${name})`);
+  return refusal(request, candidates, freeOf);
+}
+
+/** Why the request fits none of its candidate hosts now, in words: the first hosts' reasons, then a count. */
+export function refusal(request: Request, candidates: readonly HostCapacity[], freeOf: (host: string) => FreeCapacity): string {
+  const missing = request.hosts ? request.hosts.filter((name) => !candidates.some((host) => host.name === name)) : [];
+  const total = missing.length + candidates.length;
+  // Only the reasons shown are put in words.
+  const shown = total <= LISTED_HOSTS ? total : LISTED_HOSTS - 1;
+  const reasons = missing.slice(0, shown).map((name) => `${name} is not in the pool (drover hosts add ${name})`);
   for (const host of candidates) {
+    if (reasons.length === shown) break;
     const never = everFits(request, host);
     reasons.push(never === true ? shortOf(request, host, freeOf(host.name))! : never);
   }
-  if (reasons.length <= LISTED_HOSTS) return reasons.join('; ');
-  return `${reasons.slice(0, LISTED_HOSTS - 1).join('; ')}; and ${reasons.length - LISTED_HOSTS + 1} more hosts`;
+  if (total <= LISTED_HOSTS) return reasons.join('; ');
+  return `${reasons.join('; ')}; and ${total - LISTED_HOSTS + 1} more hosts`;
+}
+
+interface Slot {
+  host: HostCapacity;
+  free: FreeCapacity;
+  /** The host's place in the pool: ties go to the earlier host. */
+  position: number;
+}
+
+/**
+ * The pool's free capacity, with its usable hosts indexed the way best fit prefers them: by
+ * number of free GPUs, then free CPUs, then place in the pool. Best fit then looks at the
+ * hosts in that order and stops at the first that fits, instead of scoring every host.
+ */
+export class FreePool {
+  /** What is free on each host, by name (every host, usable or not). */
+  readonly free = new Map<string, FreeCapacity>();
+  private readonly slots = new Map<string, Slot>();
+  /** Usable hosts by number of free GPUs; each list by free CPUs, then position. */
+  private readonly byFreeGpus: Slot[][] = [];
+
+  constructor(hosts: readonly HostCapacity[], running: Iterable<Allocation>) {
+    hosts.forEach((host, position) => {
+      const free = freeCapacity(host, []);
+      this.free.set(host.name, free);
+      if (host.usable) this.slots.set(host.name, { host, free, position });
+    });
+    for (const allocation of running) {
+      const left = this.free.get(allocation.host);
+      if (left) take(left, allocation);
+    }
+    for (const slot of this.slots.values()) this.index(slot);
+  }
+
+  /** Takes an allocation's capacity from its host. */
+  take(allocation: Allocation): void {
+    const slot = this.slots.get(allocation.host);
+    if (!slot) {
+      const left = this.free.get(allocation.host);
+      if (left) take(left, allocation);
+      return;
+    }
+    const bucket = this.byFreeGpus[slot.free.gpus.size]!;
+    bucket.splice(bucket.indexOf(slot), 1);
+    take(slot.free, allocation);
+    this.index(slot);
+  }
+
+  /** The same choice as placeNow over every host, for a request that names no hosts; undefined when none fits. */
+  bestFit(jobId: number, request: Request): Fit | undefined {
+    for (let gpus = request.gpus.count; gpus < this.byFreeGpus.length; gpus++) {
+      let best: { slot: Slot; cpusLeft: number } | undefined;
+      for (const slot of this.byFreeGpus[gpus] ?? []) {
+        const cpusLeft = slot.free.cpus - request.cpus;
+        // The hosts after it leave at least as many CPUs free.
+        if (best && cpusLeft > best.cpusLeft) break;
+        if (!fitsNow(request, slot.host, slot.free)) continue;
+        if (!best || cpusLeft < best.cpusLeft || slot.position < best.slot.position) best = { slot, cpusLeft };
+      }
+      if (best) return fitOn(jobId, request, best.slot.host, best.slot.free);
+    }
+    return undefined;
+  }
+
+  private index(slot: Slot): void {
+    const size = slot.free.gpus.size;
+    while (this.byFreeGpus.length <= size) this.byFreeGpus.push([]);
+    const bucket = this.byFreeGpus[size]!;
+    // Binary search for its place by free CPUs, then position.
+    let low = 0;
+    let high = bucket.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      const other = bucket[middle]!;
+      if (other.free.cpus < slot.free.cpus || (other.free.cpus === slot.free.cpus && other.position < slot.position)) low = middle + 1;
+      else high = middle;
+    }
+    bucket.splice(low, 0, slot);
+  }
 }
 
 export function describeGpuRequest(request: GpuRequest): string {

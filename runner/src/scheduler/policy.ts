@@ -6,11 +6,11 @@ import {
   chooseGpus,
   everFits,
   fitOn,
-  freeCapacity,
+  FreePool,
   placeNow,
+  refusal,
   tighter,
   requestOf,
-  take,
   type Allocation,
   type Fit,
   type FreeCapacity,
@@ -106,10 +106,64 @@ export interface Reservation {
 export interface Decisions {
   start: Allocation[];
   /** Why each job that stays queued waits, naming the rule that holds it. */
-  waiting: Map<number, string>;
+  waiting: ReadonlyMap<number, string>;
   /** Jobs that can never run because something they need did not succeed. */
   skip: { jobId: number; reason: string }[];
   reservation?: Reservation;
+}
+
+/**
+ * Why each waiting job waits, by job id, in the order decided: a read-only map kept as two
+ * lists. Its usual reader goes through it once (the daemon); a hash table of every waiting job
+ * would cost a long queue more than the rest of the pass. `get` makes one on first use.
+ */
+class WaitingReasons implements ReadonlyMap<number, string> {
+  private readonly ids: number[] = [];
+  private readonly reasons: string[] = [];
+  private byId: Map<number, string> | undefined;
+
+  /** Adds a job, which the pass decides once. */
+  add(jobId: number, reason: string): void {
+    this.ids.push(jobId);
+    this.reasons.push(reason);
+    this.byId?.set(jobId, reason);
+  }
+
+  get size(): number {
+    return this.ids.length;
+  }
+
+  get(jobId: number): string | undefined {
+    return this.index().get(jobId);
+  }
+
+  has(jobId: number): boolean {
+    return this.index().has(jobId);
+  }
+
+  forEach(callback: (reason: string, jobId: number, map: ReadonlyMap<number, string>) => void, thisArg?: unknown): void {
+    for (let i = 0; i < this.ids.length; i++) callback.call(thisArg, this.reasons[i]!, this.ids[i]!, this);
+  }
+
+  entries(): MapIterator<[number, string]> {
+    return this.ids.map((jobId, i): [number, string] => [jobId, this.reasons[i]!]).values();
+  }
+
+  keys(): MapIterator<number> {
+    return this.ids.values();
+  }
+
+  values(): MapIterator<string> {
+    return this.reasons.values();
+  }
+
+  [Symbol.iterator](): MapIterator<[number, string]> {
+    return this.entries();
+  }
+
+  private index(): Map<number, string> {
+    return (this.byId ??= new Map(this.ids.map((jobId, i) => [jobId, this.reasons[i]!])));
+  }
 }
 
 /** The reservation, with what its host has to spare at the reserved time. */
@@ -138,17 +192,20 @@ interface Expected {
 export function schedule(input: SchedulingInput): Decisions {
   const { now } = input;
   const options = { ...DEFAULT_POLICY, ...input.options };
-  const decisions: Decisions = { start: [], waiting: new Map(), skip: [] };
+  const waiting = new WaitingReasons();
+  const decisions: Decisions = { start: [], waiting, skip: [] };
   const byName = new Map(input.hosts.map((host) => [host.name, host]));
-  const free = new Map<string, FreeCapacity>(input.hosts.map((host) => [host.name, freeCapacity(host, [])]));
+  const pool = new FreePool(input.hosts, input.running);
+  const { free } = pool;
+  const { queued } = input;
+  const { order, ids, shapes, plain, limited, rankOf } = readQueue(input, options);
+  /** Runs by sweep group, kept only when a queued job has a sweep limit. */
   const groupRunning = new Map<string, number>();
   const userGpus = new Map<string, number>();
   /** What runs on each host, and when it is expected to end (time limits). */
   const expected = new Map<string, Expected[]>(input.hosts.map((host) => [host.name, []]));
   for (const running of input.running) {
-    const left = free.get(running.host);
-    if (left) take(left, running);
-    groupRunning.set(running.group, (groupRunning.get(running.group) ?? 0) + 1);
+    if (limited) groupRunning.set(running.group, (groupRunning.get(running.group) ?? 0) + 1);
     const user = running.user ?? '';
     userGpus.set(user, (userGpus.get(user) ?? 0) + running.gpus.length);
     const end = Math.max(now, (running.startedAt ?? now) + (running.timeLimitMs ?? options.defaultTimeLimitMs));
@@ -160,51 +217,65 @@ export function schedule(input: SchedulingInput): Decisions {
   // not one per job. Starting a job only takes capacity away: a refusal stays a refusal (its
   // words are as of when it was made), and a fit stays valid unless it was on the host that
   // changed, which may also have become the tighter fit (see afterStart).
-  const placements = new Map<string, { request: Request; placed: Fit | string }>();
-  const infeasible = new Set<string>();
+  const placements: Placements = { fits: new Map(), live: [], spares: new Map() };
+  const infeasible = new Set<number>();
   let reservation: HeldReservation | undefined;
   const heldReasons = new Map<string, string>();
   const quotas = new Map(Object.entries(options.gpuQuotas));
 
-  for (const ranked of rankQueue(input, options)) {
-    const { job } = ranked;
-    const blocked = dependencyBlock(job, input.states);
-    if (blocked?.skip) {
-      decisions.skip.push({ jobId: job.id, reason: blocked.reason });
-      continue;
+  for (let i = 0; i < order.length; i++) {
+    const position = order[i]!;
+    // Most jobs wait for resources alone; their objects are not read (reading 10,000 objects in
+    // rank order, scattered in memory, costs more than the rest of their handling).
+    const job = queued[position]!;
+    if (!plain[position]) {
+      const blocked = dependencyBlock(job, input.states);
+      if (blocked?.skip) {
+        decisions.skip.push({ jobId: job.id, reason: blocked.reason });
+        continue;
+      }
+      if (blocked) {
+        waiting.add(job.id, blocked.reason);
+        continue;
+      }
+      if (job.notBefore !== null && job.notBefore > now) {
+        waiting.add(job.id, `retrying in ${Math.ceil((job.notBefore - now) / 1000)} s`);
+        continue;
+      }
+      const limit = job.plan.maxParallel;
+      const running = groupRunning.get(job.group) ?? 0;
+      if (limit !== undefined && running >= limit) {
+        waiting.add(job.id, `sweep limit: ${running} of max_parallel ${limit} runs running`);
+        continue;
+      }
     }
-    if (blocked) {
-      decisions.waiting.set(job.id, blocked.reason);
-      continue;
+    const shape = shapes[position]!;
+    let entry = placements.fits.get(shape);
+    if (quotas.size > 0) {
+      const request = entry?.request ?? shapeRequests[shape]!;
+      const user = job.user ?? '';
+      const quota = quotas.get(user) ?? quotas.get('*');
+      const held = userGpus.get(user) ?? 0;
+      if (quota !== undefined && request.gpus.count > 0 && held + request.gpus.count > quota) {
+        waiting.add(job.id, `quota: ${user || 'this user'} holds ${held} of ${quota} GPU${quota === 1 ? '' : 's'} allowed, this run needs ${request.gpus.count}`);
+        continue;
+      }
     }
-    if (job.notBefore !== null && job.notBefore > now) {
-      decisions.waiting.set(job.id, `retrying in ${Math.ceil((job.notBefore - now) / 1000)} s`);
-      continue;
-    }
-    const limit = job.plan.maxParallel;
-    const running = groupRunning.get(job.group) ?? 0;
-    if (limit !== undefined && running >= limit) {
-      decisions.waiting.set(job.id, `sweep limit: ${running} of max_parallel ${limit} runs running`);
-      continue;
-    }
-    const { request, shape } = derive(job.plan);
-    const user = job.user ?? '';
-    const quota = quotas.get(user) ?? quotas.get('*');
-    const held = userGpus.get(user) ?? 0;
-    if (quota !== undefined && request.gpus.count > 0 && held + request.gpus.count > quota) {
-      decisions.waiting.set(job.id, `quota: ${user || 'this user'} holds ${held} of ${quota} GPU${quota === 1 ? '' : 's'} allowed, this run needs ${request.gpus.count}`);
-      continue;
-    }
-    let placed = placements.get(shape)?.placed;
-    if (placed === undefined) {
+    if (!entry) {
+      const request = shapeRequests[shape]!;
       const candidates = candidateHosts(request, input.hosts, byName);
-      placed = typeof candidates === 'string' ? candidates : placeNow(job.id, request, candidates, freeOf);
-      placements.set(shape, { request, placed });
+      let placed: Fit | string;
+      if (typeof candidates === 'string') placed = candidates;
+      else if (request.hosts) placed = placeNow(job.id, request, candidates, freeOf);
+      else placed = pool.bestFit(job.id, request) ?? refusal(request, candidates, freeOf);
+      remember(placements, (entry = { shape, request, placed }));
     }
+    const { request } = entry;
+    let { placed } = entry;
     if (typeof placed === 'string') {
-      decisions.waiting.set(job.id, placed);
+      waiting.add(ids[position]!, placed);
       if (!reservation && !infeasible.has(shape)) {
-        reservation = reserve(ranked, request, input.hosts, byName, free, expected, now);
+        reservation = reserve(rankOf(position), request, input.hosts, byName, free, expected, now);
         if (!reservation) infeasible.add(shape);
       }
       continue;
@@ -213,27 +284,28 @@ export function schedule(input: SchedulingInput): Decisions {
     const endsInTime = reservation !== undefined && now + runLimit <= reservation.at;
     if (reservation && !endsInTime && conflicts(placed.allocation, reservation)) {
       // Try again with only what the reserved job will not need.
-      const spareShape = `${shape}\u0000spare`;
-      let spare = placements.get(spareShape)?.placed;
+      let spare = placements.spares.get(shape)?.placed;
       if (spare === undefined) {
         const candidates = candidateHosts(request, input.hosts, byName) as HostCapacity[];
         const holder = reservation;
         spare = placeNow(job.id, request, candidates, (name) => (name === holder.host ? spareCapacity(free.get(name)!, holder) : free.get(name)!));
-        placements.set(spareShape, { request, placed: spare });
+        placements.spares.set(shape, { shape, request, placed: spare });
       }
       if (typeof spare === 'string') {
-        decisions.waiting.set(job.id, heldReason(ranked, reservation, runLimit, job.plan.timeoutSeconds !== undefined, now, heldReasons));
+        waiting.add(job.id, heldReason(rankOf(position), reservation, runLimit, job.plan.timeoutSeconds !== undefined, now, heldReasons));
         continue;
       }
       placed = spare;
     }
     const allocation = { ...placed.allocation, jobId: job.id };
     decisions.start.push(allocation);
-    take(free.get(allocation.host)!, allocation);
+    pool.take(allocation);
     afterStart(placements, byName.get(allocation.host)!, free.get(allocation.host)!);
-    groupRunning.set(job.group, running + 1);
-    userGpus.set(user, held + allocation.gpus.length);
-    expected.get(allocation.host)!.push({ end: now + runLimit, cpus: allocation.cpus, memoryBytes: allocation.memoryBytes, gpus: allocation.gpus });
+    if (limited) groupRunning.set(job.group, (groupRunning.get(job.group) ?? 0) + 1);
+    const user = job.user ?? '';
+    userGpus.set(user, (userGpus.get(user) ?? 0) + allocation.gpus.length);
+    // Only a reservation still to be made reads what is expected to end.
+    if (!reservation) expected.get(allocation.host)!.push({ end: now + runLimit, cpus: allocation.cpus, memoryBytes: allocation.memoryBytes, gpus: allocation.gpus });
     if (reservation && !endsInTime && allocation.host === reservation.host) {
       reservation.spareCpus -= allocation.cpus;
       reservation.spareMemoryBytes -= allocation.memoryBytes;
@@ -243,16 +315,40 @@ export function schedule(input: SchedulingInput): Decisions {
   return decisions;
 }
 
+interface Placed {
+  shape: number;
+  request: Request;
+  placed: Fit | string;
+}
+
+/** Placements remembered by shape (see shapeOf) during one pass: on the free capacity, and on what a reservation leaves spare. */
+interface Placements {
+  fits: Map<number, Placed>;
+  /** The entries of `fits` that are fits (not refusals): those a start can change. */
+  live: Placed[];
+  spares: Map<number, Placed>;
+}
+
+function remember(placements: Placements, entry: Placed): void {
+  placements.fits.set(entry.shape, entry);
+  if (typeof entry.placed !== 'string') placements.live.push(entry);
+}
+
 /** Keeps the remembered placements true once a job took capacity on `host`. */
-function afterStart(placements: Map<string, { request: Request; placed: Fit | string }>, host: HostCapacity, left: FreeCapacity): void {
-  for (const [shape, entry] of placements) {
-    const { request, placed } = entry;
-    if (typeof placed === 'string') continue;
-    // What fits within the reservation's spare is rare: simply worked out again.
-    if (placed.allocation.host === host.name || shape.endsWith('\u0000spare')) {
-      placements.delete(shape);
+function afterStart(placements: Placements, host: HostCapacity, left: FreeCapacity): void {
+  // What fits within the reservation's spare is rare: simply worked out again.
+  for (const [shape, { placed }] of placements.spares) if (typeof placed !== 'string') placements.spares.delete(shape);
+  const { live } = placements;
+  let kept = 0;
+  for (let i = 0; i < live.length; i++) {
+    const entry = live[i]!;
+    const { request } = entry;
+    const placed = entry.placed as Fit;
+    if (placed.allocation.host === host.name) {
+      placements.fits.delete(entry.shape);
       continue;
     }
+    live[kept++] = entry;
     // Hosts named by the job are tried in their order, and this one came too late, or was full.
     if (request.hosts) continue;
     const gpusLeft = left.gpus.size - request.gpus.count;
@@ -260,43 +356,103 @@ function afterStart(placements: Map<string, { request: Request; placed: Fit | st
     const there = fitOn(placed.allocation.jobId, request, host, left);
     if (there && tighter(there, placed)) entry.placed = there;
   }
+  live.length = kept;
 }
 
-/** The queue in the order jobs are considered: rank, then first come, first served. */
-function rankQueue(input: SchedulingInput, options: PolicyOptions): RankedJob[] {
+/** The queue as one pass reads it, by position in `input.queued`. */
+interface QueueView {
+  /** Positions in the order jobs are considered: rank, then first come, first served. */
+  order: ArrayLike<number>;
+  ids: Float64Array;
+  /** Each job's shape (see shapeOf). */
+  shapes: Int32Array;
+  /** 1 where the job waits on nothing but resources and its quota: no dependency, retry backoff or sweep limit. */
+  plain: Uint8Array;
+  /** Whether a job has a sweep limit. */
+  limited: boolean;
+  /** A job's rank in full, made only for the few that need it. */
+  rankOf: (position: number) => RankedJob;
+}
+
+/** Reads the queue in one pass in its own order (its objects lie in memory that way), and ranks it. */
+function readQueue(input: SchedulingInput, options: PolicyOptions): QueueView {
+  const { queued, now } = input;
   const shares = input.recentGpuHours ? usageShares(input.recentGpuHours) : new Map<string, number>();
-  const ranked = input.queued.map((job): RankedJob => {
+  const rankOf = (position: number): RankedJob => {
+    const job = queued[position]!;
     const priority = job.priority ?? job.plan.priority;
-    const submittedAt = job.submittedAt ?? input.now;
+    const submittedAt = job.submittedAt ?? now;
     const fairShare = -options.fairShareLevels * (shares.get(job.user ?? '') ?? 0);
-    return { job, priority, submittedAt, fairShare, rank: priority + (input.now - submittedAt) / options.agingMs + fairShare };
-  });
-  const byRank = (a: RankedJob, b: RankedJob) => b.rank - a.rank || a.submittedAt - b.submittedAt || a.job.id - b.job.id;
-  // A long queue is sorted by a number that packs the rank (in ms of waiting) over the job's
-  // position: the engine sorts plain numbers many times faster than it calls a comparison.
-  // Equal packed ranks are then put in exact order, which they nearly always are already.
-  const positionBits = 32 - Math.clz32(ranked.length);
-  const keys = new Float64Array(ranked.length);
-  let packable = ranked.length > 64;
-  for (let i = 0; packable && i < ranked.length; i++) {
-    const rankMs = Math.round(ranked[i]!.rank * options.agingMs);
-    packable = Math.abs(rankMs) < 2 ** (52 - positionBits);
-    keys[i] = -rankMs * 2 ** positionBits + i;
+    return { job, priority, submittedAt, fairShare, rank: priority + (now - submittedAt) / options.agingMs + fairShare };
+  };
+  const count = queued.length;
+  const ranks = new Float64Array(count);
+  const submitted = new Float64Array(count);
+  const ids = new Float64Array(count);
+  const shapes = new Int32Array(count);
+  const plain = new Uint8Array(count);
+  let limited = false;
+  for (let i = 0; i < count; i++) {
+    const job = queued[i]!;
+    const submittedAt = job.submittedAt ?? now;
+    submitted[i] = submittedAt;
+    // As rankOf, without making an object per job.
+    ranks[i] = (job.priority ?? job.plan.priority) + (now - submittedAt) / options.agingMs + -options.fairShareLevels * (shares.get(job.user ?? '') ?? 0);
+    ids[i] = job.id;
+    shapes[i] = shapeOf(job.plan);
+    if (job.plan.maxParallel !== undefined) limited = true;
+    plain[i] = job.needs.length === 0 && (job.notBefore === null || job.notBefore <= now) && job.plan.maxParallel === undefined ? 1 : 0;
   }
-  if (!packable) return ranked.sort(byRank);
-  keys.sort();
-  const mask = 2 ** positionBits;
-  const ordered = Array.from(keys, (key) => ranked[((key % mask) + mask) % mask]!);
-  for (let start = 0; start < ordered.length; ) {
+  const byRank = (a: number, b: number) => ranks[b]! - ranks[a]! || submitted[a]! - submitted[b]! || queued[a]!.id - queued[b]!.id;
+  // A long queue is sorted by its rank in whole ms of waiting, highest first, as a 32-bit key:
+  // a radix sort of that is several times faster than sorting by a comparison. Jobs of equal
+  // keys keep the queue's order; they are then put in exact order (they nearly always are).
+  const keys = new Uint32Array(count);
+  const rankMs = new Float64Array(count);
+  let highest = -Infinity;
+  let lowest = Infinity;
+  for (let i = 0; i < count; i++) {
+    const rounded = Math.round(ranks[i]! * options.agingMs);
+    rankMs[i] = rounded;
+    if (rounded > highest) highest = rounded;
+    if (rounded < lowest) lowest = rounded;
+  }
+  if (count <= 64 || !(highest - lowest < 2 ** 32)) return { order: Array.from(queued.keys()).sort(byRank), ids, shapes, plain, limited, rankOf };
+  for (let i = 0; i < count; i++) keys[i] = highest - rankMs[i]!;
+  const order = radixOrder(keys);
+  for (let start = 0; start < count; ) {
     let end = start + 1;
-    while (end < ordered.length && Math.floor(keys[end]! / mask) === Math.floor(keys[start]! / mask)) end++;
-    if (end - start > 1) {
-      const tied = ordered.slice(start, end).sort(byRank);
-      for (let i = 0; i < tied.length; i++) ordered[start + i] = tied[i]!;
-    }
+    while (end < count && keys[order[end]!] === keys[order[start]!]) end++;
+    if (end - start > 1) order.subarray(start, end).set(Array.from(order.subarray(start, end)).sort(byRank));
     start = end;
   }
-  return ordered;
+  return { order, ids, shapes, plain, limited, rankOf };
+}
+
+/** Positions 0…n−1 ordered by key, equal keys in position order: a least-significant-digit radix sort, 11 bits a pass. */
+function radixOrder(keys: Uint32Array): Int32Array {
+  const count = keys.length;
+  let order = new Int32Array(count);
+  for (let i = 0; i < count; i++) order[i] = i;
+  let next = new Int32Array(count);
+  const starts = new Int32Array(2048);
+  for (let shift = 0; shift < 32; shift += 11) {
+    starts.fill(0);
+    for (let i = 0; i < count; i++) starts[(keys[i]! >>> shift) & 2047]++;
+    // A digit all keys share orders nothing.
+    if (starts.includes(count)) continue;
+    for (let digit = 0, sum = 0; digit < 2048; digit++) {
+      const here = starts[digit]!;
+      starts[digit] = sum;
+      sum += here;
+    }
+    for (let i = 0; i < count; i++) {
+      const position = order[i]!;
+      next[starts[(keys[position]! >>> shift) & 2047]!++] = position;
+    }
+    [order, next] = [next, order];
+  }
+  return order;
 }
 
 function timeLimitOf(plan: RunPlan, options: PolicyOptions): number {
@@ -403,12 +559,24 @@ function dependencyBlock(job: QueuedJob, states: SchedulingInput['states']): { r
   return { reason: `waiting for ${listed} to succeed` };
 }
 
-// A plan never changes once made, so what is derived from it is kept with it.
-const derived = new WeakMap<RunPlan, { request: Request; shape: string }>();
+// A plan never changes once made, so its shape is kept with it.
+const shapeOfPlan = new WeakMap<RunPlan, number>();
+/** Shapes by what they ask, numbered: a number is compared at once, a long string letter by letter. */
+const shapeIds = new Map<string, number>();
+/** What each shape asks (requestOf any plan of that shape), by number. */
+const shapeRequests: Request[] = [];
 
-/** What the plan asks, and its shape: jobs of one shape fit (or fail) alike. */
-function derive(plan: RunPlan): { request: Request; shape: string } {
-  let known = derived.get(plan);
-  if (!known) derived.set(plan, (known = { request: requestOf(plan), shape: JSON.stringify([plan.resources, plan.hosts]) }));
-  return known;
+/** The plan's shape: jobs of one shape fit (or fail) alike. */
+function shapeOf(plan: RunPlan): number {
+  let shape = shapeOfPlan.get(plan);
+  if (shape === undefined) {
+    const described = JSON.stringify([plan.resources, plan.hosts]);
+    shape = shapeIds.get(described);
+    if (shape === undefined) {
+      shapeIds.set(described, (shape = shapeRequests.length));
+      shapeRequests.push(requestOf(plan));
+    }
+    shapeOfPlan.set(plan, shape);
+  }
+  return shape;
 }

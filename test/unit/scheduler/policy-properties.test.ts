@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { gpuSatisfies, type RunPlan } from '../../../common/spec';
-import { requestOf, type HostCapacity } from '../../../runner/src/scheduler/placement';
+import { FreePool, placeNow, requestOf, type HostCapacity, type Request } from '../../../runner/src/scheduler/placement';
 import { DEFAULT_POLICY, schedule, type PolicyOptions } from '../../../runner/src/scheduler/policy';
 import { simulate, type SimulatedJob } from '../../../runner/src/scheduler/simulator';
 
@@ -140,6 +140,39 @@ describe('scheduling policy: properties on random pools and job streams', functi
         }
       }),
       { seed: 3030, numRuns: RUNS },
+    );
+  });
+});
+
+describe('best fit through the free-capacity index', () => {
+  const requestArbitrary = fc
+    .record({
+      gpus: fc.integer({ min: 0, max: 8 }),
+      type: fc.constantFrom(undefined, 'A100', 'T4'),
+      gpuMemory: fc.constantFrom(undefined, 32 * GiB),
+      // Fractional CPUs, as a trace's millicores give.
+      cpus: fc.constantFrom(0.5, 1, 2.2, 4, 8, 16.1, 32),
+      memoryGiB: fc.integer({ min: 0, max: 64 }),
+    })
+    .map(({ gpus, type, gpuMemory, cpus, memoryGiB }): Request => ({
+      gpus: { count: gpus, ...(gpus > 0 && type && { type }), ...(gpus > 0 && gpuMemory && { memoryBytes: gpuMemory }) },
+      cpus, memoryBytes: memoryGiB * GiB,
+    }));
+  const largePool = fc.integer({ min: 1, max: 12 }).chain((count) => fc.tuple(...Array.from({ length: count }, (_, index) => hostArbitrary(index))));
+
+  it('chooses the host and GPUs that scoring every host chooses, as jobs take capacity', () => {
+    fc.assert(
+      fc.property(largePool, fc.array(requestArbitrary, { minLength: 1, maxLength: 60 }), fc.array(fc.boolean(), { minLength: 4 }), (hosts, requests, usable) => {
+        hosts.forEach((host, index) => (host.usable = usable[index % usable.length]!));
+        const pool = new FreePool(hosts, []);
+        for (const [index, request] of requests.entries()) {
+          const fast = pool.bestFit(index, request);
+          const scored = placeNow(index, request, hosts, (name) => pool.free.get(name)!);
+          assert.deepEqual(fast, typeof scored === 'string' ? undefined : scored);
+          if (fast) pool.take(fast.allocation);
+        }
+      }),
+      { seed: 4040, numRuns: RUNS },
     );
   });
 });
