@@ -36,6 +36,11 @@ import {
  * which is at most the longest time limit of the runs it waits for. A job without a timeout
  * is assumed to run `defaultTimeLimitMs`; one running past that may end at any moment.
  *
+ * Starvation bound. Once every job that ranks ahead of a job has started (none queued after it
+ * does once it has aged as above), it is first in line; so it starts by the time the first host
+ * that could hold it would be empty, counting each run there as lasting its time limit.
+ * checkStarvationBound (simulator.ts) checks this on replays.
+ *
  * Placement (placement.ts): gang (all of a job's GPUs on one host), GPU type and memory, CPU and
  * memory; best fit, so whole hosts stay free for the jobs that need them.
  */

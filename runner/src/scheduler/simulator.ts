@@ -123,6 +123,70 @@ export function simulate(jobs: readonly SimulatedJob[], hosts: readonly HostCapa
   return { runs, neverStarted: [...queue.keys()], decisions };
 }
 
+export interface StarvationCheck {
+  met: boolean;
+  /** Jobs checked: those that started. */
+  jobs: number;
+  /** The longest a job waited once the jobs ahead of it had started, and its bound there, hours. */
+  worstH: number;
+  worstBoundH: number;
+  /** The loosest the bound was for any job, hours. */
+  loosestH: number;
+}
+
+/**
+ * The policy's starvation bound (policy.ts), checked on a replay whose jobs share one priority
+ * and one user, and whose runs keep to their time limits: once every job queued before it that
+ * ever started has started, a job starts by the time the first host that could hold it empties,
+ * counting each run there as lasting its time limit. Worked out from the replay's runs alone,
+ * not from what the policy reported.
+ */
+export function checkStarvationBound(result: SimulationResult, jobs: readonly SimulatedJob[], hosts: readonly HostCapacity[], options: Pick<PolicyOptions, 'defaultTimeLimitMs'>): StarvationCheck {
+  const limitOf = (job: SimulatedJob) => (job.plan.timeoutSeconds !== undefined ? job.plan.timeoutSeconds * 1000 : options.defaultTimeLimitMs);
+  const byId = new Map(jobs.map((job) => [job.id, job]));
+  const runs = [...result.runs].sort((a, b) => a.start - b.start);
+  const startOf = new Map(runs.map((run) => [run.id, run.start]));
+  /** When each host that could hold the job is empty, by its runs at `at` and their time limits: the earliest. */
+  const firstEmpty = (job: SimulatedJob, at: number): number => {
+    const usable = new Map(hosts.filter((host) => holdsAlone(job, host)).map((host) => [host.name, at]));
+    for (const run of runs) {
+      if (run.start > at) break;
+      const empty = usable.get(run.host);
+      if (empty !== undefined && run.end > at) usable.set(run.host, Math.max(empty, run.start + limitOf(byId.get(run.id)!)));
+    }
+    return Math.min(...usable.values());
+  };
+  const check: StarvationCheck = { met: true, jobs: 0, worstH: 0, worstBoundH: 0, loosestH: 0 };
+  let aheadStarted = -Infinity;
+  for (const job of [...jobs].sort((a, b) => a.arrival - b.arrival || a.id - b.id)) {
+    const start = startOf.get(job.id);
+    // A job that never starts (no host could ever hold it) never holds a reservation either.
+    if (start === undefined) continue;
+    const from = Math.max(job.arrival, aheadStarted);
+    const bound = firstEmpty(job, from);
+    check.jobs++;
+    if (start > bound) check.met = false;
+    if ((start - from) / HOUR > check.worstH) {
+      check.worstH = (start - from) / HOUR;
+      check.worstBoundH = (bound - from) / HOUR;
+    }
+    check.loosestH = Math.max(check.loosestH, (bound - from) / HOUR);
+    aheadStarted = Math.max(aheadStarted, start);
+  }
+  return check;
+}
+
+const HOUR = 3_600_000;
+
+/** Whether the host could run the job with nothing else running (GPUs held by others stay held). */
+function holdsAlone(job: SimulatedJob, host: HostCapacity): boolean {
+  const request = requestOf(job.plan);
+  return (
+    host.usable && (!request.hosts || request.hosts.includes(host.name)) && host.cpus >= request.cpus && host.memoryBytes >= request.memoryBytes &&
+    host.gpus.filter((gpu) => !gpu.foreign && gpuSatisfies(gpu, request.gpus)).length >= request.gpus.count
+  );
+}
+
 /** A binary min-heap. */
 export class MinHeap<T> {
   private readonly items: T[] = [];

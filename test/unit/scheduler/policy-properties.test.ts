@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { gpuSatisfies, type RunPlan } from '../../../common/spec';
 import { FreePool, placeNow, requestOf, type HostCapacity, type Request } from '../../../runner/src/scheduler/placement';
 import { DEFAULT_POLICY, schedule, type PolicyOptions } from '../../../runner/src/scheduler/policy';
-import { simulate, type SimulatedJob } from '../../../runner/src/scheduler/simulator';
+import { checkStarvationBound, simulate, type SimulatedJob } from '../../../runner/src/scheduler/simulator';
 
 /**
  * Properties of the policy on random pools and job streams, driven through the discrete-event
@@ -122,6 +122,19 @@ describe('scheduling policy: properties on random pools and job streams', functi
       { seed: 2020, numRuns: RUNS },
     );
     assert.ok(promisesKept > 100, `only ${promisesKept} reservations were exercised`);
+  });
+
+  it('starts a job, once the jobs queued before it have started, by the time the first host that could hold it empties', () => {
+    let checked = 0;
+    fc.assert(
+      fc.property(poolArbitrary, streamArbitrary({ priorities: false, users: false, keepsLimits: true, arrivalSpan: HOUR }), (hosts, jobs) => {
+        const check = checkStarvationBound(simulate(jobs, hosts, schedule), jobs, hosts, DEFAULT_POLICY);
+        assert.ok(check.met, `a job waited ${check.worstH} h after the jobs ahead of it started`);
+        checked += check.jobs;
+      }),
+      { seed: 5050, numRuns: RUNS },
+    );
+    assert.ok(checked > 500, `only ${checked} jobs were checked`);
   });
 
   it('keeps every wait within the stated bound: (Pmax − p + F) × aging, plus one longest time limit per job that can be ahead', () => {
