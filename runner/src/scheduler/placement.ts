@@ -254,7 +254,7 @@ export class FreePool {
       return;
     }
     const bucket = this.byFreeGpus[slot.free.gpus.size]!;
-    bucket.splice(bucket.indexOf(slot), 1);
+    bucket.splice(placeOf(bucket, slot), 1);
     take(slot.free, allocation);
     this.index(slot);
   }
@@ -262,8 +262,17 @@ export class FreePool {
   /** The same choice as placeNow over every host, for a request that names no hosts; undefined when none fits. */
   bestFit(jobId: number, request: Request): Fit | undefined {
     for (let gpus = request.gpus.count; gpus < this.byFreeGpus.length; gpus++) {
+      const bucket = this.byFreeGpus[gpus]!;
+      // Hosts with too few CPUs free come first: skipped at once.
+      let first = 0;
+      for (let high = bucket.length; first < high; ) {
+        const middle = (first + high) >> 1;
+        if (bucket[middle]!.free.cpus < request.cpus) first = middle + 1;
+        else high = middle;
+      }
       let best: { slot: Slot; cpusLeft: number } | undefined;
-      for (const slot of this.byFreeGpus[gpus] ?? []) {
+      for (let i = first; i < bucket.length; i++) {
+        const slot = bucket[i]!;
         const cpusLeft = slot.free.cpus - request.cpus;
         // The hosts after it leave at least as many CPUs free.
         if (best && cpusLeft > best.cpusLeft) break;
@@ -279,17 +288,21 @@ export class FreePool {
     const size = slot.free.gpus.size;
     while (this.byFreeGpus.length <= size) this.byFreeGpus.push([]);
     const bucket = this.byFreeGpus[size]!;
-    // Binary search for its place by free CPUs, then position.
-    let low = 0;
-    let high = bucket.length;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      const other = bucket[middle]!;
-      if (other.free.cpus < slot.free.cpus || (other.free.cpus === slot.free.cpus && other.position < slot.position)) low = middle + 1;
-      else high = middle;
-    }
-    bucket.splice(low, 0, slot);
+    bucket.splice(placeOf(bucket, slot), 0, slot);
   }
+}
+
+/** Where a host is, or goes, in its list: by free CPUs, then position (a binary search). */
+function placeOf(bucket: readonly Slot[], slot: Slot): number {
+  let low = 0;
+  let high = bucket.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    const other = bucket[middle]!;
+    if (other.free.cpus < slot.free.cpus || (other.free.cpus === slot.free.cpus && other.position < slot.position)) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 export function describeGpuRequest(request: GpuRequest): string {

@@ -391,55 +391,50 @@ function readQueue(input: SchedulingInput, options: PolicyOptions): QueueView {
     return { job, priority, submittedAt, fairShare, rank: priority + (now - submittedAt) / options.agingMs + fairShare };
   };
   const count = queued.length;
-  const ranks = new Float64Array(count);
-  const submitted = new Float64Array(count);
-  const ids = new Float64Array(count);
-  const shapes = new Int32Array(count);
-  const plain = new Uint8Array(count);
+  const { ids, shapes, plain, rankMs, keys, order, next } = scratch(count);
   let limited = false;
+  let highest = -Infinity;
+  let lowest = Infinity;
   for (let i = 0; i < count; i++) {
     const job = queued[i]!;
-    const submittedAt = job.submittedAt ?? now;
-    submitted[i] = submittedAt;
-    // As rankOf, without making an object per job.
-    ranks[i] = (job.priority ?? job.plan.priority) + (now - submittedAt) / options.agingMs + -options.fairShareLevels * (shares.get(job.user ?? '') ?? 0);
+    // The rank as rankOf, in whole ms of waiting, without making an object per job.
+    const rank = (job.priority ?? job.plan.priority) + (now - (job.submittedAt ?? now)) / options.agingMs + -options.fairShareLevels * (shares.get(job.user ?? '') ?? 0);
+    const rounded = Math.round(rank * options.agingMs);
+    rankMs[i] = rounded;
+    if (rounded > highest) highest = rounded;
+    if (rounded < lowest) lowest = rounded;
     ids[i] = job.id;
     shapes[i] = shapeOf(job.plan);
     if (job.plan.maxParallel !== undefined) limited = true;
     plain[i] = job.needs.length === 0 && (job.notBefore === null || job.notBefore <= now) && job.plan.maxParallel === undefined ? 1 : 0;
   }
-  const byRank = (a: number, b: number) => ranks[b]! - ranks[a]! || submitted[a]! - submitted[b]! || queued[a]!.id - queued[b]!.id;
-  // A long queue is sorted by its rank in whole ms of waiting, highest first, as a 32-bit key:
-  // a radix sort of that is several times faster than sorting by a comparison. Jobs of equal
-  // keys keep the queue's order; they are then put in exact order (they nearly always are).
-  const keys = new Uint32Array(count);
-  const rankMs = new Float64Array(count);
-  let highest = -Infinity;
-  let lowest = Infinity;
-  for (let i = 0; i < count; i++) {
-    const rounded = Math.round(ranks[i]! * options.agingMs);
-    rankMs[i] = rounded;
-    if (rounded > highest) highest = rounded;
-    if (rounded < lowest) lowest = rounded;
-  }
-  if (count <= 64 || !(highest - lowest < 2 ** 32)) return { order: Array.from(queued.keys()).sort(byRank), ids, shapes, plain, limited, rankOf };
+  const inExactOrder = (positions: ArrayLike<number>): number[] =>
+    Array.from(positions, (position) => ({ position, ranked: rankOf(position) }))
+      .sort((a, b) => b.ranked.rank - a.ranked.rank || a.ranked.submittedAt - b.ranked.submittedAt || a.ranked.job.id - b.ranked.job.id)
+      .map(({ position }) => position);
+  const view = { ids, shapes, plain, limited, rankOf };
+  if (count <= 64 || !(highest - lowest < 2 ** 32)) return { order: inExactOrder(Array.from(queued.keys())), ...view };
+  // A long queue is sorted by that rank, highest first, as a 32-bit key: a radix sort of that
+  // is several times faster than sorting by a comparison. Jobs of equal keys keep the queue's
+  // order; they are then put in exact order (they nearly always are already).
   for (let i = 0; i < count; i++) keys[i] = highest - rankMs[i]!;
-  const order = radixOrder(keys);
+  const sorted = radixOrder(keys, order, next);
   for (let start = 0; start < count; ) {
     let end = start + 1;
-    while (end < count && keys[order[end]!] === keys[order[start]!]) end++;
-    if (end - start > 1) order.subarray(start, end).set(Array.from(order.subarray(start, end)).sort(byRank));
+    while (end < count && keys[sorted[end]!] === keys[sorted[start]!]) end++;
+    if (end - start > 1) sorted.set(inExactOrder(sorted.subarray(start, end)), start);
     start = end;
   }
-  return { order, ids, shapes, plain, limited, rankOf };
+  return { order: sorted, ...view };
 }
 
-/** Positions 0…n−1 ordered by key, equal keys in position order: a least-significant-digit radix sort, 11 bits a pass. */
-function radixOrder(keys: Uint32Array): Int32Array {
+/**
+ * Positions 0…n−1 ordered by key, equal keys in position order: a least-significant-digit radix
+ * sort, 11 bits a pass, in the two arrays given (the result is one of them).
+ */
+function radixOrder(keys: Uint32Array, order: Int32Array, next: Int32Array): Int32Array {
   const count = keys.length;
-  let order = new Int32Array(count);
   for (let i = 0; i < count; i++) order[i] = i;
-  let next = new Int32Array(count);
   const starts = new Int32Array(2048);
   for (let shift = 0; shift < 32; shift += 11) {
     starts.fill(0);
@@ -458,6 +453,35 @@ function radixOrder(keys: Uint32Array): Int32Array {
     [order, next] = [next, order];
   }
   return order;
+}
+
+/**
+ * Working arrays for one pass over a queue, kept between passes: a pass over 10,000 jobs would
+ * otherwise allocate (and the collector free) a third of a megabyte. A pass runs start to end
+ * without yielding, so no two passes share them.
+ */
+let buffers = makeBuffers(0);
+
+function makeBuffers(capacity: number) {
+  return {
+    capacity,
+    ids: new Float64Array(capacity),
+    shapes: new Int32Array(capacity),
+    plain: new Uint8Array(capacity),
+    rankMs: new Float64Array(capacity),
+    keys: new Uint32Array(capacity),
+    order: new Int32Array(capacity),
+    next: new Int32Array(capacity),
+  };
+}
+
+function scratch(count: number) {
+  if (buffers.capacity < count) buffers = makeBuffers(Math.max(count, 2 * buffers.capacity));
+  const { ids, shapes, plain, rankMs, keys, order, next } = buffers;
+  return {
+    ids: ids.subarray(0, count), shapes: shapes.subarray(0, count), plain: plain.subarray(0, count), rankMs: rankMs.subarray(0, count),
+    keys: keys.subarray(0, count), order: order.subarray(0, count), next: next.subarray(0, count),
+  };
 }
 
 function timeLimitOf(plan: RunPlan, options: PolicyOptions): number {
