@@ -113,7 +113,13 @@ const typeMatches = new Map<string, Map<string, boolean>>();
 function matchingCount(gpus: Iterable<Gpu>, request: GpuRequest, size: number): number {
   if (request.type === undefined && request.memoryBytes === undefined) return size;
   let matching = 0;
-  for (const gpu of gpus) if (servesRequest(gpu, request)) matching++;
+  // A host's GPUs are mostly of one model: the answer for the last one usually holds.
+  let last: Gpu | undefined;
+  let serves = false;
+  for (const gpu of gpus) {
+    if (!last || gpu.name !== last.name || gpu.memoryTotalBytes !== last.memoryTotalBytes) serves = servesRequest((last = gpu), request);
+    if (serves) matching++;
+  }
   return matching;
 }
 
