@@ -590,7 +590,10 @@ function dependencyBlock(job: QueuedJob, states: SchedulingInput['states']): { r
 
 // A plan never changes once made, so its shape is kept with it.
 const shapeOfPlan = new WeakMap<RunPlan, number>();
-/** Shapes by what they ask, numbered: a number is compared at once, a long string letter by letter. */
+/**
+ * Shapes by what they ask, numbered: a number is compared at once, a long string letter by letter.
+ * Kept for the process's life: there are as many as distinct resource requests, a few hundred.
+ */
 const shapeIds = new Map<string, number>();
 /** What each shape asks (requestOf any plan of that shape), by number. */
 const shapeRequests: Request[] = [];
