@@ -28,6 +28,11 @@ export class LineIndex {
     return this.lineStarts.length;
   }
 
+  /** Where line `line` (zero-based, below lineCount) starts. */
+  lineStart(line: number): number {
+    return this.lineStarts[line]!;
+  }
+
   position(offset: number): TextPosition {
     const starts = this.lineStarts;
     const clamped = Math.max(0, Math.min(offset, this.text.length));
