@@ -15,6 +15,21 @@ const SIZE_FACTORS: Record<string, number> = {
 
 /** `16GB` → 16e9 bytes, `512MiB` → 536870912. A unit is required: a bare `16` is ambiguous. */
 export function parseSize(input: unknown): Parsed<number> {
+  if (typeof input !== 'string') return readSize(input);
+  // A workflow writes the same few sizes in job after job, each read by the validator and the model.
+  let parsed = sizes.get(input);
+  if (!parsed) {
+    if (sizes.size >= SIZES_KEPT) sizes.clear();
+    sizes.set(input, (parsed = readSize(input)));
+  }
+  return parsed;
+}
+
+/** parseSize's results by text (they are never changed), at most SIZES_KEPT of them. */
+const sizes = new Map<string, Parsed<number>>();
+const SIZES_KEPT = 256;
+
+function readSize(input: unknown): Parsed<number> {
   if (typeof input === 'number') {
     return fail(`a size needs a unit: write ${input}GB or ${input}GiB (GB = 1000³ bytes, GiB = 1024³)`);
   }
