@@ -1,4 +1,4 @@
-import type { SourceRange } from './text';
+import { detachedCopy, type SourceRange } from './text';
 
 /** One `${{ ... }}` in a spec string. */
 export interface Expression {
@@ -28,10 +28,8 @@ export function findExpressions(text: string, start = 0, end = text.length): Exp
     while (pathEnd > pathStart && isBlank(text.charCodeAt(pathEnd - 1))) pathEnd--;
     const trimmed = text.slice(pathStart, pathEnd);
     found.push({
-      // A copy: a longer slice would keep the whole document's text alive as long as the
-      // expression, and an editor's incremental analysis keeps a job's model across versions.
-      // (V8 copies the characters of a slice shorter than 13 already.)
-      source: trimmed.length < 13 ? trimmed : (' ' + trimmed).slice(1),
+      // An editor's incremental analysis keeps a job's model across versions.
+      source: detachedCopy(trimmed),
       path: PATH.test(trimmed) ? trimmed.split('.') : undefined,
       range: { start: open, end: close + 2 },
       pathRange: { start: pathStart, end: pathEnd },

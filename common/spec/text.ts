@@ -54,3 +54,12 @@ export class LineIndex {
     return Math.min(starts[position.line]! + Math.max(0, position.character), lineEnd);
   }
 }
+
+/**
+ * A copy of a piece of a text that does not keep the whole text alive, as V8's slices of 13
+ * characters or more do (they point into it): what a model kept across versions holds.
+ */
+export function detachedCopy(piece: string): string {
+  // Shorter slices are copies already; a concatenation is copied into a new string when sliced.
+  return piece.length < 13 ? piece : (' ' + piece).slice(1);
+}
