@@ -65,7 +65,11 @@ function specOf(uri: string): SpecDocument | undefined {
 /** From this size on (a workflow of about 1,500 jobs), a spec's analysis lets V8's young generation grow (see the end of this file). */
 const LARGE_SPEC_CHARS = 256 * 1024;
 
+let youngGenerationGrows = false;
+
 function letYoungGenerationGrow(): void {
+  if (youngGenerationGrows) return;
+  youngGenerationGrows = true;
   // V8's default.
   setFlagsFromString('--semi-space-growth-factor=2');
 }
