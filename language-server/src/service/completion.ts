@@ -340,10 +340,12 @@ class Completer {
     if (jobs.length <= MAX_JOB_ITEMS) return jobs;
     this.incomplete = true;
     const typed = this.text.slice(start, this.offset).toLowerCase();
-    const matching = jobs.filter((job) => holdsInOrder(job.id.toLowerCase(), typed));
+    // Nothing typed yet (just after `needs: [`): every job matches, whatever its case.
+    const lower = (job: JobSpec): string => (typed === '' ? job.id : job.id.toLowerCase());
+    const matching = typed === '' ? jobs : jobs.filter((job) => holdsInOrder(lower(job), typed));
     if (matching.length <= MAX_JOB_ITEMS) return matching;
     const rank = (job: JobSpec): number => {
-      const id = job.id.toLowerCase();
+      const id = lower(job);
       return id === typed ? 0 : 1 + (preferred.has(job.id) ? 0 : 2) + (id.startsWith(typed) ? 0 : 1);
     };
     const distance = (job: JobSpec): number => Math.abs(job.idRange.start - this.offset);
