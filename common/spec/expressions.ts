@@ -46,9 +46,25 @@ function isBlank(char: number): boolean {
 
 /** Replaces each expression whose path `resolve` knows; leaves the others for a later stage. */
 export function substituteExpressions(template: string, resolve: (path: string[]) => string | undefined): string {
-  if (!template.includes('${{')) return template;
-  return template.replace(/\$\{\{\s*([^}]*?)\s*\}\}/g, (whole, inner: string) => {
-    if (!PATH.test(inner)) return whole;
-    return resolve(inner.split('.')) ?? whole;
-  });
+  // What /\$\{\{\s*([^}]*?)\s*\}\}/g finds, scanned by hand: a replace with a callback costs more
+  // than the rest of planning a run, and a workflow plans thousands.
+  let written = '';
+  let copied = 0;
+  for (let open = template.indexOf('${{'); open >= 0; ) {
+    const brace = template.indexOf('}', open + 3);
+    if (brace < 0) break;
+    // No `}` inside: one alone ends no expression here; look for the next `${{` after this one.
+    if (template.charCodeAt(brace + 1) !== 125) {
+      open = template.indexOf('${{', open + 1);
+      continue;
+    }
+    const inner = template.slice(open + 3, brace).trim();
+    const value = PATH.test(inner) ? resolve(inner.split('.')) : undefined;
+    if (value !== undefined) {
+      written += template.slice(copied, open) + value;
+      copied = brace + 2;
+    }
+    open = template.indexOf('${{', brace + 2);
+  }
+  return copied === 0 ? template : written + template.slice(copied);
 }
