@@ -88,8 +88,10 @@ export function parameterNames(spec: SpecModel): Set<string> {
 /** A spec (+ overrides) → its concrete runs, in job order; the same input always gives the same runs. */
 export function expandSpec(spec: SpecModel, options: ExpandOptions = {}): RunPlan[] {
   const overrides = options.overrides ?? {};
-  const known = parameterNames(spec);
-  for (const name of Object.keys(overrides)) {
+  const overridden = Object.keys(overrides);
+  // Every job's parameter names, gathered only to check overrides against.
+  const known = overridden.length > 0 ? parameterNames(spec) : new Set<string>();
+  for (const name of overridden) {
     if (!known.has(name)) {
       const listed = known.size ? ` (it has ${[...known].sort().join(', ')})` : ' (it has none)';
       throw new ExpansionError(`'${spec.name}' has no parameter '${name}'${didYouMean(closestMatch(name, known))}${listed}`);

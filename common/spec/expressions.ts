@@ -1,4 +1,4 @@
-import type { SourceRange } from './text';
+import { detachedCopy, type SourceRange } from './text';
 
 /** One `${{ ... }}` in a spec string. */
 export interface Expression {
@@ -21,27 +21,50 @@ export function findExpressions(text: string, start = 0, end = text.length): Exp
     const close = text.indexOf('}}', open + 3);
     // An unclosed one is reported by the validator, which looks at the whole text.
     if (close < 0 || close + 2 > end) break;
-    const inner = text.slice(open + 3, close);
-    const trimmed = inner.trim();
-    const pathStart = open + 3 + (inner.length - inner.trimStart().length);
+    // The text between the braces without its surrounding blanks, cut out once.
+    let pathStart = open + 3;
+    let pathEnd = close;
+    while (pathStart < pathEnd && isBlank(text.charCodeAt(pathStart))) pathStart++;
+    while (pathEnd > pathStart && isBlank(text.charCodeAt(pathEnd - 1))) pathEnd--;
+    const trimmed = text.slice(pathStart, pathEnd);
     found.push({
-      // A copy: a slice would keep the whole document's text alive as long as the expression,
-      // and an editor's incremental analysis keeps a job's model across versions.
-      source: (' ' + trimmed).slice(1),
+      // An editor's incremental analysis keeps a job's model across versions.
+      source: detachedCopy(trimmed),
       path: PATH.test(trimmed) ? trimmed.split('.') : undefined,
       range: { start: open, end: close + 2 },
-      pathRange: { start: pathStart, end: pathStart + trimmed.length },
+      pathRange: { start: pathStart, end: pathEnd },
     });
     open = text.indexOf('${{', close + 2);
   }
   return found;
 }
 
+/** What `trim` takes off (the blanks and line breaks an expression may have around its path). */
+function isBlank(char: number): boolean {
+  return char === 32 || char === 9 || char === 10 || char === 13 || char === 11 || char === 12 || char === 0xa0 || char === 0xfeff || char === 0x2028 || char === 0x2029 || (char >= 0x2000 && char <= 0x200a) || char === 0x1680 || char === 0x202f || char === 0x205f || char === 0x3000;
+}
+
 /** Replaces each expression whose path `resolve` knows; leaves the others for a later stage. */
 export function substituteExpressions(template: string, resolve: (path: string[]) => string | undefined): string {
-  if (!template.includes('${{')) return template;
-  return template.replace(/\$\{\{\s*([^}]*?)\s*\}\}/g, (whole, inner: string) => {
-    if (!PATH.test(inner)) return whole;
-    return resolve(inner.split('.')) ?? whole;
-  });
+  // What /\$\{\{\s*([^}]*?)\s*\}\}/g finds, scanned by hand: a replace with a callback costs more
+  // than the rest of planning a run, and a workflow plans thousands.
+  let written = '';
+  let copied = 0;
+  for (let open = template.indexOf('${{'); open >= 0; ) {
+    const brace = template.indexOf('}', open + 3);
+    if (brace < 0) break;
+    // No `}` inside: one alone ends no expression here; look for the next `${{` after this one.
+    if (template.charCodeAt(brace + 1) !== 125) {
+      open = template.indexOf('${{', open + 1);
+      continue;
+    }
+    const inner = template.slice(open + 3, brace).trim();
+    const value = PATH.test(inner) ? resolve(inner.split('.')) : undefined;
+    if (value !== undefined) {
+      written += template.slice(copied, open) + value;
+      copied = brace + 2;
+    }
+    open = template.indexOf('${{', brace + 2);
+  }
+  return copied === 0 ? template : written + template.slice(copied);
 }

@@ -1,6 +1,6 @@
 import type { SpecDiagnostic } from './diagnostics';
 import type { JobSpec } from './model';
-import type { SourceRange } from './text';
+import { detachedCopy, type SourceRange } from './text';
 import { analyzeSource, analyzeSpec, type AnalysisMemo, type SpecAnalysis } from './validate';
 import { isMapNode, parseStrict, skipSpace, trimEnd, type MapEntry, type MapNode, type SpecNode } from './yaml-source';
 
@@ -34,7 +34,8 @@ export class IncrementalAnalyzer {
       this.chunks.clear();
       this.outside = outside;
     }
-    const known = layout.jobs.map(({ start, end }) => this.chunks.get(text.slice(start, end)));
+    // Nothing to look up on the first version (or after a change outside the jobs).
+    const known = this.chunks.size === 0 ? layout.jobs.map(() => undefined) : layout.jobs.map(({ start, end }) => this.chunks.get(text.slice(start, end)));
     const missing = known.reduce((count, chunk) => (chunk ? count : count + 1), 0);
     // Many new jobs (the first version, a paste): one parse of the whole text is faster than one per job.
     const analysis = missing > REPARSE_WHOLE_ABOVE ? this.analyzeWhole(text, layout) : this.analyzeByJob(text, layout, known);
@@ -58,7 +59,7 @@ export class IncrementalAnalyzer {
       const { start, end, keyAt } = layout.jobs[i]!;
       const entry = jobsMap.entries[i]!;
       if (entry.keyRange.start !== keyAt) return undefined;
-      const source = detached(text.slice(start, end));
+      const source = detachedCopy(text.slice(start, end));
       chunks.set(source, { text: source, start, entry });
     }
     return this.finish(text, root!, chunks);
@@ -85,7 +86,7 @@ export class IncrementalAnalyzer {
         const source = text.slice(start, end);
         const entry = parseJob(source, start);
         if (!entry || entry.keyRange.start !== keyAt) return undefined;
-        chunk = { text: detached(source), start, entry };
+        chunk = { text: detachedCopy(source), start, entry };
       }
       // Repeated job names are a parse error for the whole text, which reports them its own way.
       if (keys.has(chunk.entry.key)) return undefined;
@@ -295,9 +296,4 @@ function shiftRange(range: SourceRange | undefined, delta: number, moved: Set<So
   moved.add(range);
   range.start += delta;
   range.end += delta;
-}
-
-/** A copy of a slice that does not keep the whole document's text alive (V8 slices point into it). */
-function detached(slice: string): string {
-  return JSON.parse(JSON.stringify(slice)) as string;
 }

@@ -37,7 +37,8 @@ interface Place {
  * exact range of the key or value at fault.
  */
 export function validateAgainstSchema(root: SpecNode, schema: JsonSchema, lines: LineIndex, diagnostics: SpecDiagnostic[], memo?: EntryMemo): void {
-  new SchemaWalker(lines, diagnostics, memo).walk(root, schema, { anchor: root.range });
+  // Every place has the same three fields, so that the walker sees one shape of them.
+  new SchemaWalker(lines, diagnostics, memo).walk(root, schema, { parent: undefined, segment: undefined, anchor: root.range });
 }
 
 /**
@@ -157,7 +158,10 @@ class SchemaWalker {
       this.report('invalid-value', seq.range, `${label(place)} takes at most ${schema.maxItems} items, has ${count}`);
     }
     if (!schema.items) return;
-    seq.items.forEach((item, index) => this.walk(item, schema.items!, { parent: place, segment: index, anchor: item.range }));
+    for (let index = 0; index < seq.items.length; index++) {
+      const item = seq.items[index]!;
+      this.walk(item, schema.items, { parent: place, segment: index, anchor: item.range });
+    }
   }
 
   private checkScalar(node: SpecNode, schema: JsonSchema, place: Place): void {

@@ -28,6 +28,11 @@ export class LineIndex {
     return this.lineStarts.length;
   }
 
+  /** Where line `line` (zero-based, below lineCount) starts. */
+  lineStart(line: number): number {
+    return this.lineStarts[line]!;
+  }
+
   position(offset: number): TextPosition {
     const starts = this.lineStarts;
     const clamped = Math.max(0, Math.min(offset, this.text.length));
@@ -48,4 +53,13 @@ export class LineIndex {
     const lineEnd = position.line + 1 < starts.length ? starts[position.line + 1]! - 1 : this.text.length;
     return Math.min(starts[position.line]! + Math.max(0, position.character), lineEnd);
   }
+}
+
+/**
+ * A copy of a piece of a text that does not keep the whole text alive, as V8's slices of 13
+ * characters or more do (they point into it): what a model kept across versions holds.
+ */
+export function detachedCopy(piece: string): string {
+  // Shorter slices are copies already; a concatenation is copied into a new string when sliced.
+  return piece.length < 13 ? piece : (' ' + piece).slice(1);
 }

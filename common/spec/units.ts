@@ -15,6 +15,21 @@ const SIZE_FACTORS: Record<string, number> = {
 
 /** `16GB` → 16e9 bytes, `512MiB` → 536870912. A unit is required: a bare `16` is ambiguous. */
 export function parseSize(input: unknown): Parsed<number> {
+  if (typeof input !== 'string') return readSize(input);
+  // A workflow writes the same few sizes in job after job, each read by the validator and the model.
+  let parsed = sizes.get(input);
+  if (!parsed) {
+    if (sizes.size >= SIZES_KEPT) sizes.clear();
+    sizes.set(input, (parsed = readSize(input)));
+  }
+  return parsed;
+}
+
+/** parseSize's results by text (they are never changed), at most SIZES_KEPT of them. */
+const sizes = new Map<string, Parsed<number>>();
+const SIZES_KEPT = 256;
+
+function readSize(input: unknown): Parsed<number> {
   if (typeof input === 'number') {
     return fail(`a size needs a unit: write ${input}GB or ${input}GiB (GB = 1000³ bytes, GiB = 1024³)`);
   }
@@ -103,6 +118,15 @@ export function parseGpuRequest(input: unknown): Parsed<GpuRequest> {
   return fail('expected a GPU count (2), a type and count ("A100:2") or {count, type, memory}');
 }
 
+/** `M H * * *` with M and H each `*` or a number in range: what croner accepts and fires for, always. */
+export function isDailyTime(fields: readonly string[]): boolean {
+  return fields.length === 5 && inRangeOrAny(fields[0]!, 59) && inRangeOrAny(fields[1]!, 23) && fields[2] === '*' && fields[3] === '*' && fields[4] === '*';
+}
+
+function inRangeOrAny(field: string, max: number): boolean {
+  return field === '*' || (/^(0|[1-9]\d?)$/.test(field) && Number(field) <= max);
+}
+
 /** Checks a cron expression (5 fields, 6 with leading seconds, or a nickname such as @daily) with the same library the scheduler uses. */
 export function checkCron(input: unknown): Parsed<string> {
   if (typeof input !== 'string') return fail('a schedule is a cron expression in quotes, e.g. "0 2 * * *"');
@@ -111,6 +135,9 @@ export function checkCron(input: unknown): Parsed<string> {
   if (!nickname && (fields.length < 5 || fields.length > 6)) {
     return fail(`a cron expression has 5 fields (minute hour day-of-month month day-of-week), '${input}' has ${fields.length}`);
   }
+  // The usual schedule, a time of day every day (or every hour, or minute), needs no library: its
+  // first use is what the first analysis of a spec with a schedule would otherwise wait for.
+  if (isDailyTime(fields)) return ok(input.trim());
   try {
     const cron = new Cron(input, { paused: true });
     if (cron.nextRun() === null) return fail(`the cron expression '${input}' never fires`);

@@ -222,9 +222,10 @@ class SemanticChecks {
       return;
     }
     if (path[0] === 'params') {
-      const known = [...Object.keys(job.params), ...(job.sweep?.parameters.map((parameter) => parameter.name) ?? [])];
       if (path.length !== 2) this.error('bad-expression', expression.pathRange, `'${expression.source}' is not a parameter: write params.NAME`);
-      else if (!known.includes(path[1]!)) {
+      else if (!isParameterOf(job, path[1]!)) {
+        // Listed only for the message: most expressions name a parameter the job has.
+        const known = [...Object.keys(job.params), ...(job.sweep?.parameters.map((parameter) => parameter.name) ?? [])];
         const suggestion = closestMatch(path[1]!, known);
         const has = known.length ? `it has ${known.join(', ')}` : 'it has no params or sweep';
         this.error('unknown-reference', expression.pathRange, `${this.describe(job)} has no parameter '${path[1]}'${didYouMean(suggestion)} (${has})`, {
@@ -287,6 +288,11 @@ class SemanticChecks {
 }
 
 type Extra = { suggestion?: string | undefined; related?: SpecDiagnostic['related'] };
+
+/** Whether `name` is one of the job's params or swept parameters. */
+function isParameterOf(job: JobSpec, name: string): boolean {
+  return Object.prototype.hasOwnProperty.call(job.params, name) || (job.sweep?.parameters.some((parameter) => parameter.name === name) ?? false);
+}
 
 /** `${{` that never closes on its line (an expression never spans lines), anywhere in the document. */
 function checkUnclosedExpressions(source: YamlSource, diagnostics: SpecDiagnostic[]): void {

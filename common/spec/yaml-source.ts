@@ -62,27 +62,27 @@ export function parseStrict(text: string): SpecNode | null {
   // Flat stacks rather than a frame object per node: this runs once per node of large specs.
   const starts: number[] = [];
   const bases: number[] = [];
+  // The composed nodes not yet taken by their parent are nodes[0..top): popped by moving `top`, as
+  // shortening the array each time costs more than the rest of the listener.
   const nodes: SpecNode[] = [];
   /** The value each node composed to, to recognise a node js-yaml composed twice. */
   const results: unknown[] = [];
+  let top = 0;
   load(text, {
     schema: CORE_SCHEMA,
     listener(event: 'open' | 'close', state: State) {
       if (event === 'open') {
         starts.push(state.position);
-        bases.push(nodes.length);
+        bases.push(top);
         return;
       }
       const { kind, result } = state as unknown as { kind: string | null; result: unknown };
       const start = starts.pop()!;
       const base = bases.pop()!;
-      const node = nodeFromEvent(text, nodes, results, base, start, kind, result, Math.min(state.position, text.length));
-      if (nodes.length !== base) {
-        nodes.length = base;
-        results.length = base;
-      }
-      nodes.push(node);
-      results.push(result);
+      const node = nodeFromEvent(text, nodes, results, base, top, start, kind, result, Math.min(state.position, text.length));
+      nodes[base] = node;
+      results[base] = result;
+      top = base + 1;
       // js-yaml would keep a plain copy of every collection until the end, all of it garbage to
       // us: its parent gets a stand-in instead (half the objects a large spec leaves alive).
       if (kind === 'mapping' || kind === 'sequence') (state as unknown as { result: unknown }).result = COMPOSED;
@@ -90,8 +90,8 @@ export function parseStrict(text: string): SpecNode | null {
       if (starts.length === 0 && hasAnchors(state)) throw new Error('anchors and aliases');
     },
   });
-  if (starts.length !== 0 || nodes.length > 1) throw new Error('unbalanced parser events');
-  const root = nodes[0];
+  if (starts.length !== 0 || top > 1) throw new Error('unbalanced parser events');
+  const root = top === 1 ? nodes[0] : undefined;
   return root === undefined || (root.kind === 'scalar' && root.value === null && text.trim() === '') ? null : root;
 }
 
@@ -103,9 +103,9 @@ function hasAnchors(state: State): boolean {
   return false;
 }
 
-/** The node for a close event; its children are `nodes[base..]`. */
-function nodeFromEvent(text: string, nodes: SpecNode[], results: unknown[], base: number, from: number, kind: string | null, result: unknown, position: number): SpecNode {
-  const count = nodes.length - base;
+/** The node for a close event; its children are `nodes[base..top)`. */
+function nodeFromEvent(text: string, nodes: SpecNode[], results: unknown[], base: number, top: number, from: number, kind: string | null, result: unknown, position: number): SpecNode {
+  const count = top - base;
   const end = trimEnd(text, from, position);
   if (kind === 'mapping' || kind === 'sequence') {
     // js-yaml sometimes composes a collection inside another at the same place; the inner one is the node.
@@ -113,11 +113,11 @@ function nodeFromEvent(text: string, nodes: SpecNode[], results: unknown[], base
     const range = { start: skipSpace(text, from, end), end };
     if (kind === 'sequence') {
       if (count !== (result as unknown[]).length) throw new Error('sequence without events for every item');
-      return { kind: 'seq', range, items: nodes.slice(base) };
+      return { kind: 'seq', range, items: nodes.slice(base, top) };
     }
     if (count % 2 !== 0) throw new Error('mapping without events for every entry');
     const entries: MapEntry[] = [];
-    for (let i = base; i < nodes.length; i += 2) {
+    for (let i = base; i < top; i += 2) {
       const key = nodes[i]!;
       if (key.kind !== 'scalar') throw new Error('complex key');
       entries.push({ key: String(key.value), keyRange: key.range, plainKey: true, value: nodes[i + 1]! });

@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'v8';
 import { createConnection, ProposedFeatures, ResponseError, TextDocuments, TextDocumentSyncKind } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { IncrementalAnalyzer } from '../../common/spec';
@@ -48,15 +49,29 @@ function specOf(uri: string): SpecDocument | undefined {
   let analyzer = analyzers.get(uri);
   const edited = analyzer !== undefined;
   if (!analyzer) analyzers.set(uri, (analyzer = new IncrementalAnalyzer(fileNameOf(uri))));
+  const text = open.getText();
+  if (text.length >= LARGE_SPEC_CHARS) letYoungGenerationGrow();
   // What the analysis costs, not how long it waited for a busy machine's processor.
   const started = process.cpuUsage();
-  const document = new SpecDocument(uri, open.version, open.getText(), analyzer);
+  const document = new SpecDocument(uri, open.version, text, analyzer);
   if (edited) {
     const { user, system } = process.cpuUsage(started);
     analysisMs.set(uri, (user + system) / 1000);
   }
   analysed.set(uri, document);
   return document;
+}
+
+/** From this size on (a workflow of about 6,500 jobs), a spec's analysis lets V8's young generation grow (see the end of this file). */
+const LARGE_SPEC_CHARS = 1024 * 1024;
+
+let youngGenerationGrows = false;
+
+function letYoungGenerationGrow(): void {
+  if (youngGenerationGrows) return;
+  youngGenerationGrows = true;
+  // V8's default.
+  setFlagsFromString('--semi-space-growth-factor=2');
 }
 
 /** Runs a request against the analysed spec, or answers nothing for a document that is not open. */
@@ -146,3 +161,16 @@ connection.languages.semanticTokens.on(({ textDocument }) => {
 
 documents.listen(connection);
 connection.listen();
+
+/**
+ * V8's young generation (where new objects go) stays at the size it reached while the server
+ * loaded, until a large spec is opened. By default V8 doubles it (up to 16 MiB per semi-space)
+ * whenever much of it survives a collection, which analysing any spec does, as its tree lives on:
+ * memory the server then keeps for good, a good part of what a small spec costs. A large spec's analysis
+ * needs the room, though: in a small young generation its passing objects would outlive a few
+ * collections and be moved to the old generation, which then grows more than the young one would
+ * have. Set after everything has loaded, because a flag changed earlier makes V8 compile Node's
+ * own modules again (without their code cache), which costs more memory than it saves; V8 reads
+ * the flag each time the space would grow.
+ */
+setFlagsFromString('--semi-space-growth-factor=1');

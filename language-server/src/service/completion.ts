@@ -7,7 +7,7 @@ import {
   type CompletionList,
   type Position,
 } from 'vscode-languageserver';
-import { domainSize, domainValues, formatSize, resolveSchema, specSchema, type JobSpec, type JsonSchema, type SpecModel, type SpecNode, type SweepDomain } from '../../../common/spec';
+import { domainSize, domainValues, formatSize, resolveSchema, specSchema, type JobSpec, type JsonSchema, type LineIndex, type SpecModel, type SpecNode, type SweepDomain } from '../../../common/spec';
 import { describeSchema, enumValues, inlineYaml, isArraySchema, isObjectSchema, knownProperties, nodeAtPath, schemaForPath, type PathSegment } from './schema-at';
 import type { SpecDocument } from './spec-document';
 
@@ -78,7 +78,7 @@ class Completer {
   }
 
   items(): CompletionItem[] {
-    const place = placeAt(this.text, this.offset, (path) => this.itemsAreMappings(path));
+    const place = placeAt(this.text, this.document.analysis.lines, this.offset, (path) => this.itemsAreMappings(path));
     if (!place) return [];
     if (place.kind === 'expression') return this.expressionItems(place.segments, place.start);
     if (place.kind === 'key') return this.keyItems(place.path, place.start, place.flow);
@@ -340,10 +340,12 @@ class Completer {
     if (jobs.length <= MAX_JOB_ITEMS) return jobs;
     this.incomplete = true;
     const typed = this.text.slice(start, this.offset).toLowerCase();
-    const matching = jobs.filter((job) => holdsInOrder(job.id.toLowerCase(), typed));
+    // Nothing typed yet (just after `needs: [`): every job matches, whatever its case.
+    const lower = (job: JobSpec): string => (typed === '' ? job.id : job.id.toLowerCase());
+    const matching = typed === '' ? jobs : jobs.filter((job) => holdsInOrder(lower(job), typed));
     if (matching.length <= MAX_JOB_ITEMS) return matching;
     const rank = (job: JobSpec): number => {
-      const id = job.id.toLowerCase();
+      const id = lower(job);
       return id === typed ? 0 : 1 + (preferred.has(job.id) ? 0 : 2) + (id.startsWith(typed) ? 0 : 1);
     };
     const distance = (job: JobSpec): number => Math.abs(job.idRange.start - this.offset);
@@ -526,7 +528,7 @@ export function describeHost(host: ContextHost): string {
  * of a list). Undefined where nothing completes (a comment, a block scalar, a plain value's
  * continuation line).
  */
-function placeAt(text: string, offset: number, itemsAreMappings: (path: PathSegment[]) => boolean): Place | undefined {
+function placeAt(text: string, lines: LineIndex, offset: number, itemsAreMappings: (path: PathSegment[]) => boolean): Place | undefined {
   const lineStart = text.lastIndexOf('\n', offset - 1) + 1;
   const prefix = text.slice(lineStart, offset);
   const open = prefix.lastIndexOf('${{');
@@ -543,14 +545,14 @@ function placeAt(text: string, offset: number, itemsAreMappings: (path: PathSegm
   let inItem = false;
   const dash = /^-(\s+|$)/.exec(rest);
   if (dash) {
-    const owner = listOwner(text, lineStart, indent);
+    const owner = listOwner(text, lines, lineStart, indent);
     if (!owner) return undefined;
     base = [...owner, -1];
     inItem = true;
     rest = rest.slice(dash[0].length);
     restAt += dash[0].length;
   } else {
-    base = enclosingKeys(text, lineStart, indent);
+    base = enclosingKeys(text, lines, lineStart, indent);
     if (!base) return undefined;
   }
   const scan = scanLine(rest);
@@ -656,14 +658,21 @@ function unquote(key: string): string {
 const BLOCK_KEY = /^("[^"]*"|'[^']*'|[^\s#'"-][^#]*?|-[^\s#][^#]*?)\s*:(\s+#.*)?$/;
 
 /**
- * The line just above the one that starts at `end`: completion walks up line by line from the
- * cursor, cutting a line's text out only when it needs it (a workflow may have many thousand lines).
+ * The line from `start` to `end` (the start of the next one): completion walks up line by line
+ * from the cursor, cutting a line's text out only when it needs it (a workflow may have many
+ * thousand lines).
  */
-function lineAbove(text: string, end: number): LineAbove {
-  const start = end >= 2 ? text.lastIndexOf('\n', end - 2) + 1 : 0;
+function lineAbove(text: string, start: number, end: number): LineAbove {
   let content = start;
   while (content < end - 1 && isWhitespace(text.charCodeAt(content))) content++;
   return { start, indent: content - start, content, end: end - 1 };
+}
+
+/** Whether the line from `start` to its break at `end` holds only blanks in its first `width` characters (it is blank or indented at least that much). */
+function blankFor(text: string, start: number, end: number, width: number): boolean {
+  const limit = Math.min(start + width, end);
+  for (let at = start; at < limit; at++) if (!isWhitespace(text.charCodeAt(at))) return false;
+  return true;
 }
 
 interface LineAbove {
@@ -696,12 +705,16 @@ function isBlankOrComment(text: string, line: LineAbove): boolean {
  * that opens a block. Undefined when that line opens none (the cursor is in a block scalar, or
  * continues a value).
  */
-function enclosingKeys(text: string, before: number, column: number): string[] | undefined {
+function enclosingKeys(text: string, lines: LineIndex, before: number, column: number): string[] | undefined {
   const keys: string[] = [];
   let depth = column;
-  for (let end = before; end > 0 && depth > 0; ) {
-    const line = lineAbove(text, end);
-    end = line.start;
+  for (let number = lines.position(before).line - 1; number >= 0 && depth > 0; number--) {
+    const start = lines.lineStart(number);
+    const end = lines.lineStart(number + 1);
+    // Most lines above are deeper than the block looked for (the other jobs of a workflow): skipped
+    // from their first characters, without cutting anything out.
+    if (blankFor(text, start, end - 1, depth)) continue;
+    const line = lineAbove(text, start, end);
     if (isBlankOrComment(text, line)) continue;
     if (text.startsWith('---', line.content) || text.startsWith('...', line.content)) break;
     if (line.indent >= depth) continue;
@@ -714,17 +727,19 @@ function enclosingKeys(text: string, before: number, column: number): string[] |
 }
 
 /** The path of the block list whose item starts with a dash at `column` on the line that starts at `before`. */
-function listOwner(text: string, before: number, column: number): string[] | undefined {
-  for (let end = before; end > 0; ) {
-    const line = lineAbove(text, end);
-    end = line.start;
+function listOwner(text: string, lines: LineIndex, before: number, column: number): string[] | undefined {
+  for (let number = lines.position(before).line - 1; number >= 0; number--) {
+    const start = lines.lineStart(number);
+    const end = lines.lineStart(number + 1);
+    if (blankFor(text, start, end - 1, column + 1)) continue;
+    const line = lineAbove(text, start, end);
     if (isBlankOrComment(text, line)) continue;
     if (line.indent > column) continue;
     const content = contentOf(text, line);
     if (line.indent === column && /^-(\s|$)/.test(content)) continue;
     const match = BLOCK_KEY.exec(content.trimEnd());
     if (!match) return undefined;
-    const parents = enclosingKeys(text, line.start, line.indent);
+    const parents = enclosingKeys(text, lines, line.start, line.indent);
     return parents && [...parents, unquote(match[1]!.trim())];
   }
   return undefined;

@@ -181,6 +181,18 @@ export function enumValues(schema: JsonSchema): { value: unknown; description?: 
  * given) and, for an enum, each value with what it means.
  */
 export function describeSchema(schema: JsonSchema, key?: string): string {
+  // The schema is fixed, so each text is written once: completion lists a dozen keys per request.
+  let byKey = descriptions.get(schema);
+  if (!byKey) descriptions.set(schema, (byKey = new Map()));
+  let text = byKey.get(key);
+  if (text === undefined) byKey.set(key, (text = writeDescription(schema, key)));
+  return text;
+}
+
+/** describeSchema's texts, by schema object and key (a schema merged for one request is simply dropped with it). */
+const descriptions = new WeakMap<JsonSchema, Map<string | undefined, string>>();
+
+function writeDescription(schema: JsonSchema, key: string | undefined): string {
   const resolved = resolveSchema(schema);
   const parts: string[] = [];
   if (resolved.description) parts.push(resolved.description);

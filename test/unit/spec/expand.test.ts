@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { analyzeSpec, expandSpec, ExpansionError, type SpecModel } from '../../../common/spec';
+import fc from 'fast-check';
+import { analyzeSpec, expandSpec, ExpansionError, substituteExpressions, type SpecModel } from '../../../common/spec';
 import { lines } from '../../support/marked';
 
 function model(text: string): SpecModel {
@@ -10,6 +11,23 @@ function model(text: string): SpecModel {
 }
 
 describe('spec expansion', () => {
+  it('substitutes ${{ }} expressions exactly where the regular expression for them finds them', () => {
+    const PATH = /^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*$/;
+    const resolve = (path: string[]): string | undefined => (path[0] === 'params' && path[1] !== 'unknown' ? `<${path.join('/')}>` : undefined);
+    const byPattern = (template: string): string =>
+      template.replace(/\$\{\{\s*([^}]*?)\s*\}\}/g, (whole, inner: string) => (PATH.test(inner) ? (resolve(inner.split('.')) ?? whole) : whole));
+    const pieces = ['${{', '}}', '}', '{', '$', ' ', '\n', '\t', 'params', '.', 'lr', 'unknown', 'jobs', 'x', '-', '\u00a0'];
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...pieces), { maxLength: 24 }), (parts) => {
+        const template = parts.join('');
+        assert.equal(substituteExpressions(template, resolve), byPattern(template), JSON.stringify(template));
+      }),
+      { numRuns: 3000 },
+    );
+    assert.equal(substituteExpressions('a ${{ params.lr }} b ${{params.x}}', resolve), 'a <params/lr> b <params/x>');
+    assert.equal(substituteExpressions('${{ a } b }} ${{ params.lr }}', resolve), '${{ a } b }} <params/lr>');
+  });
+
   it('expands a grid to the cartesian product, first parameter slowest', () => {
     const runs = expandSpec(
       model(lines('name: s', 'run: python t.py --lr ${{ params.lr }} --seed ${{ params.seed }}', 'sweep:', '  max_parallel: 2', '  parameters:', '    lr: [1.0e-3, 3.0e-4]', '    seed: { range: [0, 3] }')),

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { checkCron, formatSize, gpuTypeMatches, parseDuration, parseGpuRequest, parseSize, type Parsed } from '../../../common/spec';
+import { Cron } from 'croner';
+import { checkCron, formatSize, gpuTypeMatches, isDailyTime, parseDuration, parseGpuRequest, parseSize, type Parsed } from '../../../common/spec';
 
 function value<T>(result: Parsed<T>): T {
   assert.ok(result.ok, result.ok ? '' : result.message);
@@ -66,6 +67,21 @@ describe('units', () => {
     assert.match(failure(checkCron('0 2 * *')), /has 5 fields .* has 4/);
     assert.match(failure(checkCron('0 0 31 2 *')), /never fires/);
     assert.match(failure(checkCron(5)), /cron expression in quotes/);
+  });
+
+  it('passes without croner only the daily times croner accepts and fires for', () => {
+    let taken = 0;
+    for (const minute of ['*', '0', '7', '30', '59', '60', '00', '07', '5a', '-1']) {
+      for (const hour of ['*', '0', '9', '23', '24', '02', '1.5']) {
+        const fields = [minute, hour, '*', '*', '*'];
+        if (!isDailyTime(fields)) continue;
+        taken++;
+        assert.notEqual(new Cron(fields.join(' '), { paused: true }).nextRun(), null, fields.join(' '));
+      }
+    }
+    assert.equal(taken, 5 * 4);
+    assert.ok(!isDailyTime(['0', '2', '1', '*', '*']));
+    assert.ok(!isDailyTime(['0', '2', '*', '*', '*', '*']));
   });
 
   it('formats sizes for people', () => {
