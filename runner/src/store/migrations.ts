@@ -1,3 +1,5 @@
+import { METRIC_TIERS_MIGRATION } from './metric-tiers';
+
 /**
  * Versioned schema migrations, applied in order inside one transaction each. Never edit a
  * released step: add a new one. `PRAGMA user_version` records how many have run.
@@ -115,4 +117,6 @@ export const MIGRATIONS: readonly string[] = [
     last_submission_id INTEGER
   );
   `,
+  // Metrics pre-aggregated in tiers of buckets, so a chart of a long run reads a few thousand rows.
+  METRIC_TIERS_MIGRATION,
 ];
