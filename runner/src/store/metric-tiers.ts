@@ -18,7 +18,7 @@ import type { MetricAxis, MetricPointView, MetricsParams } from '../../../common
  * are among them, so the range's lowest, highest, first and last points survive. A range with
  * few points reads them all, straight from the metrics table by row ranges.
  */
-export const TIER_SIZES: readonly number[] = [16, 256, 4096];
+export const TIER_SIZES: readonly number[] = [64, 1024, 16_384];
 const FAN_OUT = 16;
 const TOP = TIER_SIZES.length - 1;
 const CORNERS = ['first', 'last', 'low', 'high'] as const;
@@ -115,7 +115,22 @@ export function xOf(point: SeriesPoint, axis: MetricAxis): number {
 
 /** The tiers of one store's metrics, read and written inside its transactions (it keeps no state of its own). */
 export class MetricTiers {
+  /** Prepared once (preparing costs more than running): by SQL text. */
+  private readonly statements = new Map<string, Statement>();
+
   constructor(private readonly db: Database) {}
+
+  /** Finalizes the prepared statements (before the database closes). */
+  close(): void {
+    for (const statement of this.statements.values()) statement.finalize();
+    this.statements.clear();
+  }
+
+  private prepare(sql: string): Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) this.statements.set(sql, (statement = this.db.prepare(sql)));
+    return statement;
+  }
 
   /** Adds points just inserted into the metrics table (with their rowids, in the order inserted) to every tier. */
   add(points: readonly { jobId: number; name: string; step: number | null; value: number; at: number }[], rowids: readonly number[]): void {
@@ -126,7 +141,7 @@ export class MetricTiers {
       if (!indices) bySeries.set(key, (indices = []));
       indices.push(index);
     }
-    const upsert = this.db.prepare(
+    const upsert = this.prepare(
       `INSERT INTO metric_tiers (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
        ON CONFLICT (job_id, tier, name, bucket) DO UPDATE SET
          count = count + excluded.count, last_rowid = excluded.last_rowid,
@@ -135,8 +150,7 @@ export class MetricTiers {
          ${['seq', 'step', 'value', 'at'].map((column) => `low_${column} = CASE WHEN excluded.low_value < low_value THEN excluded.low_${column} ELSE low_${column} END`).join(', ')},
          ${['seq', 'step', 'value', 'at'].map((column) => `high_${column} = CASE WHEN excluded.high_value > high_value THEN excluded.high_${column} ELSE high_${column} END`).join(', ')}`,
     );
-    try {
-      for (const indices of bySeries.values()) {
+    for (const indices of bySeries.values()) {
         const { jobId, name } = points[indices[0]!]!;
         let seq = this.count(jobId, name);
         const open: (Bucket | undefined)[] = TIER_SIZES.map(() => undefined);
@@ -156,15 +170,13 @@ export class MetricTiers {
           seq++;
         }
         open.forEach((bucket, tier) => write(upsert, jobId, name, tier, bucket!));
-      }
-    } finally {
-      upsert.finalize();
     }
   }
 
   /** How many points a series holds. */
   count(jobId: number, name: string): number {
-    const row = this.db.get('SELECT bucket, count FROM metric_tiers WHERE job_id = ? AND tier = ? AND name = ? ORDER BY bucket DESC LIMIT 1', [jobId, TOP, name]) as Row | null;
+    // `all`, not `get`: a cached statement must run to its end, or it holds the database open for reading.
+    const [row] = this.prepare('SELECT bucket, count FROM metric_tiers WHERE job_id = ? AND tier = ? AND name = ? ORDER BY bucket DESC LIMIT 1').all([jobId, TOP, name]) as Row[];
     return row ? Number(row['bucket']) * TIER_SIZES[TOP]! + Number(row['count']) : 0;
   }
 
@@ -185,8 +197,8 @@ export class MetricTiers {
    * are few, else a sample of the finest detail the chart can use (see the module comment).
    */
   window(jobId: number, name: string, range: MetricsParams['range'], maxPoints: number): SeriesWindow {
-    // Two candidates per bucket at least (a bucket gives up to four): enough for LTTB to choose from.
-    const enough = Math.ceil(maxPoints / 2);
+    // A bucket gives up to four candidates: a quarter as many buckets as points fills the chart.
+    const enough = Math.ceil(maxPoints / 4);
     let spans: [number, number][] = [[0, Number.MAX_SAFE_INTEGER]];
     for (let tier = TOP; ; tier--) {
       const buckets = this.buckets(jobId, name, tier, spans, range);
@@ -207,20 +219,16 @@ export class MetricTiers {
   private buckets(jobId: number, name: string, tier: number, spans: readonly [number, number][], range: MetricsParams['range']): FoundBucket[] {
     const [minColumn, maxColumn] = X_COLUMNS[range?.axis ?? 'step'];
     const overlaps = range ? ` AND ${maxColumn} >= ? AND ${minColumn} <= ?` : '';
-    const statement = this.db.prepare(
+    const statement = this.prepare(
       `SELECT bucket, count, first_rowid, last_rowid, ${minColumn} AS lo, ${maxColumn} AS hi, ${CORNER_COLUMNS.join(', ')}
        FROM metric_tiers WHERE job_id = ? AND tier = ? AND name = ? AND bucket BETWEEN ? AND ?${overlaps} ORDER BY bucket`,
     );
-    try {
-      const found: FoundBucket[] = [];
-      for (const [from, to] of spans) {
-        const rows = statement.all([jobId, tier, name, from, to, ...(range ? [range.min, range.max] : [])]) as Row[];
-        for (const row of rows) found.push(bucketFromRow(row));
-      }
-      return found;
-    } finally {
-      statement.finalize();
+    const found: FoundBucket[] = [];
+    for (const [from, to] of spans) {
+      const rows = statement.all([jobId, tier, name, from, to, ...(range ? [range.min, range.max] : [])]) as Row[];
+      for (const row of rows) found.push(bucketFromRow(row));
     }
+    return found;
   }
 
   /**
@@ -253,23 +261,19 @@ export class MetricTiers {
   private points(jobId: number, name: string, tier: number, buckets: readonly FoundBucket[], range: MetricsParams['range']): SeriesPoint[] {
     const size = TIER_SIZES[tier]!;
     const axis = range?.axis ?? 'step';
-    const statement = this.db.prepare('SELECT step, value, at FROM metrics INDEXED BY metrics_by_job WHERE job_id = ? AND name = ? AND rowid BETWEEN ? AND ? ORDER BY rowid');
-    try {
-      const points: SeriesPoint[] = [];
-      for (let start = 0; start < buckets.length; ) {
-        let end = start;
-        while (end + 1 < buckets.length && buckets[end + 1]!.bucket === buckets[end]!.bucket + 1) end++;
-        let seq = buckets[start]!.bucket * size;
-        for (const row of statement.all([jobId, name, buckets[start]!.firstRowid, buckets[end]!.lastRowid]) as Row[]) {
-          const point: SeriesPoint = { seq: seq++, step: row['step'] === null ? null : Number(row['step']), value: Number(row['value']), at: Number(row['at']) };
-          if (!range || (xOf(point, axis) >= range.min && xOf(point, axis) <= range.max)) points.push(point);
-        }
-        start = end + 1;
+    const statement = this.prepare('SELECT step, value, at FROM metrics INDEXED BY metrics_by_job WHERE job_id = ? AND name = ? AND rowid BETWEEN ? AND ? ORDER BY rowid');
+    const points: SeriesPoint[] = [];
+    for (let start = 0; start < buckets.length; ) {
+      let end = start;
+      while (end + 1 < buckets.length && buckets[end + 1]!.bucket === buckets[end]!.bucket + 1) end++;
+      let seq = buckets[start]!.bucket * size;
+      for (const row of statement.all([jobId, name, buckets[start]!.firstRowid, buckets[end]!.lastRowid]) as Row[]) {
+        const point: SeriesPoint = { seq: seq++, step: row['step'] === null ? null : Number(row['step']), value: Number(row['value']), at: Number(row['at']) };
+        if (!range || (xOf(point, axis) >= range.min && xOf(point, axis) <= range.max)) points.push(point);
       }
-      return points;
-    } finally {
-      statement.finalize();
+      start = end + 1;
     }
+    return points;
   }
 }
 

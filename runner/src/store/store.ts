@@ -163,6 +163,7 @@ export class Store {
 
   close(): void {
     if (this.db.isOpen) {
+      this.tiers.close();
       // Closing checkpoints the log into the database file and deletes it: with SQLite's syncs.
       this.db.exec('PRAGMA synchronous = FULL');
       this.db.close();
