@@ -180,6 +180,12 @@ describe('metric tiers', () => {
         ),
         { numRuns: 150 },
       );
+      // Ranges that end just inside and just outside the buckets' edges, on every tier.
+      for (const size of TIER_SIZES) {
+        for (const [min, max] of [[size - 1, 3 * size], [size, 3 * size - 1], [size + 1, 3 * size - 2]] as const) {
+          for (const maxPoints of [4, 40, 2000]) checkRead(store, stored, 7, 'ascending', { range: { axis: 'step', min, max }, maxPoints });
+        }
+      }
       // The reads a dashboard makes: the whole run, then zoomed in on 1%.
       checkRead(store, stored, 7, 'ascending', { maxPoints: 2000 });
       checkRead(store, stored, 7, 'ascending', { range: { axis: 'step', min: 35_000, max: 35_699 }, maxPoints: 2000 });
