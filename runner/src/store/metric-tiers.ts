@@ -117,6 +117,11 @@ export function xOf(point: SeriesPoint, axis: MetricAxis): number {
 export class MetricTiers {
   /** Prepared once (preparing costs more than running): by SQL text. */
   private readonly statements = new Map<string, Statement>();
+  /**
+   * Points per series (by job and name) as of the last commit or later, so a batch need not ask;
+   * forgotten when a transaction rolls back (`forget`), and read again.
+   */
+  private readonly counts = new Map<string, number>();
 
   constructor(private readonly db: Database) {}
 
@@ -150,26 +155,28 @@ export class MetricTiers {
          ${['seq', 'step', 'value', 'at'].map((column) => `low_${column} = CASE WHEN excluded.low_value < low_value THEN excluded.low_${column} ELSE low_${column} END`).join(', ')},
          ${['seq', 'step', 'value', 'at'].map((column) => `high_${column} = CASE WHEN excluded.high_value > high_value THEN excluded.high_${column} ELSE high_${column} END`).join(', ')}`,
     );
-    for (const indices of bySeries.values()) {
-        const { jobId, name } = points[indices[0]!]!;
-        let seq = this.count(jobId, name);
-        const open: (Bucket | undefined)[] = TIER_SIZES.map(() => undefined);
-        for (const index of indices) {
-          const { step, value, at } = points[index]!;
-          const point: SeriesPoint = { seq, step, value, at };
-          for (let tier = 0; tier <= TOP; tier++) {
-            const bucket = Math.floor(seq / TIER_SIZES[tier]!);
-            let current = open[tier];
-            if (current && current.bucket !== bucket) {
-              write(upsert, jobId, name, tier, current);
-              current = undefined;
-            }
-            if (!current) open[tier] = startBucket(bucket, rowids[index]!, point);
-            else extendBucket(current, rowids[index]!, point);
+    if (this.counts.size > 100_000) this.counts.clear();
+    for (const [key, indices] of bySeries) {
+      const { jobId, name } = points[indices[0]!]!;
+      let seq = this.counts.get(key) ?? this.count(jobId, name);
+      const open: (Bucket | undefined)[] = TIER_SIZES.map(() => undefined);
+      for (const index of indices) {
+        const { step, value, at } = points[index]!;
+        const point: SeriesPoint = { seq, step, value, at };
+        for (let tier = 0; tier <= TOP; tier++) {
+          const bucket = Math.floor(seq / TIER_SIZES[tier]!);
+          let current = open[tier];
+          if (current && current.bucket !== bucket) {
+            write(upsert, jobId, name, tier, current);
+            current = undefined;
           }
-          seq++;
+          if (!current) open[tier] = startBucket(bucket, rowids[index]!, point);
+          else extendBucket(current, rowids[index]!, point);
         }
-        open.forEach((bucket, tier) => write(upsert, jobId, name, tier, bucket!));
+        seq++;
+      }
+      open.forEach((bucket, tier) => write(upsert, jobId, name, tier, bucket!));
+      this.counts.set(key, seq);
     }
   }
 
@@ -187,8 +194,14 @@ export class MetricTiers {
     return rows.map((row) => String(row['name']));
   }
 
+  /** Forgets what it remembers of the database (after a rollback). */
+  forget(): void {
+    this.counts.clear();
+  }
+
   /** Forgets a run's tiers (its points are being deleted). */
   delete(jobId: number): void {
+    this.forget();
     this.db.run('DELETE FROM metric_tiers WHERE job_id = ?', [jobId]);
   }
 

@@ -1,6 +1,6 @@
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Database, type SQLiteValue } from 'node-sqlite3-wasm';
+import { Database, type SQLiteValue, type Statement } from 'node-sqlite3-wasm';
 import { FINAL_STATES, type AttemptOutcome, type HostView, type JobState, type MetricSeries, type MetricsParams, type RunRecord, type SubmitParams } from '../../../common/protocol';
 import type { RunPlan } from '../../../common/spec';
 import type { GpuUse } from '../scheduler/fair-share';
@@ -104,6 +104,8 @@ const JOB_COLUMNS = `jobs.id, jobs.submission_id, jobs.key, jobs.state, jobs.pri
 export class Store {
   private readonly plans = new Map<number, RunPlan>();
   private readonly tiers: MetricTiers;
+  /** Prepared once: a run may report points many times a second. */
+  private insertMetric: Statement | undefined;
   /** The write-ahead log, opened once it exists (the first commit creates it). */
   private wal: number | undefined;
   private syncing: Promise<void> | undefined;
@@ -163,6 +165,8 @@ export class Store {
 
   close(): void {
     if (this.db.isOpen) {
+      this.insertMetric?.finalize();
+      this.insertMetric = undefined;
       this.tiers.close();
       // Closing checkpoints the log into the database file and deletes it: with SQLite's syncs.
       this.db.exec('PRAGMA synchronous = FULL');
@@ -189,6 +193,7 @@ export class Store {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       // Rolled-back jobs' ids are given out again: their plans must not outlive them.
       this.plans.clear();
+      this.tiers.forget();
       throw this.explain(error);
     }
     const wal = this.openWal();
@@ -265,6 +270,7 @@ export class Store {
       return result;
     } catch (error) {
       this.plans.clear();
+      this.tiers.forget();
       if (!this.db.inTransaction) throw this.explain(error, true);
       this.db.exec('ROLLBACK TO work');
       this.db.exec('RELEASE work');
@@ -472,13 +478,8 @@ export class Store {
   /** Records points, and adds them to the metrics' tiers in the same transaction. */
   addMetrics(points: readonly MetricRow[]): void {
     if (points.length === 0) return;
-    const statement = this.db.prepare('INSERT INTO metrics (job_id, attempt, name, step, value, at) VALUES (?, ?, ?, ?, ?, ?)');
-    const rowids: number[] = [];
-    try {
-      for (const point of points) rowids.push(Number(statement.run([point.jobId, point.attempt, point.name, point.step, point.value, point.at]).lastInsertRowid));
-    } finally {
-      statement.finalize();
-    }
+    this.insertMetric ??= this.db.prepare('INSERT INTO metrics (job_id, attempt, name, step, value, at) VALUES (?, ?, ?, ?, ?, ?)');
+    const rowids = points.map((point) => Number(this.insertMetric!.run([point.jobId, point.attempt, point.name, point.step, point.value, point.at]).lastInsertRowid));
     this.tiers.add(points, rowids);
   }
 

@@ -215,7 +215,7 @@ describe('metric tiers', () => {
   });
 
   it('forgets a deleted run\'s tiers with its points, and rolls them back with a failed transaction', () => {
-    const store = Store.open(file);
+    let store = Store.open(file);
     try {
       write(store, [series(4, 'loss', 3000, 'ascending', 1)], [500]);
       assert.throws(() => store.transaction(() => {
@@ -223,6 +223,12 @@ describe('metric tiers', () => {
         throw new Error('the commit fails');
       }));
       assert.equal(readMetrics(store, 4, { maxPoints: 100 })[0]!.total, 3000);
+      // Points after the rollback go on from the 3,000th, in their buckets.
+      const points = series(4, 'loss', 3100, 'ascending', 1);
+      store.transaction(() => store.addMetrics(points.slice(3000)));
+      store.close();
+      assert.deepEqual(storedTiers(file), expectedTiers(points.map((point, seq) => ({ ...point, rowid: seq + 1, seq }))));
+      store = Store.open(file);
       store.transaction(() => store.deleteJob(4));
       assert.deepEqual(readMetrics(store, 4, { maxPoints: 100 }), []);
       assert.deepEqual(store.metricNames(4), []);
