@@ -28,6 +28,15 @@ const COLUMNS = ['job_id', 'tier', 'name', 'bucket', 'count', 'first_rowid', 'la
 /** The bucket columns holding a bucket's lowest and highest x on each axis (x on the step axis is the step, or seq for a point without one). */
 const X_COLUMNS: Record<MetricAxis, [string, string]> = { step: ['min_x', 'max_x'], time: ['min_at', 'max_at'] };
 
+/** Adds a batch's share of a bucket to its row: the first of its points stay, the rest merge. */
+const UPSERT = `INSERT INTO metric_tiers (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
+  ON CONFLICT (job_id, tier, name, bucket) DO UPDATE SET
+    count = count + excluded.count, last_rowid = excluded.last_rowid,
+    min_x = min(min_x, excluded.min_x), max_x = max(max_x, excluded.max_x), min_at = min(min_at, excluded.min_at), max_at = max(max_at, excluded.max_at),
+    ${['seq', 'step', 'value', 'at'].map((column) => `last_${column} = excluded.last_${column}`).join(', ')},
+    ${['seq', 'step', 'value', 'at'].map((column) => `low_${column} = CASE WHEN excluded.low_value < low_value THEN excluded.low_${column} ELSE low_${column} END`).join(', ')},
+    ${['seq', 'step', 'value', 'at'].map((column) => `high_${column} = CASE WHEN excluded.high_value > high_value THEN excluded.high_${column} ELSE high_${column} END`).join(', ')}`;
+
 /**
  * The table, and the tiers of the points already stored (a migration: the bucket statistics of
  * each tier in one pass of window functions over the metrics table). Part of a released
@@ -146,15 +155,7 @@ export class MetricTiers {
       if (!indices) bySeries.set(key, (indices = []));
       indices.push(index);
     }
-    const upsert = this.prepare(
-      `INSERT INTO metric_tiers (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
-       ON CONFLICT (job_id, tier, name, bucket) DO UPDATE SET
-         count = count + excluded.count, last_rowid = excluded.last_rowid,
-         min_x = min(min_x, excluded.min_x), max_x = max(max_x, excluded.max_x), min_at = min(min_at, excluded.min_at), max_at = max(max_at, excluded.max_at),
-         ${['seq', 'step', 'value', 'at'].map((column) => `last_${column} = excluded.last_${column}`).join(', ')},
-         ${['seq', 'step', 'value', 'at'].map((column) => `low_${column} = CASE WHEN excluded.low_value < low_value THEN excluded.low_${column} ELSE low_${column} END`).join(', ')},
-         ${['seq', 'step', 'value', 'at'].map((column) => `high_${column} = CASE WHEN excluded.high_value > high_value THEN excluded.high_${column} ELSE high_${column} END`).join(', ')}`,
-    );
+    const upsert = this.prepare(UPSERT);
     if (this.counts.size > 100_000) this.counts.clear();
     for (const [key, indices] of bySeries) {
       const { jobId, name } = points[indices[0]!]!;
