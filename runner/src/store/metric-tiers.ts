@@ -38,47 +38,46 @@ const UPSERT = `INSERT INTO metric_tiers (${COLUMNS.join(', ')}) VALUES (${COLUM
     ${['seq', 'step', 'value', 'at'].map((column) => `high_${column} = CASE WHEN excluded.high_value > high_value THEN excluded.high_${column} ELSE high_${column} END`).join(', ')}`;
 
 /**
- * The table, and the tiers of the points already stored (a migration: the bucket statistics of
- * each tier in one pass of window functions over the metrics table). Part of a released
- * migration: change it only by adding a new one.
+ * The migration that adds the tiers: the table, then the tiers of the points already stored,
+ * built as new points build them (the points read in each series' order, a chunk at a time).
  */
-export const METRIC_TIERS_MIGRATION = `
-  CREATE TABLE metric_tiers (
-    job_id INTEGER NOT NULL,
-    tier INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    bucket INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    first_rowid INTEGER NOT NULL,
-    last_rowid INTEGER NOT NULL,
-    min_x REAL NOT NULL,
-    max_x REAL NOT NULL,
-    min_at INTEGER NOT NULL,
-    max_at INTEGER NOT NULL,
-    ${CORNERS.map((corner) => `${corner}_seq INTEGER NOT NULL, ${corner}_step INTEGER, ${corner}_value REAL NOT NULL, ${corner}_at INTEGER NOT NULL`).join(',\n    ')},
-    PRIMARY KEY (job_id, tier, name, bucket)
-  ) WITHOUT ROWID;
-  ${TIER_SIZES.map((size, tier) => buildTierSql(tier, size)).join('\n')}
-`;
-
-function buildTierSql(tier: number, size: number): string {
-  const bucket = `PARTITION BY job_id, name, seq / ${size}`;
-  const at = (rank: string) => ['seq', 'step', 'value', 'at'].map((column) => `max(CASE WHEN ${rank} = 1 THEN ${column} END)`).join(', ');
-  return `
-  WITH numbered AS (
-    SELECT rowid AS id, job_id, name, step, value, at, row_number() OVER (PARTITION BY job_id, name ORDER BY rowid) - 1 AS seq FROM metrics
-  ), ranked AS (
-    SELECT *, seq / ${size} AS bucket,
-      row_number() OVER (${bucket} ORDER BY seq) AS from_start,
-      row_number() OVER (${bucket} ORDER BY seq DESC) AS from_end,
-      row_number() OVER (${bucket} ORDER BY value, seq) AS lowest,
-      row_number() OVER (${bucket} ORDER BY value DESC, seq) AS highest
-    FROM numbered
-  )
-  INSERT INTO metric_tiers (${COLUMNS.join(', ')})
-  SELECT job_id, ${tier}, name, bucket, count(*), min(id), max(id), min(coalesce(step, seq)), max(coalesce(step, seq)), min(at), max(at),
-    ${at('from_start')}, ${at('from_end')}, ${at('lowest')}, ${at('highest')}
-  FROM ranked GROUP BY job_id, name, bucket;`;
+export function addMetricTiers(db: Database): void {
+  db.exec(`
+    CREATE TABLE metric_tiers (
+      job_id INTEGER NOT NULL,
+      tier INTEGER NOT NULL,
+      name TEXT NOT NULL,
+      bucket INTEGER NOT NULL,
+      count INTEGER NOT NULL,
+      first_rowid INTEGER NOT NULL,
+      last_rowid INTEGER NOT NULL,
+      min_x REAL NOT NULL,
+      max_x REAL NOT NULL,
+      min_at INTEGER NOT NULL,
+      max_at INTEGER NOT NULL,
+      ${CORNERS.map((corner) => `${corner}_seq INTEGER NOT NULL, ${corner}_step INTEGER, ${corner}_value REAL NOT NULL, ${corner}_at INTEGER NOT NULL`).join(',\n      ')},
+      PRIMARY KEY (job_id, tier, name, bucket)
+    ) WITHOUT ROWID;
+  `);
+  const tiers = new MetricTiers(db);
+  const read = db.prepare('SELECT rowid, job_id, name, step, value, at FROM metrics INDEXED BY metrics_by_job ORDER BY job_id, name, rowid');
+  try {
+    let points: { jobId: number; name: string; step: number | null; value: number; at: number }[] = [];
+    let rowids: number[] = [];
+    for (const row of read.iterate() as Iterable<Row>) {
+      points.push({ jobId: Number(row['job_id']), name: String(row['name']), step: row['step'] === null ? null : Number(row['step']), value: Number(row['value']), at: Number(row['at']) });
+      rowids.push(Number(row['rowid']));
+      if (points.length === 10_000) {
+        tiers.add(points, rowids);
+        points = [];
+        rowids = [];
+      }
+    }
+    tiers.add(points, rowids);
+  } finally {
+    read.finalize();
+    tiers.close();
+  }
 }
 
 /** A stored point with its place in its series. */
@@ -148,6 +147,7 @@ export class MetricTiers {
 
   /** Adds points just inserted into the metrics table (with their rowids, in the order inserted) to every tier. */
   add(points: readonly { jobId: number; name: string; step: number | null; value: number; at: number }[], rowids: readonly number[]): void {
+    if (points.length === 0) return;
     const bySeries = new Map<string, number[]>();
     for (let index = 0; index < points.length; index++) {
       const key = `${points[index]!.jobId}\u0000${points[index]!.name}`;

@@ -157,7 +157,9 @@ export class Store {
     }
     for (let step = version; step < MIGRATIONS.length; step++) {
       this.transaction(() => {
-        this.db.exec(MIGRATIONS[step]!);
+        const migration = MIGRATIONS[step]!;
+        if (typeof migration === 'string') this.db.exec(migration);
+        else migration(this.db);
         this.db.exec(`PRAGMA user_version = ${step + 1}`);
       });
     }
