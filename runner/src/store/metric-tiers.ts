@@ -15,8 +15,9 @@ import type { MetricAxis, MetricPointView, MetricsParams } from '../../../common
  * A read picks the coarsest tier with enough buckets in the range for the chart, takes those four
  * points from each bucket wholly inside the range and the points themselves from the buckets it
  * cuts (through the finer tiers), then thins those candidates with LTTB: every bucket's extremes
- * are among them, so the range's lowest, highest, first and last points survive. A range with
- * few points reads them all, straight from the metrics table by row ranges.
+ * are among them, so the range's lowest and highest points survive, and its first and last where
+ * x grows as points arrive (steps, times). A range with few points reads them all, straight from
+ * the metrics table by row ranges.
  */
 export const TIER_SIZES: readonly number[] = [64, 1024, 16_384];
 const FAN_OUT = 16;
