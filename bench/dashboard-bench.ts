@@ -1,27 +1,33 @@
 /**
  * Dashboard benchmark: the built webview bundle (dist/webviews) in headless Chromium, fed the
- * messages the extension sends (test/support/dashboard-page.ts), with the daemon's share timed
- * in Node on a real state file (node-sqlite3-wasm, as the daemon uses it).
+ * messages the extension sends (test/support/dashboard-page.ts), with the points asked of a real
+ * daemon (dist/daemon.js) over its socket, as the extension asks them (`drover/metrics`), from a
+ * state file holding every point.
  *
- * 1. 1 run × 1,000,000 points (one metric): the daemon reads the series and thins it to 2,000
- *    points with LTTB, the page draws it; against sending all 1,000,000 points to the page.
- * 2. 200 runs × 10,000 points (two metrics each): the daemon thins each series; the page draws the
- *    table of 200 runs with the newest 10 overlaid (its default), and with all 200 selected.
+ * 1. 1 run × 1,000,000 points (one metric): the daemon's answer at 2,000 points, the page draws
+ *    it; against sending all 1,000,000 points to the page; and a 1% zoom asked again.
+ * 2. 200 runs × 10,000 points (two metrics each): the daemon's answers for 200 runs at the
+ *    snapshot's budget; the page draws the table of 200 runs with the newest 10 overlaid (its
+ *    default), and with all 200 selected.
  * 3. Streaming: 20 charts (metrics) of one run, 100 new points per second into each, batched every
  *    100 ms as the extension does: frame intervals while it streams.
  *
- * Time to first render: from posting the snapshot to the page's render report plus the task
- * after it (uPlot draws synchronously; the browser paints next). Memory: the page's JS heap after
+ * Daemon answer: from sending the request(s) to the parsed answer at the client (the daemon's
+ * read, its thinning, the JSON both ways), median of 5 after a warm-up. Time to first render:
+ * from posting the snapshot to the page's render report plus the task after it (uPlot draws
+ * synchronously; the browser paints next). Memory: the page's JS heap after
  * a forced garbage collection, less the heap before the snapshot. Run: npm run bench, or
  * `npx tsc -b && npx webpack --mode production && node out/bench/dashboard-bench.js`.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Browser } from 'playwright-core';
-import { snapshotPointBudget, toColumns, type DashboardSnapshot, type MetricPointView, type SeriesColumns } from '../common/protocol';
-import { downsampleSeries, readMetrics } from '../runner/src/metrics/lttb';
-import { Store } from '../runner/src/store/store';
+import type { DaemonClient } from '../common/node/daemon-client';
+import { snapshotPointBudget, type DashboardSnapshot, type JobView, type MetricsParams, type SeriesColumns } from '../common/protocol';
+import type { RunPlan } from '../common/spec';
+import { readSeries } from '../extension/src/dashboard/dashboard-data';
+import { Store, type MetricRow } from '../runner/src/store/store';
+import { DaemonHarness } from '../test/support/daemon-harness';
 import { curve, experimentSnapshot, sweepRun } from '../test/support/dashboard-fixtures';
 import { dashboardPageUnavailable, DashboardPage, launchChromium } from '../test/support/dashboard-page';
 import { check, latency, ms, progress, table } from './report';
@@ -69,35 +75,47 @@ async function render(browser: Browser, snapshot: DashboardSnapshot, state?: unk
   }
 }
 
-/** The daemon's share: read `points` rows of one metric from a real state file and thin them. */
-function daemonSide(points: number, runs: number, maxPoints: number): { readMs: number; lttbMs: number; series: { name: string; points: MetricPointView[]; total: number }[] } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-dashboard-bench-'));
-  const store = Store.open(path.join(dir, 'state.db'));
+/** The run of a million points; runs 1 to 200 are the sweep. */
+const MILLION_RUN = 201;
+const T0 = 1_700_000_000_000;
+
+function millionPoint(step: number): MetricRow {
+  return { jobId: MILLION_RUN, attempt: 1, name: 'loss', step, value: 2 * Math.exp(-step / 250_000) + 0.1 * Math.sin(step / 7) + (step === 610_000 ? 3 : 0), at: T0 + step * 50 };
+}
+
+/** Fills a Drover home's state file as a daemon would have left it: finished runs with their points. */
+function seedHome(home: string, sweep: readonly JobView[]): void {
+  const store = Store.open(path.join(home, 'drover.db'));
   try {
-    for (let run = 1; run <= runs; run++) {
-      store.transaction(() =>
-        store.addMetrics(Array.from({ length: points }, (_, step) => ({ jobId: run, attempt: 1, name: 'loss', step, value: 2 * Math.exp(-step / (points / 4)) + 0.1 * Math.sin(step / 7) + (step === Math.floor(points * 0.61) ? 3 : 0), at: 1_700_000_000_000 + step * 50 }))),
-      );
-    }
-    // The daemon's drover/metrics with a point budget (readMetrics), its two steps timed apart.
-    let readMs = 0;
-    let lttbMs = 0;
-    const out = [];
-    for (let run = 1; run <= runs; run++) {
-      const started = performance.now();
-      const [series] = store.metrics(run);
-      const read = performance.now();
-      out.push(downsampleSeries(series!, undefined, maxPoints));
-      lttbMs += performance.now() - read;
-      readMs += read - started;
-    }
-    const [asAnswered] = readMetrics(store, 1, { maxPoints });
-    check(JSON.stringify(asAnswered) === JSON.stringify(out[0]), 'the timed steps answer as drover/metrics does');
-    return { readMs, lttbMs, series: out };
+    const plan: RunPlan = { key: 'train', job: 'train', params: {}, command: 'true', workdir: home, env: {}, resources: { gpus: { count: 0 } }, retries: 0, priority: 0, needs: [] };
+    store.transaction(() => {
+      const submission = store.insertSubmission('lr-sweep', 'bench', { specText: '', overrides: {}, workdir: home, env: {} }, T0);
+      for (let id = 1; id <= MILLION_RUN; id++) check(store.insertJob({ submissionId: submission, plan: { ...plan, key: `train[${id}]` }, state: 'succeeded', needs: [] }, T0) === id, 'job ids from 1');
+    });
+    const rows = (series: SeriesColumns): MetricRow[] => series.value.map((value, index) => ({ jobId: series.jobId, attempt: 1, name: series.name, step: series.step[index]!, value, at: series.at[index]! }));
+    for (const run of sweep) store.transaction(() => store.addMetrics([...rows(curve(run, 'loss', 10_000)), ...rows(curve(run, 'acc', 10_000))]), { deferred: true });
+    for (let from = 0; from < 1_000_000; from += 10_000) store.transaction(() => store.addMetrics(Array.from({ length: 10_000 }, (_, index) => millionPoint(from + index))), { deferred: true });
   } finally {
     store.close();
-    fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The median ms of `reps` calls of `ask` after a warm-up, with the last answer. */
+async function answered<T>(ask: () => Promise<T>, reps = 5): Promise<{ ms: number; answer: T }> {
+  let answer = await ask();
+  const samples: number[] = [];
+  for (let rep = 0; rep < reps; rep++) {
+    const started = performance.now();
+    answer = await ask();
+    samples.push(performance.now() - started);
+  }
+  return { ms: samples.sort((a, b) => a - b)[Math.floor(reps / 2)]!, answer };
+}
+
+/** One run's `drover/metrics` answer as the charts take it. */
+async function runSeries(client: DaemonClient, params: MetricsParams): Promise<SeriesColumns[]> {
+  const answer = await client.request('drover/metrics', params);
+  return answer.map((series) => ({ jobId: params.id, name: series.name, step: series.points.map((point) => point.step), at: series.points.map((point) => point.at), value: series.points.map((point) => point.value), total: series.total }));
 }
 
 async function main(): Promise<void> {
@@ -109,59 +127,68 @@ async function main(): Promise<void> {
   console.log(`# Dashboard benchmark (headless Chromium, ${os.availableParallelism()} CPUs)\n`);
   const browser = await launchChromium();
   try {
-    // 1. One run, a million points.
-    progress('1 run × 1,000,000 points: the daemon side');
-    const million = daemonSide(1_000_000, 1, snapshotPointBudget(1));
-    const thinned = million.series[0]!;
-    check(thinned.points.length <= MAX_POINTS && thinned.total === 1_000_000, `LTTB kept ${thinned.points.length} of ${thinned.total}`);
-    check(thinned.points.some((point) => point.value > 2.5), 'the spike survives the thinning');
-    const job = sweepRun(1);
-    const snapshotOf = (series: SeriesColumns[]): DashboardSnapshot => ({ target: { kind: 'run', jobId: 1 }, title: 'one run', jobs: [job], details: [], series, maxPoints: MAX_POINTS });
-    progress('1 run × 1,000,000 points: the page');
-    const drover = await render(browser, snapshotOf([toColumns(1, 'loss', thinned.points, thinned.total)]));
-    const rawColumns: SeriesColumns = { jobId: 1, name: 'loss', step: [], at: [], value: [], total: 1_000_000 };
-    for (let step = 0; step < 1_000_000; step++) {
-      rawColumns.step.push(step);
-      rawColumns.at.push(1_700_000_000_000 + step * 50);
-      rawColumns.value.push(2 * Math.exp(-step / 250_000) + 0.1 * Math.sin(step / 7));
-    }
-    const raw = await render(browser, snapshotOf([rawColumns]));
-    console.log('## 1 run × 1,000,000 points (one metric)\n');
-    console.log(
-      table(
-        ['contender', 'daemon read ms', 'LTTB ms', 'points sent', 'first render ms', 'page heap MiB'],
-        [
-          ['Drover (the daemon thins to 2,000 with LTTB)', ms(million.readMs), ms(million.lttbMs), String(drover.points), ms(drover.ms), drover.heapMiB.toFixed(1)],
-          ['all points to the page (no downsampling)', ms(million.readMs), '-', String(raw.points), ms(raw.ms), raw.heapMiB.toFixed(1)],
-        ],
-      ),
-    );
-    console.log(`ratio: first render ${(raw.ms / drover.ms).toFixed(1)}× faster, heap ${(raw.heapMiB / Math.max(0.1, drover.heapMiB)).toFixed(1)}× smaller with the daemon's downsampling\n`);
-
-    // 2. Two hundred runs of ten thousand points.
-    progress('200 runs × 10,000 points: the daemon side');
-    const many = daemonSide(10_000, 200, snapshotPointBudget(200));
     const sweep = experimentSnapshot(200, 10_000, MAX_POINTS);
-    // What the extension sends: each series thinned by the daemon to the snapshot's budget for 200 runs (loss as read from the store, acc alike).
-    sweep.series = sweep.jobs.flatMap((run, index) => {
-      const loss = many.series[index]!;
-      const acc = curve(run, 'acc', 10_000);
-      const accThinned = downsampleSeries({ name: 'acc', points: acc.value.map((value, step) => ({ step, value, at: acc.at[step]! })), total: 10_000 }, undefined, snapshotPointBudget(200));
-      return [toColumns(run.id, 'loss', loss.points, loss.total), toColumns(run.id, 'acc', accThinned.points, accThinned.total)];
-    });
-    progress('200 runs × 10,000 points: the page');
-    const newest = await render(browser, sweep);
-    const everything = await render(browser, sweep, { target: sweep.target, ui: { selected: sweep.jobs.map((run) => run.id) } });
-    console.log('## 200 runs × 10,000 points (two metrics each)\n');
-    console.log(
-      table(
-        ['view', 'daemon read ms (200 runs)', 'LTTB ms (200 runs)', 'points drawn', 'first render ms', 'page heap MiB'],
-        [
-          ['table of 200, newest 10 overlaid (default)', ms(many.readMs), ms(many.lttbMs), String(newest.points), ms(newest.ms), newest.heapMiB.toFixed(1)],
-          ['table of 200, all 200 selected and overlaid', ms(many.readMs), ms(many.lttbMs), String(everything.points), ms(everything.ms), everything.heapMiB.toFixed(1)],
-        ],
-      ),
-    );
+    progress('the state file: 200 runs × 10,000 points × 2 metrics, 1 run × 1,000,000 points');
+    const harness = new DaemonHarness();
+    try {
+      seedHome(harness.home, sweep.jobs);
+      const client = await harness.client();
+      try {
+        // 1. One run, a million points: the whole run, a 1% zoom, and every point.
+        progress('1 run × 1,000,000 points: the daemon');
+        const whole = await answered(() => runSeries(client, { id: MILLION_RUN, maxPoints: snapshotPointBudget(1) }));
+        const thinned = whole.answer[0]!;
+        check(thinned.value.length <= MAX_POINTS && thinned.total === 1_000_000, `the daemon sent ${thinned.value.length} of ${thinned.total}`);
+        check(thinned.value.some((value) => value > 2.5), 'the spike survives the thinning');
+        const zoom = await answered(() => runSeries(client, { id: MILLION_RUN, range: { axis: 'step', min: 500_000, max: 509_999 }, maxPoints: MAX_POINTS }));
+        const zoomed = zoom.answer[0]!;
+        check(zoomed.total === 10_000 && zoomed.value.length <= MAX_POINTS && zoomed.step.every((step) => step !== null && step >= 500_000 && step <= 509_999), `the zoom sent ${zoomed.value.length} of ${zoomed.total}, in range`);
+        const all = await answered(() => runSeries(client, { id: MILLION_RUN }), 1);
+        check(all.answer[0]!.value.length === 1_000_000, 'every point sent');
+        const job = sweepRun(MILLION_RUN);
+        const snapshotOf = (series: SeriesColumns[]): DashboardSnapshot => ({ target: { kind: 'run', jobId: MILLION_RUN }, title: 'one run', jobs: [job], details: [], series, maxPoints: MAX_POINTS });
+        progress('1 run × 1,000,000 points: the page');
+        const drover = await render(browser, snapshotOf(whole.answer));
+        const raw = await render(browser, snapshotOf(all.answer));
+        console.log('## 1 run × 1,000,000 points (one metric)\n');
+        console.log(
+          table(
+            ['contender', 'daemon answer ms', 'points sent', 'first render ms', 'answer + render ms', 'page heap MiB'],
+            [
+              ['Drover (the daemon thins to 2,000)', ms(whole.ms), String(drover.points), ms(drover.ms), ms(whole.ms + drover.ms), drover.heapMiB.toFixed(1)],
+              ['Drover, 1% zoom asked again (steps 500,000–509,999)', ms(zoom.ms), String(zoomed.value.length), '-', '-', '-'],
+              ['all points to the page (no downsampling)', ms(all.ms), String(raw.points), ms(raw.ms), ms(all.ms + raw.ms), raw.heapMiB.toFixed(1)],
+            ],
+          ),
+        );
+        console.log(`ratio: answer + first render ${((all.ms + raw.ms) / (whole.ms + drover.ms)).toFixed(1)}× faster, heap ${(raw.heapMiB / Math.max(0.1, drover.heapMiB)).toFixed(1)}× smaller with the daemon's downsampling\n`);
+
+        // 2. Two hundred runs of ten thousand points, asked as the extension asks (readSeries).
+        progress('200 runs × 10,000 points: the daemon');
+        const budget = snapshotPointBudget(200);
+        const many = await answered(() => readSeries(client, sweep.jobs.map((run) => run.id), { maxPoints: budget }));
+        check(many.answer.length === 400 && many.answer.every((series) => series.total === 10_000 && series.value.length <= budget), 'every run\'s two series, thinned to the budget');
+        sweep.series = many.answer;
+        const sent = many.answer.reduce((sum, series) => sum + series.value.length, 0);
+        progress('200 runs × 10,000 points: the page');
+        const newest = await render(browser, sweep);
+        const everything = await render(browser, sweep, { target: sweep.target, ui: { selected: sweep.jobs.map((run) => run.id) } });
+        console.log('## 200 runs × 10,000 points (two metrics each)\n');
+        console.log(
+          table(
+            ['view', 'daemon answers ms (200 runs)', 'points sent', 'points drawn', 'first render ms', 'answers + render ms', 'page heap MiB'],
+            [
+              ['table of 200, newest 10 overlaid (default)', ms(many.ms), String(sent), String(newest.points), ms(newest.ms), ms(many.ms + newest.ms), newest.heapMiB.toFixed(1)],
+              ['table of 200, all 200 selected and overlaid', ms(many.ms), String(sent), String(everything.points), ms(everything.ms), ms(many.ms + everything.ms), everything.heapMiB.toFixed(1)],
+            ],
+          ),
+        );
+      } finally {
+        client.close();
+      }
+    } finally {
+      await harness.dispose();
+    }
 
     // 3. Streaming into 20 charts.
     progress('streaming 100 points/s into 20 charts');

@@ -1,14 +1,22 @@
-import type { MetricPointView, MetricSeries, MetricsParams } from '../../../common/protocol';
+import type { MetricAxis, MetricPointView, MetricSeries, MetricsParams } from '../../../common/protocol';
+import { xOf, type SeriesPoint } from '../store/metric-tiers';
 import type { Store } from '../store/store';
 
 /**
  * A run's metrics as `drover/metrics` answers them: as stored, or cut to a range and thinned to
- * `maxPoints` per series.
+ * `maxPoints` per series. With `maxPoints`, a series is read through the store's tiers: a long
+ * one as a sample that holds every part's extremes (see MetricTiers), thinned from there.
  */
 export function readMetrics(store: Store, jobId: number, options: Omit<MetricsParams, 'id'>): MetricSeries[] {
-  const series = store.metrics(jobId, options.names);
-  if (!options.range && options.maxPoints === undefined) return series;
-  return series.map((entry) => downsampleSeries(entry, options.range, options.maxPoints));
+  const { range, maxPoints } = options;
+  if (maxPoints === undefined) {
+    const series = store.metrics(jobId, options.names);
+    return range ? series.map((entry) => downsampleSeries(entry, range, undefined)) : series;
+  }
+  return store.metricNames(jobId, options.names).map((name) => {
+    const window = store.metricWindow(jobId, name, range, maxPoints);
+    return { name, points: thin(window.points, range?.axis ?? 'step', maxPoints, window.every), total: window.total };
+  });
 }
 
 /** `threshold` of 4 or more: room for the first, last, lowest and highest points. */
@@ -68,24 +76,26 @@ export function lttbIndices(x: ArrayLike<number>, y: ArrayLike<number>, threshol
  */
 export function downsampleSeries(series: MetricSeries, range: MetricsParams['range'], maxPoints: number | undefined): MetricSeries {
   const axis = range?.axis ?? 'step';
-  const xOf = (point: MetricPointView, index: number) => (axis === 'time' ? point.at : (point.step ?? index));
-  const inRange = range ? series.points.filter((point, index) => xOf(point, index) >= range.min && xOf(point, index) <= range.max) : series.points;
-  if (maxPoints === undefined || inRange.length <= maxPoints) return { name: series.name, points: inRange, total: inRange.length };
-  let ordered = inRange;
-  let x = new Float64Array(ordered.length);
-  let sorted = true;
-  for (let index = 0; index < ordered.length; index++) {
-    x[index] = xOf(ordered[index]!, index);
-    if (index > 0 && x[index]! < x[index - 1]!) sorted = false;
-  }
+  const points = series.points.map((point, seq): SeriesPoint => ({ ...point, seq }));
+  const inRange = range ? points.filter((point) => xOf(point, axis) >= range.min && xOf(point, axis) <= range.max) : points;
+  return { name: series.name, points: thin(inRange, axis, maxPoints ?? inRange.length, true), total: inRange.length };
+}
+
+/**
+ * Points (in the order reported) thinned to `maxPoints` by LTTB on `axis`, in x order. When they
+ * are `every` point of the range and no more than `maxPoints`, all of them as they are.
+ */
+function thin(points: readonly SeriesPoint[], axis: MetricAxis, maxPoints: number, every: boolean): MetricPointView[] {
+  const view = ({ step, value, at }: SeriesPoint): MetricPointView => ({ step, value, at });
+  if (every && points.length <= maxPoints) return points.map(view);
+  let ordered = points;
+  let x = Float64Array.from(points, (point) => xOf(point, axis));
   // Reported steps can go back (a resumed run): LTTB needs x in order.
-  if (!sorted) {
+  if (x.some((value, index) => index > 0 && value < x[index - 1]!)) {
     const order = Array.from(x.keys()).sort((a, b) => x[a]! - x[b]!);
-    ordered = order.map((index) => inRange[index]!);
+    ordered = order.map((index) => points[index]!);
     x = Float64Array.from(order, (index) => x[index]!);
   }
-  const y = new Float64Array(ordered.length);
-  for (let index = 0; index < ordered.length; index++) y[index] = ordered[index]!.value;
-  const kept = lttbIndices(x, y, maxPoints);
-  return { name: series.name, points: kept.map((index) => ordered[index]!), total: inRange.length };
+  const y = Float64Array.from(ordered, (point) => point.value);
+  return lttbIndices(x, y, maxPoints).map((index) => view(ordered[index]!));
 }

@@ -1,8 +1,14 @@
+import type { Database } from 'node-sqlite3-wasm';
+import { addMetricTiers } from './metric-tiers';
+
+/** SQL, or (for work SQL alone does slowly) a function of the database, run in the step's transaction. */
+export type Migration = string | ((db: Database) => void);
+
 /**
  * Versioned schema migrations, applied in order inside one transaction each. Never edit a
  * released step: add a new one. `PRAGMA user_version` records how many have run.
  */
-export const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly Migration[] = [
   `
   CREATE TABLE submissions (
     id INTEGER PRIMARY KEY,
@@ -115,4 +121,6 @@ export const MIGRATIONS: readonly string[] = [
     last_submission_id INTEGER
   );
   `,
+  // Metrics pre-aggregated in tiers of buckets, so a chart of a long run reads a few thousand rows.
+  addMetricTiers,
 ];

@@ -1,9 +1,10 @@
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Database, type SQLiteValue } from 'node-sqlite3-wasm';
-import { FINAL_STATES, type AttemptOutcome, type HostView, type JobState, type MetricSeries, type RunRecord, type SubmitParams } from '../../../common/protocol';
+import { Database, type SQLiteValue, type Statement } from 'node-sqlite3-wasm';
+import { FINAL_STATES, type AttemptOutcome, type HostView, type JobState, type MetricSeries, type MetricsParams, type RunRecord, type SubmitParams } from '../../../common/protocol';
 import type { RunPlan } from '../../../common/spec';
 import type { GpuUse } from '../scheduler/fair-share';
+import { MetricTiers, type SeriesWindow } from './metric-tiers';
 import { MIGRATIONS } from './migrations';
 
 /** A state file that cannot be used, with what to do about it. Nothing is changed when it is thrown. */
@@ -102,6 +103,9 @@ const JOB_COLUMNS = `jobs.id, jobs.submission_id, jobs.key, jobs.state, jobs.pri
  */
 export class Store {
   private readonly plans = new Map<number, RunPlan>();
+  private readonly tiers: MetricTiers;
+  /** Prepared once: a run may report points many times a second. */
+  private insertMetric: Statement | undefined;
   /** The write-ahead log, opened once it exists (the first commit creates it). */
   private wal: number | undefined;
   private syncing: Promise<void> | undefined;
@@ -111,7 +115,9 @@ export class Store {
   private constructor(
     private readonly db: Database,
     private readonly file: string,
-  ) {}
+  ) {
+    this.tiers = new MetricTiers(db);
+  }
 
   static open(file: string): Store {
     let db: Database;
@@ -151,7 +157,9 @@ export class Store {
     }
     for (let step = version; step < MIGRATIONS.length; step++) {
       this.transaction(() => {
-        this.db.exec(MIGRATIONS[step]!);
+        const migration = MIGRATIONS[step]!;
+        if (typeof migration === 'string') this.db.exec(migration);
+        else migration(this.db);
         this.db.exec(`PRAGMA user_version = ${step + 1}`);
       });
     }
@@ -159,6 +167,9 @@ export class Store {
 
   close(): void {
     if (this.db.isOpen) {
+      this.insertMetric?.finalize();
+      this.insertMetric = undefined;
+      this.tiers.close();
       // Closing checkpoints the log into the database file and deletes it: with SQLite's syncs.
       this.db.exec('PRAGMA synchronous = FULL');
       this.db.close();
@@ -184,6 +195,7 @@ export class Store {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       // Rolled-back jobs' ids are given out again: their plans must not outlive them.
       this.plans.clear();
+      this.tiers.forget();
       throw this.explain(error);
     }
     const wal = this.openWal();
@@ -260,6 +272,7 @@ export class Store {
       return result;
     } catch (error) {
       this.plans.clear();
+      this.tiers.forget();
       if (!this.db.inTransaction) throw this.explain(error, true);
       this.db.exec('ROLLBACK TO work');
       this.db.exec('RELEASE work');
@@ -384,6 +397,7 @@ export class Store {
   deleteJob(id: number): void {
     const submissionId = nullableNumber(this.db.get('SELECT submission_id FROM jobs WHERE id = ?', [id])?.['submission_id'] as SQLiteValue | undefined);
     for (const table of ['attempts', 'metrics', 'events']) this.db.run(`DELETE FROM ${table} WHERE job_id = ?`, [id]);
+    this.tiers.delete(id);
     this.db.run('DELETE FROM jobs WHERE id = ?', [id]);
     this.plans.delete(id);
     if (submissionId !== null && !this.db.get('SELECT 1 FROM jobs WHERE submission_id = ? LIMIT 1', [submissionId])) {
@@ -463,23 +477,28 @@ export class Store {
     }));
   }
 
+  /** Records points, and adds them to the metrics' tiers in the same transaction. */
   addMetrics(points: readonly MetricRow[]): void {
     if (points.length === 0) return;
-    const statement = this.db.prepare('INSERT INTO metrics (job_id, attempt, name, step, value, at) VALUES (?, ?, ?, ?, ?, ?)');
-    try {
-      for (const point of points) statement.run([point.jobId, point.attempt, point.name, point.step, point.value, point.at]);
-    } finally {
-      statement.finalize();
-    }
+    this.insertMetric ??= this.db.prepare('INSERT INTO metrics (job_id, attempt, name, step, value, at) VALUES (?, ?, ?, ?, ?, ?)');
+    const rowids = points.map((point) => Number(this.insertMetric!.run([point.jobId, point.attempt, point.name, point.step, point.value, point.at]).lastInsertRowid));
+    this.tiers.add(points, rowids);
+  }
+
+  /** A run's metric names in the order they first reported (the first is its key metric); only `names` when given. */
+  metricNames(jobId: number, names?: readonly string[]): string[] {
+    return this.tiers.names(jobId, names);
+  }
+
+  /** One metric's points within `range` for a chart of `maxPoints`: all of them, or a sample that keeps each part's extremes (see MetricTiers). */
+  metricWindow(jobId: number, name: string, range: MetricsParams['range'], maxPoints: number): SeriesWindow {
+    return this.tiers.window(jobId, name, range, maxPoints);
   }
 
   /** The run's metrics, in the order they were reported; only `names` when given. */
   metrics(jobId: number, names?: readonly string[]): MetricSeries[] {
-    // The series in the order they first reported (the first is a run's key metric).
-    const only = names?.length ? ` AND name IN (${names.map(() => '?').join(', ')})` : '';
-    const wanted = (this.db.all(`SELECT name, min(rowid) AS first FROM metrics WHERE job_id = ?${only} GROUP BY name ORDER BY first`, [jobId, ...(names ?? [])]) as Row[]).map((row) => String(row['name']));
     const series: MetricSeries[] = [];
-    for (const name of wanted) {
+    for (const name of this.metricNames(jobId, names)) {
       // In the index's order (job, name, rowid), which is the order the points came in, attempt by
       // attempt: no sort, and no name copied per row.
       const rows = this.db.all('SELECT step, value, at FROM metrics INDEXED BY metrics_by_job WHERE job_id = ? AND name = ? ORDER BY rowid', [jobId, name]) as Row[];
