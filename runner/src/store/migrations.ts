@@ -115,4 +115,16 @@ export const MIGRATIONS: readonly string[] = [
     last_submission_id INTEGER
   );
   `,
+  // GPU utilization and memory over time, one row per GPU per host probe (see gpu-samples.ts).
+  // Keyed for the reads: one GPU's samples in a time range, and pruning a GPU's oldest.
+  `
+  CREATE TABLE gpu_samples (
+    host TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    utilization INTEGER,
+    memory_used_bytes INTEGER NOT NULL,
+    PRIMARY KEY (host, idx, at)
+  ) WITHOUT ROWID;
+  `,
 ];
