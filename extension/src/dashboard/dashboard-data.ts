@@ -1,5 +1,5 @@
 import type { DaemonClient } from '../../../common/node/daemon-client';
-import { toColumns, type DashboardTarget, type GpuSamples, type JobView, type SeriesColumns, type XAxis } from '../../../common/protocol';
+import { toColumns, type DashboardTarget, type GpuSamples, type GpuSampleSeries, type HostView, type JobView, type SeriesColumns, type XAxis } from '../../../common/protocol';
 
 /** Points per series a zoomed chart asks for (the first snapshot's budget depends on the run count: snapshotPointBudget). */
 export const MAX_POINTS = 2000;
@@ -103,4 +103,19 @@ export async function readGpuSamples(client: DaemonClient, jobs: readonly JobVie
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The GPU timeline, live: each host update the daemon sends carries a probe, which is a sample
+ * of each of its GPUs (the daemon stored the same). Returns those newer than `sampledUpTo` (the
+ * newest sample the page has, per host), and moves it on.
+ */
+export function newSamples(hosts: Iterable<HostView>, sampledUpTo: Map<string, number>): GpuSampleSeries[] {
+  const series: GpuSampleSeries[] = [];
+  for (const host of hosts) {
+    if (!host.gpus.length || host.updatedAt <= (sampledUpTo.get(host.name) ?? -Infinity)) continue;
+    sampledUpTo.set(host.name, host.updatedAt);
+    for (const gpu of host.gpus) series.push({ host: host.name, gpu: gpu.index, at: [host.updatedAt], utilization: [gpu.utilizationPercent], memoryUsedBytes: [gpu.memoryUsedBytes], samples: [1], total: 1 });
+  }
+  return series;
 }

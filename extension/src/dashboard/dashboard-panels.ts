@@ -7,8 +7,6 @@ import {
   type DashboardState,
   type DashboardTarget,
   type FromWebviewMessage,
-  type GpuSampleSeries,
-  type HostView,
   type JobDetail,
   type JobView,
   type RenderReport,
@@ -19,7 +17,7 @@ import {
 } from '../../../common/protocol';
 import type { DroverContext } from '../context';
 import { Emitter } from '../events';
-import { MAX_POINTS, parseTarget, readGpuSamples, readSeries, targetIncludes, targetKey, targetTitle } from './dashboard-data';
+import { MAX_POINTS, newSamples, parseTarget, readGpuSamples, readSeries, targetIncludes, targetKey, targetTitle } from './dashboard-data';
 import { dashboardHtml, makeNonce } from './webview-html';
 
 /** How often live metric points are sent on to a panel, batched (a run may log thousands a second). */
@@ -235,18 +233,10 @@ class DashboardPanel {
     this.sendSamples();
   }
 
-  /**
-   * GPU timeline, live: each host update the daemon sends carries a probe, which is a sample of
-   * each of its GPUs (the daemon stored the same); those newer than what the page has are sent.
-   */
+  /** GPU timeline, live: the samples of the host probes since those the page has. */
   private sendSamples(): void {
     if (this.target.kind !== 'gpus' || !this.sampledUpTo || this.loading) return;
-    const series: GpuSampleSeries[] = [];
-    for (const host of this.ctx.store.hosts) {
-      if (!host.gpus.length || host.updatedAt <= (this.sampledUpTo.get(host.name) ?? -Infinity)) continue;
-      this.sampledUpTo.set(host.name, host.updatedAt);
-      series.push(...host.gpus.map((gpu) => sampleOf(host, gpu)));
-    }
+    const series = newSamples(this.ctx.store.hosts, this.sampledUpTo);
     if (series.length) this.post({ type: 'samples', series });
   }
 
@@ -329,8 +319,4 @@ class DashboardPanel {
         .catch(() => undefined);
     }, LOG_POLL_MS);
   }
-}
-
-function sampleOf(host: HostView, gpu: HostView['gpus'][number]): GpuSampleSeries {
-  return { host: host.name, gpu: gpu.index, at: [host.updatedAt], utilization: [gpu.utilizationPercent], memoryUsedBytes: [gpu.memoryUsedBytes], samples: [1], total: 1 };
 }
