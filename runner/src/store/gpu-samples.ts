@@ -27,9 +27,11 @@ export class GpuSamples {
     }
   }
 
-  /** Forgets every GPU's samples from before `keepSince`; how many went. */
+  /** Forgets every GPU's samples from before `keepSince`; how many went. GPU by GPU, so only what goes is read. */
   prune(keepSince: number): number {
-    return this.db.run('DELETE FROM gpu_samples WHERE at < ?', [keepSince]).changes;
+    let pruned = 0;
+    for (const { host, gpu } of this.sampledGpus(undefined)) pruned += this.db.run('DELETE FROM gpu_samples WHERE host = ? AND idx = ? AND at < ?', [host, gpu, keepSince]).changes;
+    return pruned;
   }
 
   /** Forgets a host's samples (it left the pool). */
