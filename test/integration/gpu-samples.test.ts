@@ -87,10 +87,12 @@ describe('GPU utilization samples', function () {
       const snapshot = (await readGpuSamples(client, [], Date.now()))!;
       assert.equal(snapshot.intervalMs, 200);
       const upTo = new Map(snapshot.series.map((entry) => [entry.host, entry.at.at(-1)!]));
-      const seen = hostEvents.length;
-      await waitFor('two more probes', () => hostEvents.length >= seen + 2);
-      const live = hostEvents.flatMap((host) => newSamples([host], upTo)).filter((sample) => sample.gpu === 0);
-      assert.ok(live.length >= 2);
+      const live: GpuSampleSeries[] = [];
+      let read = 0;
+      await waitFor('two probes after the snapshot', () => {
+        for (; read < hostEvents.length; read++) live.push(...newSamples([hostEvents[read]!], upTo).filter((sample) => sample.gpu === 0));
+        return live.length >= 2;
+      });
       const stored = (await client.request('drover/gpuSamples', { hosts: ['local'], from: snapshot.series[0]!.at.at(-1)! + 1, to: live.at(-1)!.at[0]! })).series[0]!;
       assert.deepEqual(live.map((sample) => [sample.at[0], sample.utilization[0], sample.memoryUsedBytes[0]]), stored.at.map((at, index) => [at, stored.utilization[index], stored.memoryUsedBytes[index]]));
     } finally {
