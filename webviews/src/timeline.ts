@@ -37,6 +37,7 @@ export function renderTimeline(jobs: Iterable<JobView>, now: number, utilization
   if (!lanes.size) return { element: h('p', { className: 'empty' }, utilization ? 'No run held a GPU yet, and no GPU utilization was sampled.' : 'No run of these held a GPU yet.'), samples: 0 };
   const span = Math.max(1, end - start);
   const tip = h('div', { className: 'util-tip', hidden: true, role: 'status' });
+  const cursor = h('span', { className: 'util-cursor', hidden: true });
   let drawn = 0;
   let thinned = false;
   const rows = [...lanes.entries()]
@@ -60,8 +61,8 @@ export function renderTimeline(jobs: Iterable<JobView>, now: number, utilization
           drawn += strip.points;
           thinned ||= series.samples.some((count) => count > 1);
           track.append(strip.element);
-          track.addEventListener('mousemove', (event) => showSample(tip, track, lane, series, start, span, strip.gapMs, event));
-          track.addEventListener('mouseleave', () => (tip.hidden = true));
+          track.addEventListener('mousemove', (event) => showSample({ tip, cursor }, track, lane, series, start, span, strip.gapMs, event));
+          track.addEventListener('mouseleave', () => (tip.hidden = cursor.hidden = true));
         } else track.append(h('span', { className: 'util-none' }, 'utilization not sampled'));
       }
       return h('div', { className: 'lane', dataset: { lane } }, h('span', { className: 'lane-name' }, lane), track);
@@ -141,16 +142,19 @@ function typicalStep(at: readonly number[], intervalMs: number): number {
   return Math.max(intervalMs, steps[Math.floor(steps.length / 2)] ?? 0);
 }
 
-/** The sample nearest the pointer, in the tip above the lane. */
-function showSample(tip: HTMLElement, track: HTMLElement, lane: string, series: GpuSampleSeries, start: number, span: number, gapMs: number, event: MouseEvent): void {
+/** The sample nearest the pointer: in words in the tip above the lane, and marked on it. */
+function showSample({ tip, cursor }: { tip: HTMLElement; cursor: HTMLElement }, track: HTMLElement, lane: string, series: GpuSampleSeries, start: number, span: number, gapMs: number, event: MouseEvent): void {
   const box = track.getBoundingClientRect();
   const time = start + ((event.clientX - box.left) / box.width) * span;
   const index = nearest(series.at, time);
   const value = series.utilization[index];
   if (value === null || value === undefined || Math.abs(series.at[index]! - time) > gapMs / 2) {
-    tip.hidden = true;
+    tip.hidden = cursor.hidden = true;
     return;
   }
+  if (cursor.parentElement !== track) track.append(cursor);
+  cursor.style.left = `${(((series.at[index]! - start) / span) * 100).toFixed(3)}%`;
+  cursor.hidden = false;
   const samples = series.samples[index]!;
   tip.textContent = `${lane} · ${new Date(series.at[index]!).toLocaleTimeString()}: ${Math.round(value)}% utilization, ${formatGib(series.memoryUsedBytes[index]!)} GiB used${samples > 1 ? ` (mean of ${samples} samples)` : ''}`;
   tip.hidden = false;
