@@ -215,6 +215,41 @@ export interface MetricsParams {
   maxPoints?: number;
 }
 
+/**
+ * One GPU's utilization over time, as the host probes sampled it, column by column. A thinned
+ * series (more samples in the range than `maxPoints`) cuts the range into equal spans and gives
+ * each span's mean: `samples` says how many probes each point stands for.
+ */
+export interface GpuSampleSeries {
+  host: string;
+  gpu: number;
+  at: number[];
+  /** Percent; null where the GPU did not report it (`[N/A]`). */
+  utilization: (number | null)[];
+  memoryUsedBytes: number[];
+  samples: number[];
+  /** Samples the daemon holds in the range (more than `at.length` when thinned). */
+  total: number;
+}
+
+export interface GpuSamplesParams {
+  /** Only samples taken in [from, to] (ms since the epoch); default: all that are kept. */
+  from?: number;
+  to?: number;
+  /** Only these hosts (default: all). */
+  hosts?: string[];
+  /** At most this many points per GPU (2 or more), each the mean of its span. Default: all. */
+  maxPoints?: number;
+}
+
+export interface GpuSamplesResult {
+  /** How often hosts are probed, hence sampled (ms). */
+  intervalMs: number;
+  /** How long samples are kept (ms). */
+  retentionMs: number;
+  series: GpuSampleSeries[];
+}
+
 export interface HandshakeParams {
   protocolVersion: number;
   client: string;
@@ -280,6 +315,8 @@ export interface DaemonRequests {
   /** A notebook run's cell events from `offset` (bytes) of an attempt's events (the last attempt by default). */
   'drover/cells': { params: { id: number; attempt?: number; offset?: number }; result: CellEventsChunk };
   'drover/hosts': { params: Record<string, never>; result: HostView[] };
+  /** GPU utilization and memory as the host probes sampled them (the GPU timeline). */
+  'drover/gpuSamples': { params: GpuSamplesParams; result: GpuSamplesResult };
   /** Adds an alias of the user's OpenSSH config to the pool (it is probed at once). */
   'drover/hosts/add': { params: { alias: string; slurm?: { via?: string; workdirRoot?: string } }; result: HostView };
   /** The sbatch scripts a submission to a SLURM cluster would hand over, without submitting anything ("Preview sbatch"). */

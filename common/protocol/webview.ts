@@ -3,7 +3,7 @@
  * message is declared once here, by its `type`, and both sides import the map. The webview asks
  * for a snapshot when it is ready; after that the extension sends only deltas.
  */
-import type { JobDetail, JobView } from './daemon';
+import type { GpuSampleSeries, JobDetail, JobView } from './daemon';
 
 /** What a dashboard panel shows; also what a restored panel reopens (kept in the webview's state). */
 export type DashboardTarget =
@@ -41,6 +41,15 @@ export interface DashboardSnapshot {
   logTail?: string;
   /** The most points per series the extension asks the daemon for. */
   maxPoints: number;
+  /** GPU timeline: each GPU's utilization over the timeline's window (thinned), and how often it is sampled. */
+  gpuSamples?: GpuSamples;
+}
+
+/** GPU utilization for the GPU timeline, as `drover/gpuSamples` answers it. */
+export interface GpuSamples {
+  /** How often the daemon probes (samples) hosts, in ms. */
+  intervalMs: number;
+  series: GpuSampleSeries[];
 }
 
 /** Extension → webview, by `type`. */
@@ -56,6 +65,8 @@ export interface ToWebview {
   series: { series: SeriesColumns[]; range: { axis: XAxis; min: number; max: number } | null };
   /** More of the run's output (run view); `reset` starts the tail afresh. */
   log: { data: string; reset: boolean };
+  /** New GPU utilization samples, appended to each GPU's (GPU timeline, live from the host probes). */
+  samples: { series: GpuSampleSeries[] };
 }
 
 export type RunAction = 'cancel' | 'rerun' | 'rerunWithParams' | 'openDiff' | 'openRun' | 'compare' | 'showLogs' | 'openRecord';
@@ -69,6 +80,8 @@ export interface RenderReport {
   charts: string[];
   /** Points drawn across all charts. */
   points: number;
+  /** GPU utilization points drawn on the timeline. */
+  samples: number;
 }
 
 /** Webview → extension, by `type`. */

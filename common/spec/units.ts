@@ -159,6 +159,12 @@ export function formatSize(bytes: number): string {
   return `${bytes} B`;
 }
 
+/** Bytes as GiB with at most one decimal: 17.0, 40, 0.5. */
+export function formatGib(bytes: number): string {
+  const gib = bytes / 2 ** 30;
+  return Number.isInteger(gib) ? String(gib) : gib.toFixed(1);
+}
+
 /** 42s, 3m04s, 1h02m, 2d03h: short enough for a table cell or a tree item's description. */
 export function formatElapsed(ms: number): string {
   const seconds = Math.max(0, Math.floor(ms / 1000));

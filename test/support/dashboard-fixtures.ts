@@ -1,4 +1,4 @@
-import type { DashboardSnapshot, JobDetail, JobView, SeriesColumns } from '../../common/protocol';
+import type { DashboardSnapshot, GpuSampleSeries, JobDetail, JobView, SeriesColumns } from '../../common/protocol';
 
 const T0 = Date.UTC(2026, 0, 5, 9, 0, 0);
 
@@ -74,4 +74,34 @@ export function experimentSnapshot(runs: number, points: number, maxPoints = 200
     series: jobs.flatMap((job) => [curve(job, 'loss', points), curve(job, 'acc', points)]),
     maxPoints,
   };
+}
+
+/** How often the GPU timeline fixture's hosts were probed. */
+export const SAMPLE_INTERVAL_MS = 15_000;
+
+/**
+ * The GPU timeline's first message: six sweep runs on two hosts and one more on a third host,
+ * with each sampled GPU's utilization every 15 s for 15 minutes: busy while a run held it, a
+ * foreign job on local GPU 1, and gpu-box-1 unreachable for two minutes. gpu-box-2 was never
+ * sampled.
+ */
+export function gpuTimelineSnapshot(): DashboardSnapshot {
+  const jobs = [...Array.from({ length: 6 }, (_, index) => sweepRun(index + 1)), sweepRun(7, { host: 'gpu-box-2', gpus: [0] })];
+  const lanes: [string, number][] = [['local', 0], ['local', 1], ['gpu-box-1', 1]];
+  const series = lanes.map(([host, gpu]) => {
+    const entry: GpuSampleSeries = { host, gpu, at: [], utilization: [], memoryUsedBytes: [], samples: [], total: 0 };
+    for (let at = T0; at <= T0 + 15 * 60_000; at += SAMPLE_INTERVAL_MS) {
+      if (host === 'gpu-box-1' && at > T0 + 8 * 60_000 && at < T0 + 10 * 60_000) continue;
+      const held = jobs.some((job) => job.host === host && job.gpus?.includes(gpu) && at >= job.startedAt! && at <= job.endedAt!);
+      const foreign = host === 'local' && gpu === 1 && at > T0 + 2 * 60_000 && at < T0 + 7 * 60_000;
+      const wobble = Math.sin(at / 40_000) * 12;
+      entry.at.push(at);
+      entry.utilization.push(held ? Math.round(80 + wobble) : foreign ? Math.round(40 + wobble / 2) : 2);
+      entry.memoryUsedBytes.push((held ? 30 : foreign ? 12 : 0.5) * 2 ** 30);
+      entry.samples.push(1);
+    }
+    entry.total = entry.at.length;
+    return entry;
+  });
+  return { target: { kind: 'gpus' }, title: 'GPU timeline', jobs, details: [], series: [], maxPoints: 2000, gpuSamples: { intervalMs: SAMPLE_INTERVAL_MS, series } };
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { Browser } from 'playwright-core';
 import type { DashboardState, FromWebviewMessage } from '../../common/protocol';
-import { curve, detailOf, experimentSnapshot, sweepRun } from '../support/dashboard-fixtures';
+import { curve, detailOf, experimentSnapshot, gpuTimelineSnapshot, SAMPLE_INTERVAL_MS, sweepRun } from '../support/dashboard-fixtures';
 import { waitFor } from '../support/daemon-harness';
 import { dashboardPageUnavailable, DashboardPage, launchChromium } from '../support/dashboard-page';
 
@@ -181,6 +181,59 @@ describe('dashboard webview (the built bundle in headless Chromium)', function (
     // Same lr, other seed; run 4 ran with uncommitted changes, on the other host and GPU.
     assert.deepEqual(differing, ['param seed', 'command', 'host / GPU', 'git commit', 'started', 'ended', 'env CUDA_VISIBLE_DEVICES']);
     await page.screenshot('dashboard-compare-light');
+  });
+
+  for (const theme of ['light', 'dark'] as const) {
+    it(`draws each GPU's sampled utilization under its run bars, with the value on hover, and takes new samples live (${theme})`, async () => {
+      page = await DashboardPage.open(browser, { theme });
+      const snapshot = gpuTimelineSnapshot();
+      const sampled = snapshot.gpuSamples!.series.reduce((sum, series) => sum + series.at.length, 0);
+      await page.send({ type: 'snapshot', ...snapshot });
+      await page.report('the timeline with its samples', (r) => r.runs === 7 && r.samples === sampled);
+      const lanes = page.page.locator('.timeline .lane[data-lane]');
+      // The runs' GPUs, and local GPU 1, which no run held but which was sampled (someone else's job).
+      assert.deepEqual(await lanes.evaluateAll((rows) => rows.map((row) => row.getAttribute('data-lane'))), ['gpu-box-1 · GPU 1', 'gpu-box-2 · GPU 0', 'local · GPU 0', 'local · GPU 1']);
+      assert.equal(await page.page.locator('.timeline svg.util').count(), 3);
+      assert.equal(await page.page.locator('.lane[data-lane="gpu-box-2 · GPU 0"] .util-none').textContent(), 'utilization not sampled');
+      assert.equal(await page.page.locator('.timeline .bar').count(), 7);
+      // gpu-box-1 was unreachable for two minutes: its line has a gap, the others are whole.
+      const pieces = async (lane: string) => ((await page!.page.locator(`.lane[data-lane="${lane}"] path.util-line`).getAttribute('d')) ?? '').split('M').length - 1;
+      assert.deepEqual([await pieces('gpu-box-1 · GPU 1'), await pieces('local · GPU 0')], [2, 1]);
+      assert.match((await page.page.locator('.util-legend').textContent()) ?? '', new RegExp(`GPU utilization .*sampled every ${SAMPLE_INTERVAL_MS / 1000}s\\.$`));
+      const busy = await page.page.locator('.lane[data-lane="local · GPU 0"] svg.util').getAttribute('aria-label');
+      assert.match(busy ?? '', /^local · GPU 0 utilization: mean \d+%, peak (8\d|9\d)%$/);
+      // Hover over run 2's bar (local GPU 0, busy): the sample there, in words.
+      const bar = (await page.page.locator('.bar[data-run="2"]').boundingBox())!;
+      await page.page.mouse.move(bar.x + bar.width / 2, bar.y + bar.height + 8);
+      const tip = page.page.locator('.util-tip');
+      await waitFor('the hover value', async () => await tip.isVisible());
+      assert.match((await tip.textContent()) ?? '', /^local · GPU 0 · .+: (6[89]|[7-9]\d)% utilization, 30 GiB used$/);
+      assert.deepEqual(await page.cspViolations(), []);
+      await page.screenshot(`gpu-timeline-${theme}`);
+      // Live: the next probe's samples (the extension turns host updates into these).
+      const last = snapshot.gpuSamples!.series[0]!.at.at(-1)!;
+      await page.send({ type: 'samples', series: [{ host: 'local', gpu: 0, at: [last + SAMPLE_INTERVAL_MS], utilization: [64], memoryUsedBytes: [2 ** 30], samples: [1], total: 1 }] });
+      await page.report('the new sample drawn', (r) => r.samples === sampled + 1);
+      // A sample the page holds already (sent twice) is drawn once.
+      const renders = ofType(await page.posted(), 'rendered').length;
+      await page.send({ type: 'samples', series: [{ host: 'local', gpu: 0, at: [last + SAMPLE_INTERVAL_MS], utilization: [64], memoryUsedBytes: [2 ** 30], samples: [1], total: 1 }] });
+      await waitFor('a render after the repeated sample', async () => ofType(await page!.posted(), 'rendered').length > renders);
+      assert.equal(ofType(await page.posted(), 'rendered').at(-1)!.samples, sampled + 1);
+    });
+  }
+
+  it('says when utilization is not sampled, and draws none on an experiment page', async () => {
+    page = await DashboardPage.open(browser, { theme: 'dark' });
+    const snapshot = gpuTimelineSnapshot();
+    await page.send({ type: 'snapshot', ...snapshot, gpuSamples: { intervalMs: SAMPLE_INTERVAL_MS, series: [] } });
+    await page.report('the timeline without samples', (r) => r.runs === 7);
+    assert.equal(await page.page.locator('.timeline .lane[data-lane]').count(), 3, 'a lane per GPU a run held');
+    assert.equal(await page.page.locator('.timeline .util-none').count(), 3);
+    assert.equal(await page.page.locator('.timeline svg.util').count(), 0);
+    assert.match((await page.page.locator('.util-legend').textContent()) ?? '', /^Utilization not sampled/);
+    await page.send({ type: 'snapshot', ...experimentSnapshot(3, 10) });
+    await page.report('the experiment', (r) => r.runs === 3 && r.samples === 0);
+    assert.equal(await page.page.locator('.timeline .util-none, .timeline .util-legend').count(), 0, 'the experiment page keeps its plain timeline');
   });
 });
 

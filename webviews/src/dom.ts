@@ -28,3 +28,11 @@ export function themeColor(variable: string, fallback: string): string {
   const value = getComputedStyle(document.body).getPropertyValue(variable).trim();
   return value || fallback;
 }
+
+/** Builds an SVG element with attributes (and text). */
+export function svg<K extends keyof SVGElementTagNameMap>(tag: K, attributes: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
+  const element = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
+  if (text !== undefined) element.textContent = text;
+  return element;
+}

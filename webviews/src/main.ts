@@ -44,6 +44,8 @@ const sections = {
 const table = new RunsTable(model, () => ui, (change) => changeUi(change));
 let frame: number | undefined;
 let lastTableDraw = 0;
+/** Utilization points the timeline drew last. */
+let timelineSamples = 0;
 /** The user changed a choice: everything is drawn again, but the page (and the focused control) stays. */
 let uiChanged = false;
 
@@ -99,7 +101,11 @@ function render(): void {
     sections.log.textContent = model.logTail || '(no output yet)';
     if (follow) sections.log.scrollTop = sections.log.scrollHeight;
   }
-  if ((kind === 'experiment' || kind === 'gpus') && (dirty.all || dirty.jobs)) sections.timeline.replaceChildren(h('h2', {}, 'GPU timeline'), renderTimeline(model.jobs.values(), now));
+  if ((kind === 'experiment' || kind === 'gpus') && (dirty.all || dirty.jobs || dirty.samples)) {
+    const timeline = renderTimeline(model.jobs.values(), now, model.utilization);
+    timelineSamples = timeline.samples;
+    sections.timeline.replaceChildren(h('h2', {}, 'GPU timeline'), timeline.element);
+  }
   if (dirty.all || dirty.jobs) drawHeader();
   post({
     type: 'rendered',
@@ -109,6 +115,7 @@ function render(): void {
     selected: ui.selected,
     charts: [...charts.keys()],
     points: [...charts.values()].reduce((sum, chart) => sum + chart.points, 0),
+    samples: timelineSamples,
   });
 }
 

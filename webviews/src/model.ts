@@ -1,4 +1,4 @@
-import type { DashboardSnapshot, DashboardTarget, DashboardUi, JobDetail, JobView, SeriesColumns, ToWebviewMessage } from '../../common/protocol';
+import type { DashboardSnapshot, DashboardTarget, DashboardUi, GpuSampleSeries, JobDetail, JobView, SeriesColumns, ToWebviewMessage } from '../../common/protocol';
 import type { ParamValue } from '../../common/spec';
 
 export const DEFAULT_UI: DashboardUi = {
@@ -26,6 +26,19 @@ export interface Dirty {
   /** Metric names with new points. */
   metrics: Set<string>;
   log: boolean;
+  /** GPU utilization samples came (GPU timeline). */
+  samples: boolean;
+}
+
+/** The GPU timeline's utilization: how often it is sampled, and each GPU's samples by lane. */
+export interface Utilization {
+  intervalMs: number;
+  series: Map<string, GpuSampleSeries>;
+}
+
+/** A GPU's lane on the timeline (and its samples' key). */
+export function laneKey(host: string, gpu: number): string {
+  return `${host} · GPU ${gpu}`;
 }
 
 /**
@@ -42,7 +55,9 @@ export class DashboardModel {
   /** Series at full detail for a zoomed chart's range (the daemon's answer to `range`). */
   readonly zoomed = new Map<string, SeriesColumns>();
   logTail = '';
-  dirty: Dirty = { all: true, jobs: true, metrics: new Set(), log: true };
+  /** Undefined where the panel has none (not a GPU timeline, or a daemon that does not sample). */
+  utilization: Utilization | undefined;
+  dirty: Dirty = { all: true, jobs: true, metrics: new Set(), log: true, samples: true };
 
   get loaded(): boolean {
     return this.target !== undefined;
@@ -78,6 +93,11 @@ export class DashboardModel {
           this.dirty.metrics.add(replacement.name);
         }
         break;
+      case 'samples':
+        if (!this.utilization) break;
+        for (const delta of message.series) this.appendSamples(delta);
+        this.dirty.samples = true;
+        break;
       case 'log': {
         // The tail only: a long-running job's output must not grow the page without end.
         const tail = message.reset ? message.data : this.logTail + message.data;
@@ -90,7 +110,7 @@ export class DashboardModel {
 
   takeDirty(): Dirty {
     const dirty = this.dirty;
-    this.dirty = { all: false, jobs: false, metrics: new Set(), log: false };
+    this.dirty = { all: false, jobs: false, metrics: new Set(), log: false, samples: false };
     return dirty;
   }
 
@@ -149,7 +169,27 @@ export class DashboardModel {
     }
     for (const series of snapshot.series) this.series.set(seriesKey(series.jobId, series.name), series);
     this.logTail = snapshot.logTail ?? '';
-    this.dirty = { all: true, jobs: true, metrics: new Set(), log: true };
+    this.utilization = snapshot.gpuSamples && { intervalMs: snapshot.gpuSamples.intervalMs, series: new Map(snapshot.gpuSamples.series.map((series) => [laneKey(series.host, series.gpu), series])) };
+    this.dirty = { all: true, jobs: true, metrics: new Set(), log: true, samples: true };
+  }
+
+  /** Live samples after the snapshot's (older ones, already held, are dropped). */
+  private appendSamples(delta: GpuSampleSeries): void {
+    const key = laneKey(delta.host, delta.gpu);
+    const series = this.utilization!.series.get(key);
+    if (!series) {
+      this.utilization!.series.set(key, { ...delta, at: [...delta.at], utilization: [...delta.utilization], memoryUsedBytes: [...delta.memoryUsedBytes], samples: [...delta.samples] });
+      return;
+    }
+    const last = series.at.at(-1) ?? -Infinity;
+    delta.at.forEach((at, index) => {
+      if (at <= last) return;
+      series.at.push(at);
+      series.utilization.push(delta.utilization[index] ?? null);
+      series.memoryUsedBytes.push(delta.memoryUsedBytes[index]!);
+      series.samples.push(delta.samples[index]!);
+      series.total += delta.samples[index]!;
+    });
   }
 
   private append(delta: SeriesColumns): void {

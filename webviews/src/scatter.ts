@@ -1,20 +1,12 @@
 import { formatMetricValue } from '../../common/spec';
 import { runColor } from './colors';
-import { h } from './dom';
+import { h, svg } from './dom';
 import { paramText, type DashboardModel } from './model';
 import { runLabel } from './runs-table';
 
-const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 520;
 const HEIGHT = 260;
 const PAD = { left: 64, right: 28, top: 12, bottom: 36 };
-
-function svg<K extends keyof SVGElementTagNameMap>(tag: K, attributes: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
-  const element = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
-  if (text !== undefined) element.textContent = text;
-  return element;
-}
 
 /**
  * A sweep at a glance: one dot per run, a parameter across, a metric's best value up. Numeric

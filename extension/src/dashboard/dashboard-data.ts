@@ -1,8 +1,13 @@
 import type { DaemonClient } from '../../../common/node/daemon-client';
-import { toColumns, type DashboardTarget, type JobView, type SeriesColumns, type XAxis } from '../../../common/protocol';
+import { toColumns, type DashboardTarget, type GpuSamples, type GpuSampleSeries, type HostView, type JobView, type SeriesColumns, type XAxis } from '../../../common/protocol';
 
 /** Points per series a zoomed chart asks for (the first snapshot's budget depends on the run count: snapshotPointBudget). */
 export const MAX_POINTS = 2000;
+
+/** Utilization points per GPU the GPU timeline asks for: about what its lanes have pixels for. */
+export const TIMELINE_POINTS = 600;
+/** What the GPU timeline shows before any run held a GPU. */
+const EMPTY_TIMELINE_MS = 60 * 60_000;
 
 export function targetKey(target: DashboardTarget): string {
   switch (target.kind) {
@@ -82,4 +87,35 @@ export async function readSeries(
     result.push(...batch.flat());
   }
   return result;
+}
+
+/**
+ * The GPU timeline's utilization: each GPU's samples from the first run's start (the last hour
+ * when no run held a GPU yet) to now, thinned by the daemon. Undefined from a daemon that does
+ * not sample (an older one): the page says utilization is not sampled.
+ */
+export async function readGpuSamples(client: DaemonClient, jobs: readonly JobView[], now: number): Promise<GpuSamples | undefined> {
+  const starts = jobs.flatMap((job) => (job.gpus?.length && job.startedAt !== undefined ? [job.startedAt] : []));
+  const from = starts.length ? Math.min(...starts) : now - EMPTY_TIMELINE_MS;
+  try {
+    const { intervalMs, series } = await client.request('drover/gpuSamples', { from, maxPoints: TIMELINE_POINTS });
+    return { intervalMs, series };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The GPU timeline, live: each host update the daemon sends carries a probe, which is a sample
+ * of each of its GPUs (the daemon stored the same). Returns those newer than `sampledUpTo` (the
+ * newest sample the page has, per host), and moves it on.
+ */
+export function newSamples(hosts: Iterable<HostView>, sampledUpTo: Map<string, number>): GpuSampleSeries[] {
+  const series: GpuSampleSeries[] = [];
+  for (const host of hosts) {
+    if (!host.gpus.length || host.updatedAt <= (sampledUpTo.get(host.name) ?? -Infinity)) continue;
+    sampledUpTo.set(host.name, host.updatedAt);
+    for (const gpu of host.gpus) series.push({ host: host.name, gpu: gpu.index, at: [host.updatedAt], utilization: [gpu.utilizationPercent], memoryUsedBytes: [gpu.memoryUsedBytes], samples: [1], total: 1 });
+  }
+  return series;
 }

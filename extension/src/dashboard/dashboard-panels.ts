@@ -17,7 +17,7 @@ import {
 } from '../../../common/protocol';
 import type { DroverContext } from '../context';
 import { Emitter } from '../events';
-import { MAX_POINTS, parseTarget, readSeries, targetIncludes, targetKey, targetTitle } from './dashboard-data';
+import { MAX_POINTS, newSamples, parseTarget, readGpuSamples, readSeries, targetIncludes, targetKey, targetTitle } from './dashboard-data';
 import { dashboardHtml, makeNonce } from './webview-html';
 
 /** How often live metric points are sent on to a panel, batched (a run may log thousands a second). */
@@ -109,6 +109,8 @@ class DashboardPanel {
   /** While a snapshot is being read: the newest time each series has in it, to drop the points it already holds. */
   private loading: Map<string, number> | undefined;
   private loadedUpTo = new Map<string, number>();
+  /** GPU timeline: the time of each host's newest utilization sample the page has (undefined: the daemon does not sample). */
+  private sampledUpTo: Map<string, number> | undefined;
   private log: { attempt: number; offset: number } | undefined;
   private logTimer: NodeJS.Timeout | undefined;
   private readonly disposables: vscode.Disposable[] = [];
@@ -129,7 +131,10 @@ class DashboardPanel {
         if (change.reloaded) {
           if (ctx.store.daemon.state === 'connected') void this.sendSnapshot().catch((error: unknown) => ctx.output.warn(`dashboard: ${error instanceof Error ? error.message : String(error)}`));
         }
-        else if (change.jobs.length) void this.jobsChanged(change.jobs);
+        else {
+          if (change.jobs.length) void this.jobsChanged(change.jobs);
+          if (change.hosts) this.sendSamples();
+        }
       }),
       ctx.store.onMetricPoint((event) => this.metricPoint(event)),
     );
@@ -203,6 +208,9 @@ class DashboardPanel {
       this.jobIds.clear();
       for (const job of jobs) this.jobIds.add(job.id);
       const series = this.target.kind === 'gpus' ? [] : await readSeries(client, [...this.jobIds], { maxPoints: snapshotPointBudget(this.jobIds.size) });
+      const gpuSamples = this.target.kind === 'gpus' ? await readGpuSamples(client, jobs, Date.now()) : undefined;
+      this.sampledUpTo = gpuSamples && new Map();
+      for (const entry of gpuSamples?.series ?? []) this.sampledUpTo!.set(entry.host, Math.max(this.sampledUpTo!.get(entry.host) ?? -Infinity, entry.at.at(-1) ?? -Infinity));
       this.loadedUpTo = new Map(series.map((entry) => [`${entry.jobId}\u0000${entry.name}`, entry.at.at(-1) ?? -Infinity]));
       const snapshot: DashboardSnapshot = {
         target: this.target,
@@ -211,6 +219,7 @@ class DashboardPanel {
         details,
         series,
         maxPoints: MAX_POINTS,
+        ...(gpuSamples && { gpuSamples }),
         ...(this.target.kind === 'run' && { logTail: await this.readLogTail(details[0]!, true) }),
       };
       this.panel.title = snapshot.title;
@@ -220,6 +229,15 @@ class DashboardPanel {
       this.loading = undefined;
     }
     this.flushPoints();
+    // Probes that came while the snapshot was read.
+    this.sendSamples();
+  }
+
+  /** GPU timeline, live: the samples of the host probes since those the page has. */
+  private sendSamples(): void {
+    if (this.target.kind !== 'gpus' || !this.sampledUpTo || this.loading) return;
+    const series = newSamples(this.ctx.store.hosts, this.sampledUpTo);
+    if (series.length) this.post({ type: 'samples', series });
   }
 
   private async jobsChanged(changed: readonly JobView[]): Promise<void> {

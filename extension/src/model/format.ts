@@ -1,7 +1,7 @@
 import type { JobView } from '../../../common/protocol';
-import type { ResourceRequest } from '../../../common/spec';
+import { formatGib, type ResourceRequest } from '../../../common/spec';
 // Shared with the CLI, so a run reads the same in a terminal and in the editor.
-export { formatElapsed, formatMetricValue } from '../../../common/spec';
+export { formatElapsed, formatGib, formatMetricValue } from '../../../common/spec';
 
 /** What a run asked for: "2× A100 GPUs (≥40 GiB), 4 CPUs, 16 GiB" or "CPU only". */
 export function formatResources(resources: ResourceRequest): string {
@@ -16,12 +16,6 @@ export function formatResources(resources: ResourceRequest): string {
   if (resources.memoryBytes !== undefined) parts.push(`${formatGib(resources.memoryBytes)} GiB`);
   if (gpus.count === 0) parts.unshift('CPU only');
   return parts.join(', ');
-}
-
-/** Bytes as GiB with at most one decimal: 17.0, 40, 0.5. */
-export function formatGib(bytes: number): string {
-  const gib = bytes / 2 ** 30;
-  return Number.isInteger(gib) ? String(gib) : gib.toFixed(1);
 }
 
 /** What users call a run: `12 resnet-sweep[3]`, or `12 train` when the key is the spec's name. */

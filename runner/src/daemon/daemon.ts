@@ -7,6 +7,8 @@ import {
   type CellEvent,
   type CellEventsChunk,
   type DaemonNotifications,
+  type GpuSamplesParams,
+  type GpuSamplesResult,
   type HostView,
   type JobDetail,
   type JobState,
@@ -71,6 +73,8 @@ export interface DaemonSettings {
   hostProbeMs: number;
   /** How long a run's GPUs must stay at ~0% utilization before it is flagged as idle. */
   idleGpuMs: number;
+  /** How long the GPU utilization samples of the host probes are kept (the GPU timeline). */
+  gpuSampleRetentionMs: number;
   /** The OpenSSH client config SSH hosts are read from (default ~/.ssh/config). */
   sshConfigPath?: string;
   /** Scheduling policy settings (GPU quotas, aging…) other than the defaults. */
@@ -240,6 +244,8 @@ export class Daemon {
 
   async start(): Promise<void> {
     mkdirSync(this.paths.runs, { recursive: true, mode: 0o700 });
+    // Samples of GPUs that are no longer probed age out here (probed ones as they are sampled).
+    this.store.transaction(() => this.store.gpuSamples.prune(Date.now() - this.settings.gpuSampleRetentionMs));
     await this.probeHost();
     for (const host of this.store.hosts()) {
       if (host.kind === 'ssh') this.openSshHost(host.name);
@@ -591,6 +597,11 @@ export class Daemon {
   metrics(id: number, options: Omit<MetricsParams, 'id'> = {}): MetricSeries[] {
     this.requireJob(id);
     return readMetrics(this.store, id, options);
+  }
+
+  /** GPU utilization as the host probes sampled it, thinned to `maxPoints` per GPU when asked. */
+  gpuSamples(params: GpuSamplesParams): GpuSamplesResult {
+    return { intervalMs: this.settings.hostProbeMs, retentionMs: this.settings.gpuSampleRetentionMs, series: this.store.gpuSamples.read(params) };
   }
 
   /** A notebook run's cell events from `offset` of an attempt's events file (whole lines only). */
@@ -1041,7 +1052,7 @@ export class Daemon {
    * clients. Local and SSH hosts alike.
    */
   private saveHost(name: string, kind: HostView['kind'], status: { state: HostView['state']; message?: string | undefined }, inventory?: HostInventory): void {
-    this.store.transaction(() =>
+    this.store.transaction(() => {
       this.store.saveHost({
         name,
         kind,
@@ -1056,8 +1067,10 @@ export class Daemon {
           ...gpu,
           foreignPids: inventory!.foreignProcesses.filter((process) => process.gpuUuid === gpu.uuid).map((process) => process.pid),
         })),
-      }),
-    );
+      });
+      // Each probe is a sample of its GPUs over time, durable with the host's state.
+      if (inventory?.gpus.length) this.store.gpuSamples.record(name, inventory.probedAt, inventory.gpus, inventory.probedAt - this.settings.gpuSampleRetentionMs);
+    });
     const view = this.hosts().find((host) => host.name === name);
     if (view) this.emit('hosts', 'drover/event/host', view);
   }

@@ -22,6 +22,7 @@ function settingsFrom(env: NodeJS.ProcessEnv): DaemonSettings {
     hostProbeMs: number('DROVER_HOST_PROBE_MS', 15_000),
     slurmPollMs: number('DROVER_SLURM_POLL_MS', 2_000),
     idleGpuMs: number('DROVER_IDLE_GPU_MS', 10 * 60_000),
+    gpuSampleRetentionMs: number('DROVER_GPU_SAMPLE_DAYS', 7) * 24 * 3600_000,
     ...(env['DROVER_SSH_CONFIG'] && { sshConfigPath: env['DROVER_SSH_CONFIG'] }),
     ...(env['DROVER_GPU_QUOTAS'] && { policy: { gpuQuotas: gpuQuotasFrom(env['DROVER_GPU_QUOTAS']) } }),
   };

@@ -98,6 +98,13 @@ export async function serve(daemon: Daemon, subscribers: Subscribers, options: S
         ...(params.maxPoints !== undefined && { maxPoints: atLeast(integer(params.maxPoints, 'maxPoints'), 4, 'maxPoints') }),
       }),
     'drover/hosts': () => daemon.hosts(),
+    'drover/gpuSamples': (params) =>
+      daemon.gpuSamples({
+        ...(params?.from !== undefined && { from: integer(params.from, 'from') }),
+        ...(params?.to !== undefined && { to: integer(params.to, 'to') }),
+        ...(params?.hosts !== undefined && { hosts: strings(params.hosts, 'hosts') }),
+        ...(params?.maxPoints !== undefined && { maxPoints: atLeast(integer(params.maxPoints, 'maxPoints'), 2, 'maxPoints') }),
+      }),
     'drover/hosts/add': (params) => daemon.addHost(text(params?.alias, 'alias'), slurmSettings(params?.slurm)),
     'drover/sbatchPreview': (params) => ({ scripts: daemon.sbatchPreview(submitParams(params)) }),
     'drover/hosts/remove': (params) => ({ removed: daemon.removeHost(text(params?.alias, 'alias')) }),

@@ -123,4 +123,16 @@ export const MIGRATIONS: readonly Migration[] = [
   `,
   // Metrics pre-aggregated in tiers of buckets, so a chart of a long run reads a few thousand rows.
   addMetricTiers,
+  // GPU utilization and memory over time, one row per GPU per host probe (see gpu-samples.ts).
+  // Keyed for the reads: one GPU's samples in a time range, and pruning a GPU's oldest.
+  `
+  CREATE TABLE gpu_samples (
+    host TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    utilization INTEGER,
+    memory_used_bytes INTEGER NOT NULL,
+    PRIMARY KEY (host, idx, at)
+  ) WITHOUT ROWID;
+  `,
 ];

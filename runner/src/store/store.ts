@@ -5,6 +5,7 @@ import { FINAL_STATES, type AttemptOutcome, type HostView, type JobState, type M
 import type { RunPlan } from '../../../common/spec';
 import type { GpuUse } from '../scheduler/fair-share';
 import { MetricTiers, type SeriesWindow } from './metric-tiers';
+import { GpuSamples } from './gpu-samples';
 import { MIGRATIONS } from './migrations';
 
 /** A state file that cannot be used, with what to do about it. Nothing is changed when it is thrown. */
@@ -111,12 +112,15 @@ export class Store {
   private syncing: Promise<void> | undefined;
   /** The sync that starts once `syncing` ends, shared by everyone who committed meanwhile. */
   private nextSync: Promise<void> | undefined;
+  /** GPU utilization over time (its own module; written in the host probes' transactions). */
+  readonly gpuSamples: GpuSamples;
 
   private constructor(
     private readonly db: Database,
     private readonly file: string,
   ) {
     this.tiers = new MetricTiers(db);
+    this.gpuSamples = new GpuSamples(db);
   }
 
   static open(file: string): Store {
@@ -566,6 +570,7 @@ export class Store {
 
   removeHost(name: string): boolean {
     this.db.run('DELETE FROM gpus WHERE host = ?', [name]);
+    this.gpuSamples.forgetHost(name);
     return this.db.run('DELETE FROM hosts WHERE name = ?', [name]).changes > 0;
   }
 
