@@ -376,7 +376,9 @@ export class Daemon {
   /** Once a submission is on disk: tells clients, reads its git state and hands SLURM its runs. */
   private submitted(submissionId: number, jobIds: number[], workdir: string): JobView[] {
     const jobs = jobIds.map((id) => this.view(this.store.job(id)!));
-    for (const job of jobs) if (job.state === 'queued') this.emit('jobs', 'drover/event/job', job, job.id);
+    // Jobs in the local queue were told of by the pass that ran in the same commit (carryOut),
+    // with why they wait; the others (a SLURM cluster's) are told of here.
+    for (const job of jobs) if (job.state === 'queued' && !this.queue.has(job.id)) this.emit('jobs', 'drover/event/job', job, job.id);
     this.recordGitState(submissionId, workdir);
     this.handToSlurm();
     return jobs;
@@ -1768,12 +1770,13 @@ export class Daemon {
   private checkAttempt(attempt: LiveAttempt): void {
     // A stopping daemon settles nothing: the next one will.
     if (this.stopped || this.live.get(attempt.jobId) !== attempt) return;
-    this.drain(attempt);
     const status = readExitStatus(attempt.dir);
     if (status) {
+      // Its output is all written: finish reads the rest of it.
       this.finish(attempt, { exitCode: status.exitCode, signal: status.signal ?? null });
       return;
     }
+    this.drain(attempt);
     if (attempt.launching) return;
     const alive = attempt.remote ? attempt.remote.alive : attempt.pid !== null && !attempt.exited && isAlive(attempt.pid, attempt.processStart);
     if (alive) return;

@@ -82,6 +82,10 @@ export interface MetricRow {
 
 type Row = Record<string, SQLiteValue>;
 
+/** A sync quicker than this is made at once rather than on a thread, for OFF_THREAD_SYNCS_MS after a slower one. */
+const QUICK_SYNC_MS = 5;
+const OFF_THREAD_SYNCS_MS = 10_000;
+
 /** How many prepared statements are kept. */
 const STATEMENT_CACHE_SIZE = 64;
 
@@ -99,8 +103,8 @@ const JOB_COLUMNS = `jobs.id, jobs.submission_id, jobs.key, jobs.state, jobs.pri
  * The store syncs the write-ahead log itself rather than letting SQLite do it, because SQLite
  * through WebAssembly can only fsync synchronously, stalling the daemon for every commit. A
  * `transaction` is still on disk when it returns; a `deferred` one is on disk once `durable()`
- * resolves, and one sync, run off the event loop, covers every commit made before it starts
- * (group commit). Checkpoints, which move the log into the database file, are ours too, made
+ * resolves, and one sync covers every commit made before it starts (group commit). That sync
+ * is made at once while syncs are quick, and off the event loop on a disk where they are slow. Checkpoints, which move the log into the database file, are ours too, made
  * with SQLite's syncs on: the log is only reset after the database file is on disk.
  */
 export class Store {
@@ -112,6 +116,8 @@ export class Store {
   private syncing: Promise<void> | undefined;
   /** The sync that starts once `syncing` ends, shared by everyone who committed meanwhile. */
   private nextSync: Promise<void> | undefined;
+  /** Until when syncs go to a thread, after one made at once was slow (see durable). */
+  private syncOffThreadUntil = 0;
 
   private constructor(
     private readonly db: Database,
@@ -200,8 +206,23 @@ export class Store {
     return result;
   }
 
-  /** Resolves once every transaction committed so far is on disk. */
+  /**
+   * Resolves once every transaction committed so far is on disk. A quick sync is made at once:
+   * handing it to a thread and back costs two thread switches and a turn of the event loop,
+   * which on a busy machine take longer than the sync itself. One that took long (a slow disk)
+   * sends the syncs of the next while to a thread, so that the daemon goes on meanwhile.
+   */
   durable(): Promise<void> {
+    if (!this.syncing && performance.now() >= this.syncOffThreadUntil) {
+      const started = performance.now();
+      try {
+        this.syncNow();
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+      if (performance.now() - started > QUICK_SYNC_MS) this.syncOffThreadUntil = performance.now() + OFF_THREAD_SYNCS_MS;
+      return Promise.resolve();
+    }
     if (!this.syncing) return this.startSync();
     this.nextSync ??= this.syncing.then(() => {
       this.nextSync = undefined;
