@@ -82,7 +82,7 @@ export interface MetricRow {
 
 type Row = Record<string, SQLiteValue>;
 
-/** A sync quicker than this is made at once rather than on a thread, for OFF_THREAD_SYNCS_MS after a slower one. */
+/** Syncs quicker than this on average are made at once rather than on a thread; slower ones send those of the next OFF_THREAD_SYNCS_MS to a thread. */
 const QUICK_SYNC_MS = 5;
 const OFF_THREAD_SYNCS_MS = 10_000;
 
@@ -116,7 +116,8 @@ export class Store {
   private syncing: Promise<void> | undefined;
   /** The sync that starts once `syncing` ends, shared by everyone who committed meanwhile. */
   private nextSync: Promise<void> | undefined;
-  /** Until when syncs go to a thread, after one made at once was slow (see durable). */
+  /** How long syncs made at once take, on average (ms), and until when syncs go to a thread after they got slow (see durable). */
+  private syncMs = 0;
   private syncOffThreadUntil = 0;
 
   private constructor(
@@ -209,8 +210,8 @@ export class Store {
   /**
    * Resolves once every transaction committed so far is on disk. A quick sync is made at once:
    * handing it to a thread and back costs two thread switches and a turn of the event loop,
-   * which on a busy machine take longer than the sync itself. One that took long (a slow disk)
-   * sends the syncs of the next while to a thread, so that the daemon goes on meanwhile.
+   * which on a busy machine take longer than the sync itself. Once syncs take long on average
+   * (a slow disk), those of the next while go to a thread, so that the daemon goes on meanwhile.
    */
   durable(): Promise<void> {
     if (!this.syncing && performance.now() >= this.syncOffThreadUntil) {
@@ -220,7 +221,10 @@ export class Store {
       } catch (error) {
         return Promise.reject(error as Error);
       }
-      if (performance.now() - started > QUICK_SYNC_MS) this.syncOffThreadUntil = performance.now() + OFF_THREAD_SYNCS_MS;
+      const now = performance.now();
+      // An average, so that one sync slowed by a busy machine (not the disk) changes nothing.
+      this.syncMs += (now - started - this.syncMs) / 8;
+      if (this.syncMs > QUICK_SYNC_MS) this.syncOffThreadUntil = now + OFF_THREAD_SYNCS_MS;
       return Promise.resolve();
     }
     if (!this.syncing) return this.startSync();
