@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { createMessageConnection, ResponseError, SocketMessageReader, SocketMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import { createMessageConnection, ResponseError, SocketMessageReader, type MessageConnection } from 'vscode-jsonrpc/node';
 import { DAEMON_EXIT, PROTOCOL_VERSION, type DaemonNotifications, type DaemonRequests, type HandshakeResult } from '../protocol';
 import { daemonPaths, droverHome, type DaemonPaths } from './daemon-paths';
+import { SocketWriter } from './socket-writer';
 
 /** No daemon to talk to: none is running and none could be started, or it went away. */
 export class DaemonUnavailable extends Error {}
@@ -54,7 +55,7 @@ export class DaemonClient {
   }
 
   private static async handshake(socket: Socket, client: string, token: string | undefined): Promise<DaemonClient> {
-    const connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
+    const connection = createMessageConnection(new SocketMessageReader(socket), new SocketWriter(socket));
     connection.listen();
     let daemon: HandshakeResult;
     try {

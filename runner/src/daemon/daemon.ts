@@ -44,7 +44,7 @@ import { redactEnv } from '../records/reproduction';
 import { earlyStopVerdict, type StepValue } from '../scheduler/early-stop';
 import { DEFAULT_USAGE_HALF_LIFE_MS, recentGpuHours, type GpuUse } from '../scheduler/fair-share';
 import { DEFAULT_CPUS, type Allocation, type HostCapacity } from '../scheduler/placement';
-import { schedule, type PolicyOptions, type RunningJob } from '../scheduler/policy';
+import { schedule, type PolicyOptions, type QueuedJob, type RunningJob } from '../scheduler/policy';
 import { Store, TransactionLost, type AttemptRow, type JobRow, type MetricRow, type ScheduleRow } from '../store/store';
 import { IdleGpuWatch } from './idle-gpus';
 import { ScheduleTimer } from './schedules';
@@ -174,6 +174,8 @@ const LOG_READ_LIMIT = 1 << 20;
 const SLURM_INVENTORY_MS = 10_000;
 /** The longest cell event read whole (a cell's output with images): larger ones wait unread. */
 const CELL_EVENT_LIMIT = 256 << 20;
+/** The longest a write waits for others to share its commit (see commitWhenQuiet). */
+const GROUP_COMMIT_MAX_MS = 5;
 /** After a failed commit, how long to wait before trying again what it lost. */
 const RECOVERY_DELAY_MS = 1_000;
 /** How often the GPU use of ended attempts is read again for fair share (it changes slowly). */
@@ -193,12 +195,16 @@ export class Daemon {
    * commit).
    */
   private readonly queue = new Map<number, JobRow>();
+  /** Each queued row as the policy takes it (see policyView). */
+  private readonly policyViews = new WeakMap<JobRow, QueuedJob>();
   /** Why each queued job waits, from the last pass: derived state, so never stored. */
   private readonly waitingReasons = new Map<number, string>();
   private readonly launcher = new LauncherClient();
   /** Git states being read, by workdir, with the submissions waiting for each. */
   private readonly gitReads = new Map<string, number[]>();
   private host: HostInventory | undefined;
+  /** Who runs the daemon: the user of submissions that name none. */
+  private localUser: string | undefined;
   /** The SSH hosts of the pool, by alias. The pool itself is the store's list of hosts. */
   private readonly sshHosts = new Map<string, SshHost>();
   /** Hosts with a poll on its way, so polls of one host never overlap. */
@@ -216,6 +222,9 @@ export class Daemon {
   /** Commits on their way to disk, to be answered and carried out once there (see commit). */
   private readonly unsettled = new Set<(error?: Error) => void>();
   private scheduleWanted = false;
+  /** When the batch was opened, and whether work was added to it since the last look (see commitWhenQuiet). */
+  private batchOpenedAt = 0;
+  private batchGrew = false;
   /** GPU use of attempts that ended lately, per user, and when it was read. */
   private endedGpuUse: { uses: GpuUse[]; readAt: number } | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -348,7 +357,7 @@ export class Daemon {
         host: { name: this.host.name, os: this.host.os, gpuModels: this.host.gpus.map((gpu) => gpu.name), ...(this.host.driverVersion && { driverVersion: this.host.driverVersion }) },
       }),
     };
-    return { model: analysis.model, plans, record, workdir, user: params.user ?? userInfo().username };
+    return { model: analysis.model, plans, record, workdir, user: params.user ?? (this.localUser ??= userInfo().username) };
   }
 
   /** Writes a planned submission's runs into the queue, inside the caller's transaction. */
@@ -373,7 +382,9 @@ export class Daemon {
   /** Once a submission is on disk: tells clients, reads its git state and hands SLURM its runs. */
   private submitted(submissionId: number, jobIds: number[], workdir: string): JobView[] {
     const jobs = jobIds.map((id) => this.view(this.store.job(id)!));
-    for (const job of jobs) if (job.state === 'queued') this.emit('jobs', 'drover/event/job', job, job.id);
+    // Jobs in the local queue were told of by the pass that ran in the same commit (carryOut),
+    // with why they wait; the others (a SLURM cluster's) are told of here.
+    for (const job of jobs) if (job.state === 'queued' && !this.queue.has(job.id)) this.emit('jobs', 'drover/event/job', job, job.id);
     this.recordGitState(submissionId, workdir);
     this.handToSlurm();
     return jobs;
@@ -771,6 +782,9 @@ export class Daemon {
    * `needs` become afterok dependencies on their SLURM ids. One hand-off at a time.
    */
   private handToSlurm(): void {
+    // Without a cluster there is nothing to hand over (and reading the whole queue for it would
+    // cost every submission time in proportion to the queue's length).
+    if (this.slurmClusters.size === 0) return;
     if (this.handing) {
       this.handAgain = true;
       return;
@@ -1083,7 +1097,7 @@ export class Daemon {
   }
 
   /**
-   * Group commit: the writes asked for in one turn of the event loop (submissions, attempts that
+   * Group commit: the writes asked for while work keeps arriving (submissions, attempts that
    * ended), followed by a scheduling pass, go to disk in one transaction, each in a savepoint of
    * its own so that one failing write fails only its request. `done` runs once the transaction
    * is on disk, so nothing is acknowledged (and no process started) before it is durable.
@@ -1095,10 +1109,28 @@ export class Daemon {
     }
     if (!this.batch) {
       this.batch = [];
-      setImmediate(() => this.commit());
+      this.batchOpenedAt = performance.now();
+      setImmediate(() => this.commitWhenQuiet());
     }
+    this.batchGrew = true;
     this.scheduleWanted ||= options.schedule;
     if (work || done) this.batch.push({ work: work ?? (() => undefined), done: done ?? (() => undefined) });
+  }
+
+  /**
+   * Commits once a whole turn of the event loop has passed with nothing added to the batch.
+   * Clients' requests are handled one per turn, so a burst of them (1,000 pipelined submissions)
+   * would otherwise make a commit, a sync and a pass over the whole queue each; an idle daemon
+   * waits one empty turn. A batch waits GROUP_COMMIT_MAX_MS at most.
+   */
+  private commitWhenQuiet(): void {
+    if (!this.batch) return;
+    if (this.batchGrew && performance.now() - this.batchOpenedAt < GROUP_COMMIT_MAX_MS) {
+      this.batchGrew = false;
+      setImmediate(() => this.commitWhenQuiet());
+      return;
+    }
+    this.commit();
   }
 
   private commit(): void {
@@ -1166,7 +1198,8 @@ export class Daemon {
    */
   private schedulePass(now: number): SchedulePass {
     const pass: SchedulePass = { starting: [], changed: [], again: false };
-    const queued = [...this.queue.values()].sort((a, b) => b.priority - a.priority || a.id - b.id);
+    // In no particular order: the policy ranks the queue itself.
+    const queued = [...this.queue.values()];
     if (queued.length === 0) return pass;
     const states = new Map<number, { state: JobState; key: string }>();
     for (const job of queued) {
@@ -1180,17 +1213,14 @@ export class Daemon {
     const hosts = this.capacities();
     const decisions = schedule({
       now,
-      queued: queued.map((job) => ({
-        id: job.id, plan: job.plan, group: sweepGroup(job), needs: job.needs, notBefore: job.notBefore, user: job.user, submittedAt: job.createdAt, priority: job.priority,
-      })),
+      queued: queued.map((job) => this.policyView(job)),
       running: [...this.live.values()].filter((attempt) => !attempt.slurm).map((attempt) => attempt.allocation),
       hosts,
       states,
       // Fair share orders the jobs of different users only.
-      ...(new Set(queued.map((job) => job.user)).size > 1 && { recentGpuHours: this.recentGpuHours(now) }),
+      ...(queued.some((job) => job.user !== queued[0]!.user) && { recentGpuHours: this.recentGpuHours(now) }),
       ...(this.settings.policy && { options: this.settings.policy }),
     });
-    const byId = new Map(queued.map((job) => [job.id, job]));
     for (const { jobId, reason } of decisions.skip) {
       this.store.updateJob(jobId, { state: 'skipped', reason, endedAt: now });
       this.store.addEvent(jobId, 'skipped', reason, now);
@@ -1198,13 +1228,14 @@ export class Daemon {
       pass.changed.push(jobId);
     }
     for (const [jobId, policyReason] of decisions.waiting) {
-      const reason = this.withLeaseHolders(byId.get(jobId)!, policyReason);
+      const reason = this.withLeaseHolders(this.queue.get(jobId)!, policyReason);
       if (this.waitingReasons.get(jobId) === reason) continue;
       this.waitingReasons.set(jobId, reason);
       pass.changed.push(jobId);
     }
     for (const allocation of decisions.start) {
-      const job = byId.get(allocation.jobId)!;
+      // Still queued: each decision names a job once, and it leaves the queue below.
+      const job = this.queue.get(allocation.jobId)!;
       const number = job.attempts + 1;
       const dir = join(this.paths.runs, String(job.id), String(number));
       this.store.insertAttempt({
@@ -1221,6 +1252,19 @@ export class Daemon {
     pass.again = decisions.skip.length > 0;
     this.armRetryTimer(queued, now);
     return pass;
+  }
+
+  /**
+   * A queued job as the policy takes it. A pass looks at every queued job, so this is made once
+   * per row: a job's row is replaced in the queue whenever the job changes.
+   */
+  private policyView(job: JobRow): QueuedJob {
+    let view = this.policyViews.get(job);
+    if (!view) {
+      view = { id: job.id, plan: job.plan, group: sweepGroup(job), needs: job.needs, notBefore: job.notBefore, user: job.user, submittedAt: job.createdAt, priority: job.priority };
+      this.policyViews.set(job, view);
+    }
+    return view;
   }
 
   /** Each user's recent GPU-hours (fair share): ended attempts as last read, and the live ones now. */
@@ -1306,7 +1350,8 @@ export class Daemon {
   }
 
   private armRetryTimer(queued: JobRow[], now: number): void {
-    const next = Math.min(...queued.map((job) => job.notBefore ?? Infinity).filter((at) => at > now));
+    let next = Infinity;
+    for (const { notBefore } of queued) if (notBefore !== null && notBefore > now && notBefore < next) next = notBefore;
     clearTimeout(this.retryTimer);
     if (Number.isFinite(next)) this.retryTimer = setTimeout(() => this.requestSchedule(), next - now);
   }
@@ -1738,12 +1783,13 @@ export class Daemon {
   private checkAttempt(attempt: LiveAttempt): void {
     // A stopping daemon settles nothing: the next one will.
     if (this.stopped || this.live.get(attempt.jobId) !== attempt) return;
-    this.drain(attempt);
     const status = readExitStatus(attempt.dir);
     if (status) {
+      // Its output is all written: finish reads the rest of it.
       this.finish(attempt, { exitCode: status.exitCode, signal: status.signal ?? null });
       return;
     }
+    this.drain(attempt);
     if (attempt.launching) return;
     const alive = attempt.remote ? attempt.remote.alive : attempt.pid !== null && !attempt.exited && isAlive(attempt.pid, attempt.processStart);
     if (alive) return;

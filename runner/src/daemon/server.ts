@@ -1,11 +1,12 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { createMessageConnection, ResponseError, SocketMessageReader, SocketMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
+import { createMessageConnection, ResponseError, SocketMessageReader, type MessageConnection } from 'vscode-jsonrpc/node';
 import { DaemonErrorCode, PROTOCOL_VERSION, type DaemonNotifications, type DaemonRequests, type JobState, type MetricsParams, type SubmitParams, type Topic } from '../../../common/protocol';
 import type { SlurmClusterSettings } from '../hosts/slurm/slurm-cluster';
 import { StoreError } from '../store/store';
 import { RequestError, type Daemon } from './daemon';
+import { SocketWriter } from '../../../common/node/socket-writer';
 
 interface Client {
   connection: MessageConnection;
@@ -138,7 +139,7 @@ export async function serve(daemon: Daemon, subscribers: Subscribers, options: S
   const accept = (socket: Socket, token: string | undefined) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    const connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
+    const connection = createMessageConnection(new SocketMessageReader(socket), new SocketWriter(socket));
     const client: Client = { connection, topics: new Set() };
     let greeted = false;
     for (const method of Object.keys(handlers) as (keyof DaemonRequests)[]) {

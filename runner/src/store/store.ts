@@ -1,6 +1,6 @@
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Database, type SQLiteValue, type Statement } from 'node-sqlite3-wasm';
+import { Database, type BindValues, type RunResult, type SQLiteValue, type Statement } from 'node-sqlite3-wasm';
 import { FINAL_STATES, type AttemptOutcome, type HostView, type JobState, type MetricSeries, type MetricsParams, type RunRecord, type SubmitParams } from '../../../common/protocol';
 import type { RunPlan } from '../../../common/spec';
 import type { GpuUse } from '../scheduler/fair-share';
@@ -84,6 +84,13 @@ export interface MetricRow {
 
 type Row = Record<string, SQLiteValue>;
 
+/** Syncs quicker than this on average are made at once rather than on a thread; slower ones send those of the next OFF_THREAD_SYNCS_MS to a thread. */
+const QUICK_SYNC_MS = 5;
+const OFF_THREAD_SYNCS_MS = 10_000;
+
+/** How many prepared statements are kept. */
+const STATEMENT_CACHE_SIZE = 64;
+
 /** The log's size at which a commit checkpoints it into the database file. */
 const CHECKPOINT_BYTES = 4 * 1024 * 1024;
 
@@ -98,15 +105,15 @@ const JOB_COLUMNS = `jobs.id, jobs.submission_id, jobs.key, jobs.state, jobs.pri
  * The store syncs the write-ahead log itself rather than letting SQLite do it, because SQLite
  * through WebAssembly can only fsync synchronously, stalling the daemon for every commit. A
  * `transaction` is still on disk when it returns; a `deferred` one is on disk once `durable()`
- * resolves, and one sync, run off the event loop, covers every commit made before it starts
- * (group commit). Checkpoints, which move the log into the database file, are ours too, made
+ * resolves, and one sync covers every commit made before it starts (group commit). That sync
+ * is made at once while syncs are quick, and off the event loop on a disk where they are slow. Checkpoints, which move the log into the database file, are ours too, made
  * with SQLite's syncs on: the log is only reset after the database file is on disk.
  */
 export class Store {
   private readonly plans = new Map<number, RunPlan>();
   private readonly tiers: MetricTiers;
-  /** Prepared once: a run may report points many times a second. */
-  private insertMetric: Statement | undefined;
+  /** Prepared statements by their SQL: preparing one costs more than running it once. */
+  private readonly statements = new Map<string, Statement>();
   /** The write-ahead log, opened once it exists (the first commit creates it). */
   private wal: number | undefined;
   private syncing: Promise<void> | undefined;
@@ -114,6 +121,9 @@ export class Store {
   private nextSync: Promise<void> | undefined;
   /** GPU utilization over time (its own module; written in the host probes' transactions). */
   readonly gpuSamples: GpuSamples;
+  /** How long syncs made at once take, on average (ms), and until when syncs go to a thread after they got slow (see durable). */
+  private syncMs = 0;
+  private syncOffThreadUntil = 0;
 
   private constructor(
     private readonly db: Database,
@@ -170,9 +180,10 @@ export class Store {
   }
 
   close(): void {
+    // Statements still open would keep the close (and its checkpoint) from happening.
+    for (const statement of this.statements.values()) finalizeQuietly(statement);
+    this.statements.clear();
     if (this.db.isOpen) {
-      this.insertMetric?.finalize();
-      this.insertMetric = undefined;
       this.tiers.close();
       // Closing checkpoints the log into the database file and deletes it: with SQLite's syncs.
       this.db.exec('PRAGMA synchronous = FULL');
@@ -190,11 +201,11 @@ export class Store {
    */
   transaction<T>(work: () => T, options: { deferred?: boolean } = {}): T {
     if (this.db.inTransaction) return work();
-    this.db.exec('BEGIN IMMEDIATE');
+    this.run('BEGIN IMMEDIATE');
     let result: T;
     try {
       result = work();
-      this.db.exec('COMMIT');
+      this.run('COMMIT');
     } catch (error) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       // Rolled-back jobs' ids are given out again: their plans must not outlive them.
@@ -208,8 +219,26 @@ export class Store {
     return result;
   }
 
-  /** Resolves once every transaction committed so far is on disk. */
+  /**
+   * Resolves once every transaction committed so far is on disk. A quick sync is made at once:
+   * handing it to a thread and back costs two thread switches and a turn of the event loop,
+   * which on a busy machine take longer than the sync itself. Once syncs take long on average
+   * (a slow disk), those of the next while go to a thread, so that the daemon goes on meanwhile.
+   */
   durable(): Promise<void> {
+    if (!this.syncing && performance.now() >= this.syncOffThreadUntil) {
+      const started = performance.now();
+      try {
+        this.syncNow();
+      } catch (error) {
+        return Promise.reject(error as Error);
+      }
+      const now = performance.now();
+      // An average, so that one sync slowed by a busy machine (not the disk) changes nothing.
+      this.syncMs += (now - started - this.syncMs) / 8;
+      if (this.syncMs > QUICK_SYNC_MS) this.syncOffThreadUntil = now + OFF_THREAD_SYNCS_MS;
+      return Promise.resolve();
+    }
     if (!this.syncing) return this.startSync();
     this.nextSync ??= this.syncing.then(() => {
       this.nextSync = undefined;
@@ -269,10 +298,10 @@ export class Store {
 
   /** Runs `work` inside the current transaction so that, if it throws, only its changes are undone. */
   savepoint<T>(work: () => T): T {
-    this.db.exec('SAVEPOINT work');
+    this.run('SAVEPOINT work');
     try {
       const result = work();
-      this.db.exec('RELEASE work');
+      this.run('RELEASE work');
       return result;
     } catch (error) {
       this.plans.clear();
@@ -296,23 +325,61 @@ export class Store {
     return error instanceof Error ? error : new Error(reason);
   }
 
+  // Statements
+
+  private run(sql: string, values?: BindValues): RunResult {
+    return this.withStatement(sql, (statement) => statement.run(values));
+  }
+
+  /** Every row. The statement is run to its end, so it holds no read transaction afterwards. */
+  private all(sql: string, values?: BindValues): Row[] {
+    return this.withStatement(sql, (statement) => statement.all(values) as Row[]);
+  }
+
+  /** The first row (the queries here ask for one row at most), or null. */
+  private get(sql: string, values?: BindValues): Row | null {
+    return this.all(sql, values)[0] ?? null;
+  }
+
+  private withStatement<T>(sql: string, work: (statement: Statement) => T): T {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      // Statements built from a filter or a list of names vary: only so many are kept.
+      if (this.statements.size >= STATEMENT_CACHE_SIZE) {
+        const [oldest, dropped] = this.statements.entries().next().value as [string, Statement];
+        this.statements.delete(oldest);
+        finalizeQuietly(dropped);
+      }
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    try {
+      return work(statement);
+    } catch (error) {
+      // A statement that failed reports that failure again when next reset: it is made afresh.
+      this.statements.delete(sql);
+      finalizeQuietly(statement);
+      throw error;
+    }
+  }
+
   // Submissions and jobs
 
   insertSubmission(specName: string, user: string, record: RunRecord, now: number): number {
-    return Number(this.db.run('INSERT INTO submissions (spec_name, user, record, created_at) VALUES (?, ?, ?, ?)', [specName, user, JSON.stringify(record), now]).lastInsertRowid);
+    return Number(this.run('INSERT INTO submissions (spec_name, user, record, created_at) VALUES (?, ?, ?, ?)', [specName, user, JSON.stringify(record), now]).lastInsertRowid);
   }
 
   submissionRecord(id: number): RunRecord | undefined {
-    const row = this.db.get('SELECT record FROM submissions WHERE id = ?', [id]) as Row | null;
+    const row = this.get('SELECT record FROM submissions WHERE id = ?', [id]) as Row | null;
     return row ? (JSON.parse(String(row['record'])) as RunRecord) : undefined;
   }
 
   updateSubmissionRecord(id: number, record: RunRecord): void {
-    this.db.run('UPDATE submissions SET record = ? WHERE id = ?', [JSON.stringify(record), id]);
+    this.run('UPDATE submissions SET record = ? WHERE id = ?', [JSON.stringify(record), id]);
   }
 
   insertJob(job: { submissionId: number; plan: RunPlan; state: JobState; needs: number[]; reason?: string }, now: number): number {
-    const result = this.db.run(
+    const result = this.run(
       'INSERT INTO jobs (submission_id, key, plan, state, priority, needs, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       [job.submissionId, job.plan.key, JSON.stringify(job.plan), job.state, job.plan.priority, JSON.stringify(job.needs), job.reason ?? null, now],
     );
@@ -321,11 +388,11 @@ export class Store {
 
   /** Sets which jobs a job needs (after all of a submission's jobs have ids). */
   setNeeds(id: number, needs: number[]): void {
-    this.db.run('UPDATE jobs SET needs = ? WHERE id = ?', [JSON.stringify(needs), id]);
+    this.run('UPDATE jobs SET needs = ? WHERE id = ?', [JSON.stringify(needs), id]);
   }
 
   job(id: number): JobRow | undefined {
-    const row = this.db.get(`SELECT ${JOB_COLUMNS} FROM jobs JOIN submissions ON submissions.id = jobs.submission_id WHERE jobs.id = ?`, [id]) as Row | null;
+    const row = this.get(`SELECT ${JOB_COLUMNS} FROM jobs JOIN submissions ON submissions.id = jobs.submission_id WHERE jobs.id = ?`, [id]) as Row | null;
     return row ? this.jobFromRow(row) : undefined;
   }
 
@@ -344,7 +411,7 @@ export class Store {
     const order = filter.limit !== undefined ? 'ORDER BY jobs.id DESC LIMIT ?' : 'ORDER BY jobs.priority DESC, jobs.id';
     if (filter.limit !== undefined) values.push(filter.limit);
     const sql = `SELECT ${JOB_COLUMNS} FROM jobs JOIN submissions ON submissions.id = jobs.submission_id ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ${order}`;
-    return (this.db.all(sql, values) as Row[]).map((row) => this.jobFromRow(row));
+    return (this.all(sql, values) as Row[]).map((row) => this.jobFromRow(row));
   }
 
   private jobFromRow(row: Row): JobRow {
@@ -374,7 +441,7 @@ export class Store {
   private plan(id: number): RunPlan {
     let plan = this.plans.get(id);
     if (!plan) {
-      plan = JSON.parse(String(this.db.get('SELECT plan FROM jobs WHERE id = ?', [id])!['plan'])) as RunPlan;
+      plan = JSON.parse(String(this.get('SELECT plan FROM jobs WHERE id = ?', [id])!['plan'])) as RunPlan;
       this.plans.set(id, plan);
     }
     return plan;
@@ -392,27 +459,27 @@ export class Store {
       values.push(typeof value === 'boolean' ? Number(value) : (value as SQLiteValue | undefined) ?? null);
     }
     if (sets.length === 0) return;
-    this.db.run(`UPDATE jobs SET ${sets.join(', ')} WHERE id = ?`, [...values, id]);
+    this.run(`UPDATE jobs SET ${sets.join(', ')} WHERE id = ?`, [...values, id]);
     // Ended jobs are seldom read again: keep only the plans of live ones.
     if (changes.state && FINAL_STATES.includes(changes.state)) this.plans.delete(id);
   }
 
   /** Forgets a job with all it recorded; a submission left without jobs goes too. */
   deleteJob(id: number): void {
-    const submissionId = nullableNumber(this.db.get('SELECT submission_id FROM jobs WHERE id = ?', [id])?.['submission_id'] as SQLiteValue | undefined);
-    for (const table of ['attempts', 'metrics', 'events']) this.db.run(`DELETE FROM ${table} WHERE job_id = ?`, [id]);
+    const submissionId = nullableNumber(this.get('SELECT submission_id FROM jobs WHERE id = ?', [id])?.['submission_id'] as SQLiteValue | undefined);
+    for (const table of ['attempts', 'metrics', 'events']) this.run(`DELETE FROM ${table} WHERE job_id = ?`, [id]);
     this.tiers.delete(id);
-    this.db.run('DELETE FROM jobs WHERE id = ?', [id]);
+    this.run('DELETE FROM jobs WHERE id = ?', [id]);
     this.plans.delete(id);
-    if (submissionId !== null && !this.db.get('SELECT 1 FROM jobs WHERE submission_id = ? LIMIT 1', [submissionId])) {
-      this.db.run('DELETE FROM submissions WHERE id = ?', [submissionId]);
+    if (submissionId !== null && !this.get('SELECT 1 FROM jobs WHERE submission_id = ? LIMIT 1', [submissionId])) {
+      this.run('DELETE FROM submissions WHERE id = ?', [submissionId]);
     }
   }
 
   // Attempts
 
   insertAttempt(attempt: Omit<AttemptRow, 'logScanned' | 'metricsScanned' | 'workdirVersion'>): void {
-    this.db.run(
+    this.run(
       'INSERT INTO attempts (job_id, number, host, gpus, pid, process_start, outcome, exit_code, signal, started_at, ended_at, dir) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       [attempt.jobId, attempt.number, attempt.host, JSON.stringify(attempt.gpus), attempt.pid, attempt.processStart, attempt.outcome, attempt.exitCode, attempt.signal, attempt.startedAt, attempt.endedAt, attempt.dir],
     );
@@ -435,26 +502,26 @@ export class Store {
       values.push((value as SQLiteValue | undefined) ?? null);
     }
     if (sets.length === 0) return;
-    this.db.run(`UPDATE attempts SET ${sets.join(', ')} WHERE job_id = ? AND number = ?`, [...values, jobId, number]);
+    this.run(`UPDATE attempts SET ${sets.join(', ')} WHERE job_id = ? AND number = ?`, [...values, jobId, number]);
   }
 
   /** Forgets an attempt that never started (its GPUs turned out to be leased by another daemon). */
   deleteAttempt(jobId: number, number: number): void {
-    this.db.run('DELETE FROM attempts WHERE job_id = ? AND number = ?', [jobId, number]);
+    this.run('DELETE FROM attempts WHERE job_id = ? AND number = ?', [jobId, number]);
   }
 
   attempts(jobId: number): AttemptRow[] {
-    return (this.db.all('SELECT * FROM attempts WHERE job_id = ? ORDER BY number', [jobId]) as Row[]).map(attemptFromRow);
+    return (this.all('SELECT * FROM attempts WHERE job_id = ? ORDER BY number', [jobId]) as Row[]).map(attemptFromRow);
   }
 
   attempt(jobId: number, number: number): AttemptRow | undefined {
-    const row = this.db.get('SELECT * FROM attempts WHERE job_id = ? AND number = ?', [jobId, number]) as Row | null;
+    const row = this.get('SELECT * FROM attempts WHERE job_id = ? AND number = ?', [jobId, number]) as Row | null;
     return row ? attemptFromRow(row) : undefined;
   }
 
   /** GPUs held by attempts that ended at or after `since`, with their users (for fair share). */
   gpuUsesEndedSince(since: number): GpuUse[] {
-    const rows = this.db.all(
+    const rows = this.all(
       `SELECT submissions.user, attempts.gpus, attempts.started_at, attempts.ended_at FROM attempts
        JOIN jobs ON jobs.id = attempts.job_id JOIN submissions ON submissions.id = jobs.submission_id
        WHERE attempts.ended_at >= ? AND attempts.gpus != '[]'`,
@@ -464,17 +531,17 @@ export class Store {
   }
 
   runningAttempts(): AttemptRow[] {
-    return (this.db.all("SELECT * FROM attempts WHERE outcome = 'running' ORDER BY job_id") as Row[]).map(attemptFromRow);
+    return (this.all("SELECT * FROM attempts WHERE outcome = 'running' ORDER BY job_id") as Row[]).map(attemptFromRow);
   }
 
   // Events and metrics
 
   addEvent(jobId: number | null, kind: string, message: string, now: number): void {
-    this.db.run('INSERT INTO events (job_id, at, kind, message) VALUES (?, ?, ?, ?)', [jobId, now, kind, message]);
+    this.run('INSERT INTO events (job_id, at, kind, message) VALUES (?, ?, ?, ?)', [jobId, now, kind, message]);
   }
 
   events(jobId: number): { at: number; kind: string; message: string }[] {
-    return (this.db.all('SELECT at, kind, message FROM events WHERE job_id = ? ORDER BY id', [jobId]) as Row[]).map((row) => ({
+    return (this.all('SELECT at, kind, message FROM events WHERE job_id = ? ORDER BY id', [jobId]) as Row[]).map((row) => ({
       at: Number(row['at']),
       kind: String(row['kind']),
       message: String(row['message']),
@@ -484,8 +551,7 @@ export class Store {
   /** Records points, and adds them to the metrics' tiers in the same transaction. */
   addMetrics(points: readonly MetricRow[]): void {
     if (points.length === 0) return;
-    this.insertMetric ??= this.db.prepare('INSERT INTO metrics (job_id, attempt, name, step, value, at) VALUES (?, ?, ?, ?, ?, ?)');
-    const rowids = points.map((point) => Number(this.insertMetric!.run([point.jobId, point.attempt, point.name, point.step, point.value, point.at]).lastInsertRowid));
+    const rowids = points.map((point) => Number(this.run('INSERT INTO metrics (job_id, attempt, name, step, value, at) VALUES (?, ?, ?, ?, ?, ?)', [point.jobId, point.attempt, point.name, point.step, point.value, point.at]).lastInsertRowid));
     this.tiers.add(points, rowids);
   }
 
@@ -505,7 +571,7 @@ export class Store {
     for (const name of this.metricNames(jobId, names)) {
       // In the index's order (job, name, rowid), which is the order the points came in, attempt by
       // attempt: no sort, and no name copied per row.
-      const rows = this.db.all('SELECT step, value, at FROM metrics INDEXED BY metrics_by_job WHERE job_id = ? AND name = ? ORDER BY rowid', [jobId, name]) as Row[];
+      const rows = this.all('SELECT step, value, at FROM metrics INDEXED BY metrics_by_job WHERE job_id = ? AND name = ? ORDER BY rowid', [jobId, name]) as Row[];
       const points = rows.map((row) => ({ step: row['step'] === null ? null : Number(row['step']), value: Number(row['value']), at: Number(row['at']) }));
       series.push({ name, points, total: points.length });
     }
@@ -516,7 +582,7 @@ export class Store {
 
   /** Adds or replaces a schedule; a replaced one starts counting its times afresh from `lastTick`. */
   saveSchedule(schedule: ScheduleRow): void {
-    this.db.run(
+    this.run(
       `INSERT INTO schedules (name, cron, catch_up, params, created_at, last_tick, last_submission_id) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(name) DO UPDATE SET cron = excluded.cron, catch_up = excluded.catch_up, params = excluded.params, last_tick = excluded.last_tick`,
       [schedule.name, schedule.cron, schedule.catchUp, JSON.stringify(schedule.params), schedule.createdAt, schedule.lastTick, schedule.lastSubmissionId],
@@ -524,35 +590,35 @@ export class Store {
   }
 
   schedules(): ScheduleRow[] {
-    return (this.db.all('SELECT * FROM schedules ORDER BY name') as Row[]).map(scheduleFromRow);
+    return (this.all('SELECT * FROM schedules ORDER BY name') as Row[]).map(scheduleFromRow);
   }
 
   schedule(name: string): ScheduleRow | undefined {
-    const row = this.db.get('SELECT * FROM schedules WHERE name = ?', [name]) as Row | null;
+    const row = this.get('SELECT * FROM schedules WHERE name = ?', [name]) as Row | null;
     return row ? scheduleFromRow(row) : undefined;
   }
 
   /** Notes that a schedule's time was dealt with: fired (with the submission it started) or skipped. */
   setScheduleTick(name: string, tick: number, submissionId: number | null): void {
-    this.db.run('UPDATE schedules SET last_tick = ?, last_submission_id = COALESCE(?, last_submission_id) WHERE name = ?', [tick, submissionId, name]);
+    this.run('UPDATE schedules SET last_tick = ?, last_submission_id = COALESCE(?, last_submission_id) WHERE name = ?', [tick, submissionId, name]);
   }
 
   removeSchedule(name: string): boolean {
-    return this.db.run('DELETE FROM schedules WHERE name = ?', [name]).changes > 0;
+    return this.run('DELETE FROM schedules WHERE name = ?', [name]).changes > 0;
   }
 
   // Hosts
 
   saveHost(host: Omit<HostView, 'gpus'> & { gpus: Omit<HostView['gpus'][number], 'jobId'>[] }): void {
-    this.db.run(
+    this.run(
       `INSERT INTO hosts (name, kind, state, message, os, cpus, memory_bytes, driver_version, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, state = excluded.state, message = excluded.message, os = excluded.os, cpus = excluded.cpus,
          memory_bytes = excluded.memory_bytes, driver_version = excluded.driver_version, updated_at = excluded.updated_at`,
       [host.name, host.kind, host.state, host.message ?? null, host.os, host.cpus, host.memoryBytes, host.driverVersion ?? null, host.updatedAt],
     );
-    this.db.run('DELETE FROM gpus WHERE host = ?', [host.name]);
+    this.run('DELETE FROM gpus WHERE host = ?', [host.name]);
     for (const gpu of host.gpus) {
-      this.db.run('INSERT INTO gpus (host, idx, uuid, name, memory_total_bytes, memory_used_bytes, utilization, foreign_pids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
+      this.run('INSERT INTO gpus (host, idx, uuid, name, memory_total_bytes, memory_used_bytes, utilization, foreign_pids) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
         host.name, gpu.index, gpu.uuid, gpu.name, gpu.memoryTotalBytes, gpu.memoryUsedBytes, gpu.utilizationPercent, JSON.stringify(gpu.foreignPids),
       ]);
     }
@@ -560,23 +626,23 @@ export class Store {
 
   /** A pool entry's own settings (a SLURM cluster's login node and shared root), as JSON. */
   setHostSettings(name: string, settings: object | null): void {
-    this.db.run('UPDATE hosts SET settings = ? WHERE name = ?', [settings === null ? null : JSON.stringify(settings), name]);
+    this.run('UPDATE hosts SET settings = ? WHERE name = ?', [settings === null ? null : JSON.stringify(settings), name]);
   }
 
   hostSettings(name: string): unknown {
-    const row = this.db.get('SELECT settings FROM hosts WHERE name = ?', [name]) as Row | null;
+    const row = this.get('SELECT settings FROM hosts WHERE name = ?', [name]) as Row | null;
     return row && row['settings'] !== null && row['settings'] !== undefined ? (JSON.parse(String(row['settings'])) as unknown) : undefined;
   }
 
   removeHost(name: string): boolean {
-    this.db.run('DELETE FROM gpus WHERE host = ?', [name]);
+    this.run('DELETE FROM gpus WHERE host = ?', [name]);
     this.gpuSamples.forgetHost(name);
-    return this.db.run('DELETE FROM hosts WHERE name = ?', [name]).changes > 0;
+    return this.run('DELETE FROM hosts WHERE name = ?', [name]).changes > 0;
   }
 
   hosts(): HostView[] {
-    const gpus = this.db.all('SELECT * FROM gpus ORDER BY host, idx') as Row[];
-    return (this.db.all('SELECT * FROM hosts ORDER BY name') as Row[]).map((row) => {
+    const gpus = this.all('SELECT * FROM gpus ORDER BY host, idx') as Row[];
+    return (this.all('SELECT * FROM hosts ORDER BY name') as Row[]).map((row) => {
       const host: HostView = {
         name: String(row['name']),
         kind: String(row['kind']) as HostView['kind'],
@@ -643,6 +709,15 @@ function diskFull(file: string): boolean {
     return stats.bavail * stats.bsize < 64 * 1024;
   } catch {
     return false;
+  }
+}
+
+/** Finalizing a statement whose last run failed reports that failure again: it was already handled. */
+function finalizeQuietly(statement: Statement): void {
+  try {
+    statement.finalize();
+  } catch {
+    // see above
   }
 }
 
