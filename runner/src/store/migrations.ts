@@ -121,8 +121,6 @@ export const MIGRATIONS: readonly Migration[] = [
     last_submission_id INTEGER
   );
   `,
-  // Metrics pre-aggregated in tiers of buckets, so a chart of a long run reads a few thousand rows.
-  addMetricTiers,
   // GPU utilization and memory over time, one row per GPU per host probe (see gpu-samples.ts).
   // Keyed for the reads: one GPU's samples in a time range, and pruning a GPU's oldest.
   `
@@ -135,4 +133,6 @@ export const MIGRATIONS: readonly Migration[] = [
     PRIMARY KEY (host, idx, at)
   ) WITHOUT ROWID;
   `,
+  // Metrics pre-aggregated in tiers of buckets, so a chart of a long run reads a few thousand rows.
+  addMetricTiers,
 ];

@@ -140,6 +140,7 @@ export class Store {
     } catch (error) {
       throw new StoreError(`cannot open the state file ${file}: ${describe(error)}; check that its folder exists and is writable`);
     }
+    let store: Store | undefined;
     try {
       db.exec('PRAGMA locking_mode = EXCLUSIVE');
       db.exec('PRAGMA journal_mode = WAL');
@@ -147,11 +148,13 @@ export class Store {
       db.exec('PRAGMA synchronous = OFF');
       db.exec('PRAGMA wal_autocheckpoint = 0');
       db.exec('PRAGMA foreign_keys = ON');
-      const store = new Store(db, file);
+      store = new Store(db, file);
       store.migrate(file);
       return store;
     } catch (error) {
-      db.close();
+      // The store's prepared statements must go first, or the close fails and keeps the file locked.
+      if (store) store.close();
+      else db.close();
       if (error instanceof StoreError) throw error;
       const reason = describe(error);
       if (/not a database|malformed|corrupt/i.test(reason)) {
