@@ -5,7 +5,7 @@
  */
 import type { ParamValue, ResourceRequest } from '../spec';
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** `stopped`: a sweep's `early_stop` ended it because it could not win (an ending, not a failure). */
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped' | 'stopped';
@@ -199,6 +199,29 @@ export interface MetricSeries {
   total: number;
 }
 
+/** One run's metric in brief, as its coarsest tier holds it: what a runs table shows without the points. */
+export interface MetricSummary {
+  jobId: number;
+  name: string;
+  /** Points reported. */
+  count: number;
+  /** The value of the last point reported. */
+  last: number;
+  min: number;
+  max: number;
+}
+
+/** Several runs' metrics in one request (a dashboard's charts): `drover/metrics` for each run. */
+export interface RunMetricsParams extends Omit<MetricsParams, 'id'> {
+  ids: number[];
+}
+
+/** One run's answer within `drover/runMetrics`. */
+export interface RunMetricSeries {
+  jobId: number;
+  series: MetricSeries[];
+}
+
 /** What a metric's points are ordered by: the step each reported, or when it was recorded. */
 export type MetricAxis = 'step' | 'time';
 
@@ -312,6 +335,10 @@ export interface DaemonRequests {
   'drover/cancel': { params: { ids: number[] }; result: { cancelled: number[] } };
   'drover/logs': { params: { id: number; attempt?: number; offset?: number; maxBytes?: number }; result: LogChunk };
   'drover/metrics': { params: MetricsParams; result: MetricSeries[] };
+  /** Each run's metrics as `drover/metrics` answers them, for several runs at once (a run without points, or unknown, has none). */
+  'drover/runMetrics': { params: RunMetricsParams; result: RunMetricSeries[] };
+  /** Count, last, lowest and highest value of each metric of these runs (no points); runs without points have none. */
+  'drover/metricSummaries': { params: { ids: number[] }; result: MetricSummary[] };
   /** A notebook run's cell events from `offset` (bytes) of an attempt's events (the last attempt by default). */
   'drover/cells': { params: { id: number; attempt?: number; offset?: number }; result: CellEventsChunk };
   'drover/hosts': { params: Record<string, never>; result: HostView[] };

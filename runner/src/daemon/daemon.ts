@@ -16,6 +16,8 @@ import {
   type LogChunk,
   type MetricSeries,
   type MetricsParams,
+  type MetricSummary,
+  type RunMetricSeries,
   type RunRecord,
   type ScheduleView,
   type SubmitParams,
@@ -608,6 +610,16 @@ export class Daemon {
   metrics(id: number, options: Omit<MetricsParams, 'id'> = {}): MetricSeries[] {
     this.requireJob(id);
     return readMetrics(this.store, id, options);
+  }
+
+  /** Several runs' metrics (as `metrics` answers each); a run without points (or one deleted since) has none. */
+  runMetrics(ids: readonly number[], options: Omit<MetricsParams, 'id'> = {}): RunMetricSeries[] {
+    return ids.map((id) => ({ jobId: id, series: readMetrics(this.store, id, options) }));
+  }
+
+  /** Each metric's count, last, lowest and highest value for these runs, without reading their points. */
+  metricSummaries(ids: readonly number[]): MetricSummary[] {
+    return this.store.metricSummaries(ids);
   }
 
   /** GPU utilization as the host probes sampled it, thinned to `maxPoints` per GPU when asked. */

@@ -92,12 +92,9 @@ export async function serve(daemon: Daemon, subscribers: Subscribers, options: S
         params.attempt === undefined ? undefined : integer(params.attempt, 'attempt'),
         params.offset === undefined ? 0 : integer(params.offset, 'offset'),
       ),
-    'drover/metrics': (params) =>
-      daemon.metrics(integer(params?.id, 'id'), {
-        ...(params.names !== undefined && { names: strings(params.names, 'names') }),
-        ...(params.range !== undefined && { range: metricRange(params.range) }),
-        ...(params.maxPoints !== undefined && { maxPoints: atLeast(integer(params.maxPoints, 'maxPoints'), 4, 'maxPoints') }),
-      }),
+    'drover/metrics': (params) => daemon.metrics(integer(params?.id, 'id'), metricsOptions(params)),
+    'drover/runMetrics': (params) => daemon.runMetrics(ids(params?.ids), metricsOptions(params)),
+    'drover/metricSummaries': (params) => daemon.metricSummaries(ids(params?.ids)),
     'drover/hosts': () => daemon.hosts(),
     'drover/gpuSamples': (params) =>
       daemon.gpuSamples({
@@ -213,6 +210,15 @@ function sameSecret(presented: unknown, token: string): boolean {
 function integer(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) throw new RequestError('invalid-request', `${name} must be a whole number, not ${JSON.stringify(value)}`);
   return value;
+}
+
+/** What `drover/metrics` and `drover/runMetrics` take besides the run(s), checked. */
+function metricsOptions(params: Omit<MetricsParams, 'id'>): Omit<MetricsParams, 'id'> {
+  return {
+    ...(params.names !== undefined && { names: strings(params.names, 'names') }),
+    ...(params.range !== undefined && { range: metricRange(params.range) }),
+    ...(params.maxPoints !== undefined && { maxPoints: atLeast(integer(params.maxPoints, 'maxPoints'), 4, 'maxPoints') }),
+  };
 }
 
 function ids(value: unknown): number[] {

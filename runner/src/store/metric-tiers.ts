@@ -1,5 +1,5 @@
 import type { Database, SQLiteValue, Statement } from 'node-sqlite3-wasm';
-import type { MetricAxis, MetricPointView, MetricsParams } from '../../../common/protocol';
+import type { MetricAxis, MetricPointView, MetricsParams, MetricSummary } from '../../../common/protocol';
 
 /**
  * A pre-aggregated copy of every metric series, so that a chart of a long run reads a few
@@ -194,6 +194,44 @@ export class MetricTiers {
     const only = names?.length ? ` AND name IN (${names.map(() => '?').join(', ')})` : '';
     const rows = this.db.all(`SELECT name FROM metric_tiers WHERE job_id = ? AND tier = ? AND bucket = 0${only} ORDER BY first_rowid`, [jobId, TOP, ...(names ?? [])]) as Row[];
     return rows.map((row) => String(row['name']));
+  }
+
+  /**
+   * Each metric's count, last, lowest and highest value for these runs (by run, then in the order
+   * the metrics first reported), from the coarsest tier: a row or two per series, no points read.
+   */
+  summaries(jobIds: readonly number[]): MetricSummary[] {
+    const summaries: MetricSummary[] = [];
+    // Bound parameters per statement are limited: a few hundred runs at a time.
+    for (let from = 0; from < jobIds.length; from += 500) {
+      const chunk = jobIds.slice(from, from + 500);
+      const rows = this.db.all(
+        `SELECT job_id, name, count, last_value, low_value, high_value FROM metric_tiers
+         WHERE job_id IN (${chunk.map(() => '?').join(', ')}) AND tier = ? ORDER BY job_id, first_rowid`,
+        [...chunk, TOP],
+      ) as Row[];
+      // A series' buckets follow one another by first_rowid; they are merged into its summary.
+      const byKey = new Map<string, MetricSummary>();
+      for (const row of rows) {
+        const jobId = Number(row['job_id']);
+        const name = String(row['name']);
+        const key = `${jobId}\u0000${name}`;
+        const low = Number(row['low_value']);
+        const high = Number(row['high_value']);
+        const summary = byKey.get(key);
+        if (!summary) {
+          const added: MetricSummary = { jobId, name, count: Number(row['count']), last: Number(row['last_value']), min: low, max: high };
+          byKey.set(key, added);
+          summaries.push(added);
+        } else {
+          summary.count += Number(row['count']);
+          summary.last = Number(row['last_value']);
+          summary.min = Math.min(summary.min, low);
+          summary.max = Math.max(summary.max, high);
+        }
+      }
+    }
+    return summaries;
   }
 
   /** Forgets what it remembers of the database (after a rollback). */

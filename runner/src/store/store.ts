@@ -1,7 +1,7 @@
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Database, type BindValues, type RunResult, type SQLiteValue, type Statement } from 'node-sqlite3-wasm';
-import { FINAL_STATES, type AttemptOutcome, type HostView, type JobState, type MetricSeries, type MetricsParams, type RunRecord, type SubmitParams } from '../../../common/protocol';
+import { FINAL_STATES, type AttemptOutcome, type HostView, type JobState, type MetricSeries, type MetricsParams, type MetricSummary, type RunRecord, type SubmitParams } from '../../../common/protocol';
 import type { RunPlan } from '../../../common/spec';
 import type { GpuUse } from '../scheduler/fair-share';
 import { MetricTiers, type SeriesWindow } from './metric-tiers';
@@ -566,6 +566,11 @@ export class Store {
   /** One metric's points within `range` for a chart of `maxPoints`: all of them, or a sample that keeps each part's extremes (see MetricTiers). */
   metricWindow(jobId: number, name: string, range: MetricsParams['range'], maxPoints: number): SeriesWindow {
     return this.tiers.window(jobId, name, range, maxPoints);
+  }
+
+  /** Each metric's count, last, lowest and highest value for these runs (see MetricTiers.summaries). */
+  metricSummaries(jobIds: readonly number[]): MetricSummary[] {
+    return this.tiers.summaries(jobIds);
   }
 
   /** The run's metrics, in the order they were reported; only `names` when given. */
