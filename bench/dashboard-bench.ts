@@ -1,14 +1,16 @@
 /**
  * Dashboard benchmark: the built webview bundle (dist/webviews) in headless Chromium, fed the
  * messages the extension sends (test/support/dashboard-page.ts), with the points asked of a real
- * daemon (dist/daemon.js) over its socket, as the extension asks them (`drover/metrics`), from a
- * state file holding every point.
+ * daemon (dist/daemon.js) over its socket, as the extension asks them (`drover/metricSummaries`
+ * for every run, `drover/runMetrics` for the runs the charts overlay), from a state file holding
+ * every point.
  *
  * 1. 1 run × 1,000,000 points (one metric): the daemon's answer at 2,000 points, the page draws
  *    it; against sending all 1,000,000 points to the page; and a 1% zoom asked again.
- * 2. 200 runs × 10,000 points (two metrics each): the daemon's answers for 200 runs at the
- *    snapshot's budget; the page draws the table of 200 runs with the newest 10 overlaid (its
- *    default), and with all 200 selected.
+ * 2. 200 runs × 10,000 points (two metrics each): the daemon's answers for the snapshot (the
+ *    summaries of 200 runs, the series of the overlaid runs at their share of the charts' point
+ *    budget); the page draws the table of 200 runs with the newest 10 overlaid (its default), and
+ *    with all 200 selected.
  * 3. Streaming: 20 charts (metrics) of one run, 100 new points per second into each, batched every
  *    100 ms as the extension does: frame intervals while it streams.
  *
@@ -23,12 +25,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Browser } from 'playwright-core';
 import type { DaemonClient } from '../common/node/daemon-client';
-import { snapshotPointBudget, type DashboardSnapshot, type JobView, type MetricsParams, type SeriesColumns } from '../common/protocol';
+import { overlaidRuns, overlayPointBudget, type DashboardSnapshot, type JobView, type MetricsParams, type SeriesColumns } from '../common/protocol';
 import type { RunPlan } from '../common/spec';
-import { readSeries } from '../extension/src/dashboard/dashboard-data';
+import { readDashboardMetrics, readSeries } from '../extension/src/dashboard/dashboard-data';
 import { Store, type MetricRow } from '../runner/src/store/store';
 import { DaemonHarness } from '../test/support/daemon-harness';
-import { curve, experimentSnapshot, sweepRun } from '../test/support/dashboard-fixtures';
+import { curve, experimentSnapshot, summarize, sweepRun } from '../test/support/dashboard-fixtures';
 import { dashboardPageUnavailable, DashboardPage, launchChromium } from '../test/support/dashboard-page';
 import { check, latency, ms, progress, table } from './report';
 
@@ -68,6 +70,8 @@ async function render(browser: Browser, snapshot: DashboardSnapshot, state?: unk
     const before = await heapBytes(page);
     const result = (await page.page.evaluate(`(${TIME_TO_RENDER})(${JSON.stringify({ type: 'snapshot', ...snapshot })})`)) as { ms: number; report: { points: number; charts: string[]; runs: number } };
     check(result.report.runs === snapshot.jobs.length, `the page shows ${result.report.runs} of ${snapshot.jobs.length} runs`);
+    const loads = (await page.posted()).filter((message) => message.type === 'load');
+    check(loads.length === 0, `the snapshot held the series the charts draw (the page asked for more: ${JSON.stringify(loads)})`);
     const after = await heapBytes(page);
     return { ms: result.ms, heapMiB: (after - before) / 2 ** 20, points: result.report.points, charts: result.report.charts.length };
   } finally {
@@ -136,19 +140,21 @@ async function main(): Promise<void> {
       try {
         // 1. One run, a million points: the whole run, a 1% zoom, and every point.
         progress('1 run × 1,000,000 points: the daemon');
-        const whole = await answered(() => runSeries(client, { id: MILLION_RUN, maxPoints: snapshotPointBudget(1) }));
-        const thinned = whole.answer[0]!;
+        const whole = await answered(() => readDashboardMetrics(client, [MILLION_RUN], [MILLION_RUN]));
+        const thinned = whole.answer.series[0]!;
         check(thinned.value.length <= MAX_POINTS && thinned.total === 1_000_000, `the daemon sent ${thinned.value.length} of ${thinned.total}`);
         check(thinned.value.some((value) => value > 2.5), 'the spike survives the thinning');
-        const zoom = await answered(() => runSeries(client, { id: MILLION_RUN, range: { axis: 'step', min: 500_000, max: 509_999 }, maxPoints: MAX_POINTS }));
+        const zoom = await answered(() => readSeries(client, [MILLION_RUN], { axis: 'step', range: { min: 500_000, max: 509_999 }, maxPoints: MAX_POINTS }));
         const zoomed = zoom.answer[0]!;
         check(zoomed.total === 10_000 && zoomed.value.length <= MAX_POINTS && zoomed.step.every((step) => step !== null && step >= 500_000 && step <= 509_999), `the zoom sent ${zoomed.value.length} of ${zoomed.total}, in range`);
         const all = await answered(() => runSeries(client, { id: MILLION_RUN }), 1);
         check(all.answer[0]!.value.length === 1_000_000, 'every point sent');
         const job = sweepRun(MILLION_RUN);
-        const snapshotOf = (series: SeriesColumns[]): DashboardSnapshot => ({ target: { kind: 'run', jobId: MILLION_RUN }, title: 'one run', jobs: [job], details: [], series, maxPoints: MAX_POINTS });
+        const summaries = whole.answer.summaries;
+        check(summaries.length === 1 && summaries[0]!.count === 1_000_000 && summaries[0]!.max > 2.5, `the summary counts every point and holds the spike: ${JSON.stringify(summaries)}`);
+        const snapshotOf = (series: SeriesColumns[]): DashboardSnapshot => ({ target: { kind: 'run', jobId: MILLION_RUN }, title: 'one run', jobs: [job], details: [], series, charted: [MILLION_RUN], summaries, maxPoints: MAX_POINTS });
         progress('1 run × 1,000,000 points: the page');
-        const drover = await render(browser, snapshotOf(whole.answer));
+        const drover = await render(browser, snapshotOf(whole.answer.series));
         const raw = await render(browser, snapshotOf(all.answer));
         console.log('## 1 run × 1,000,000 points (one metric)\n');
         console.log(
@@ -163,26 +169,31 @@ async function main(): Promise<void> {
         );
         console.log(`ratio: answer + first render ${((all.ms + raw.ms) / (whole.ms + drover.ms)).toFixed(1)}× faster, heap ${(raw.heapMiB / Math.max(0.1, drover.heapMiB)).toFixed(1)}× smaller with the daemon's downsampling\n`);
 
-        // 2. Two hundred runs of ten thousand points, asked as the extension asks (readSeries).
+        // 2. Two hundred runs of ten thousand points, asked as the extension asks for a snapshot
+        // (readDashboardMetrics): every run's summaries, the overlaid runs' series.
         progress('200 runs × 10,000 points: the daemon');
-        const budget = snapshotPointBudget(200);
-        const many = await answered(() => readSeries(client, sweep.jobs.map((run) => run.id), { maxPoints: budget }));
-        check(many.answer.length === 400 && many.answer.every((series) => series.total === 10_000 && series.value.length <= budget), 'every run\'s two series, thinned to the budget');
-        sweep.series = many.answer;
-        const sent = many.answer.reduce((sum, series) => sum + series.value.length, 0);
-        progress('200 runs × 10,000 points: the page');
-        const newest = await render(browser, sweep);
-        const everything = await render(browser, sweep, { target: sweep.target, ui: { selected: sweep.jobs.map((run) => run.id) } });
+        const ids = sweep.jobs.map((run) => run.id);
+        const lastLoss = sweep.summaries.find((summary) => summary.jobId === 1 && summary.name === 'loss')!;
+        const views = [
+          { view: 'table of 200, newest 10 overlaid (default)', selected: [] as number[] },
+          { view: 'table of 200, all 200 selected and overlaid', selected: ids },
+        ];
+        const rows: string[][] = [];
+        for (const { view, selected } of views) {
+          const charted = overlaidRuns(ids, selected);
+          const budget = overlayPointBudget(charted.length);
+          const read = await answered(() => readDashboardMetrics(client, ids, charted));
+          const { series, summaries } = read.answer;
+          check(series.length === 2 * charted.length && series.every((entry) => entry.total === 10_000 && entry.value.length <= budget), `each overlaid run's two series, thinned to ${budget} points`);
+          const runOne = summaries.find((summary) => summary.jobId === 1 && summary.name === 'loss');
+          check(summaries.length === 400 && summaries.every((summary) => summary.count === 10_000) && runOne?.last === lastLoss.last && runOne.min === lastLoss.min, 'every run\'s two summaries, of every point');
+          const sent = series.reduce((sum, entry) => sum + entry.value.length, 0);
+          progress(`200 runs × 10,000 points: the page (${view})`);
+          const drawn = await render(browser, { ...sweep, series, charted, summaries }, selected.length ? { target: sweep.target, ui: { selected } } : undefined);
+          rows.push([view, ms(read.ms), String(sent), String(drawn.points), ms(drawn.ms), ms(read.ms + drawn.ms), drawn.heapMiB.toFixed(1)]);
+        }
         console.log('## 200 runs × 10,000 points (two metrics each)\n');
-        console.log(
-          table(
-            ['view', 'daemon answers ms (200 runs)', 'points sent', 'points drawn', 'first render ms', 'answers + render ms', 'page heap MiB'],
-            [
-              ['table of 200, newest 10 overlaid (default)', ms(many.ms), String(sent), String(newest.points), ms(newest.ms), ms(many.ms + newest.ms), newest.heapMiB.toFixed(1)],
-              ['table of 200, all 200 selected and overlaid', ms(many.ms), String(sent), String(everything.points), ms(everything.ms), ms(many.ms + everything.ms), everything.heapMiB.toFixed(1)],
-            ],
-          ),
-        );
+        console.log(table(['view', 'daemon answers ms (200 runs)', 'points sent', 'points drawn', 'first render ms', 'answers + render ms', 'page heap MiB'], rows));
       } finally {
         client.close();
       }
@@ -195,7 +206,8 @@ async function main(): Promise<void> {
     const names = Array.from({ length: 20 }, (_, index) => `metric_${String(index).padStart(2, '0')}`);
     const running = sweepRun(1, { state: 'running', endedAt: undefined });
     const base = curve(running, 'loss', 1000);
-    const stream: DashboardSnapshot = { target: { kind: 'run', jobId: 1 }, title: 'streaming', jobs: [running], details: [], series: names.map((name) => ({ ...base, name })), maxPoints: MAX_POINTS };
+    const streamed = names.map((name) => ({ ...base, name }));
+    const stream: DashboardSnapshot = { target: { kind: 'run', jobId: 1 }, title: 'streaming', jobs: [running], details: [], series: streamed, charted: [1], summaries: summarize(streamed), maxPoints: MAX_POINTS };
     const page = await DashboardPage.open(browser, { theme: 'dark' });
     try {
       await page.page.waitForFunction('window.droverPosted.some((m) => m.type === "ready")');

@@ -3,7 +3,7 @@
  * message is declared once here, by its `type`, and both sides import the map. The webview asks
  * for a snapshot when it is ready; after that the extension sends only deltas.
  */
-import type { GpuSampleSeries, JobDetail, JobView } from './daemon';
+import type { GpuSampleSeries, JobDetail, JobView, MetricSummary } from './daemon';
 
 /** What a dashboard panel shows; also what a restored panel reopens (kept in the webview's state). */
 export type DashboardTarget =
@@ -36,7 +36,12 @@ export interface DashboardSnapshot {
   jobs: JobView[];
   /** Full records (run and compare views). */
   details: JobDetail[];
+  /** The series of the runs in `charted` (the runs the charts overlay); the page asks for others' with `load`. */
   series: SeriesColumns[];
+  /** The runs whose series are here (with none where a run has no points yet). */
+  charted: number[];
+  /** Every run's metrics in brief (the runs table's last and best, the scatter), charted or not. */
+  summaries: MetricSummary[];
   /** The end of the run's output (run view). */
   logTail?: string;
   /** The most points per series the extension asks the daemon for. */
@@ -61,6 +66,8 @@ export interface ToWebview {
   details: { details: JobDetail[] };
   /** New points appended to series (live). */
   points: { series: SeriesColumns[] };
+  /** The answer to `load` (its `request`): these runs' series (a run without points has none). */
+  loaded: { request: number; jobIds: number[]; series: SeriesColumns[] };
   /** Series replaced (the answer to `range`: downsampled again for the visible range). */
   series: { series: SeriesColumns[]; range: { axis: XAxis; min: number; max: number } | null };
   /** More of the run's output (run view); `reset` starts the tail afresh. */
@@ -86,7 +93,10 @@ export interface RenderReport {
 
 /** Webview → extension, by `type`. */
 export interface FromWebview {
-  ready: object;
+  /** The page is ready for its snapshot; `selected`: the runs it was left with selected (a restored panel), whose series the snapshot carries. */
+  ready: { selected: number[] };
+  /** The charts now overlay runs whose series the page does not hold: read them at `maxPoints` per series. */
+  load: { request: number; jobIds: number[]; maxPoints: number };
   /** The user zoomed a chart: downsample again for this range (null: everything). */
   range: { jobIds: number[]; names: string[]; axis: XAxis; range: { min: number; max: number } | null; maxPoints: number };
   action: { action: RunAction; jobIds: number[] };
@@ -118,13 +128,30 @@ export interface DashboardUi {
 /** The view type of every Drover dashboard panel (the serializer is registered for it). */
 export const DASHBOARD_VIEW_TYPE = 'drover.dashboard';
 
+/** An experiment's charts overlay at most this many runs when none are selected (the newest). */
+export const DEFAULT_OVERLAY = 10;
+
 /**
- * Points per series a dashboard's snapshot asks the daemon for: about what a wide chart has
- * pixels for, fewer when many runs share the page (the table needs only each series' last and
- * best, which the daemon's thinning keeps; a zoomed chart asks again at full detail).
+ * The runs an experiment's charts overlay: the selected ones of its `runs`, else the newest few
+ * of those `shown` (the runs its table shows through the filter; all of them by default).
  */
-export function snapshotPointBudget(runs: number): number {
-  return Math.max(250, Math.min(2000, Math.floor(100_000 / Math.max(1, runs))));
+export function overlaidRuns(runs: readonly number[], selected: readonly number[], shown: readonly number[] = runs): number[] {
+  const onPanel = new Set(runs);
+  const chosen = selected.filter((id) => onPanel.has(id));
+  return chosen.length ? chosen : [...shown].sort((a, b) => b - a).slice(0, DEFAULT_OVERLAY);
+}
+
+/** Points a chart draws at most, across the runs it overlays (more cost drawing time and memory, not detail a chart can show). */
+const CHART_POINT_BUDGET = 6000;
+
+/**
+ * Points per series the charts ask the daemon for when they overlay `runs` runs: the chart's
+ * budget shared among them, from 40 (a line's shape) to 2,000 (about what a wide chart has
+ * pixels for). The table needs no points: it shows the daemon's summaries. A zoomed chart asks
+ * again for its range.
+ */
+export function overlayPointBudget(runs: number): number {
+  return Math.max(40, Math.min(2000, Math.floor(CHART_POINT_BUDGET / Math.max(1, runs))));
 }
 
 /** Builds a series from row-shaped points (as `drover/metrics` answers). */

@@ -1,4 +1,4 @@
-import type { DashboardSnapshot, GpuSampleSeries, JobDetail, JobView, SeriesColumns } from '../../common/protocol';
+import type { DashboardSnapshot, GpuSampleSeries, JobDetail, JobView, MetricSummary, SeriesColumns } from '../../common/protocol';
 
 const T0 = Date.UTC(2026, 0, 5, 9, 0, 0);
 
@@ -63,15 +63,34 @@ export function curve(job: JobView, name: 'loss' | 'acc', points: number, from =
   return series;
 }
 
-/** An experiment dashboard's first message: `runs` runs with `points` points of loss and acc. */
-export function experimentSnapshot(runs: number, points: number, maxPoints = 2000): DashboardSnapshot {
+/** Series in brief, as the daemon's summaries give them (of every point: these series are whole). */
+export function summarize(series: readonly SeriesColumns[]): MetricSummary[] {
+  return series
+    .filter((entry) => entry.value.length > 0)
+    .map((entry) => ({ jobId: entry.jobId, name: entry.name, count: entry.value.length, last: entry.value.at(-1)!, min: Math.min(...entry.value), max: Math.max(...entry.value) }));
+}
+
+/** The first message of a run or compare view: `jobs` with these whole series, every run charted. */
+export function runsSnapshot(target: DashboardSnapshot['target'], title: string, jobs: JobView[], series: SeriesColumns[], fields: Partial<DashboardSnapshot> = {}): DashboardSnapshot {
+  return { target, title, jobs, details: jobs.map((job) => detailOf(job)), series, charted: jobs.map((job) => job.id), summaries: summarize(series), maxPoints: 2000, ...fields };
+}
+
+/**
+ * An experiment dashboard's first message: `runs` runs with `points` points of loss and acc,
+ * every run's summaries, and the series of the `charted` runs (by default all of them).
+ */
+export function experimentSnapshot(runs: number, points: number, maxPoints = 2000, charted?: readonly number[]): DashboardSnapshot {
   const jobs = Array.from({ length: runs }, (_, index) => sweepRun(index + 1));
+  const series = jobs.flatMap((job) => [curve(job, 'loss', points), curve(job, 'acc', points)]);
+  const chartedIds = charted ? [...charted] : jobs.map((job) => job.id);
   return {
     target: { kind: 'experiment', specName: 'lr-sweep' },
     title: 'lr-sweep',
     jobs,
     details: [],
-    series: jobs.flatMap((job) => [curve(job, 'loss', points), curve(job, 'acc', points)]),
+    series: series.filter((entry) => chartedIds.includes(entry.jobId)),
+    charted: chartedIds,
+    summaries: summarize(series),
     maxPoints,
   };
 }
@@ -103,5 +122,5 @@ export function gpuTimelineSnapshot(): DashboardSnapshot {
     entry.total = entry.at.length;
     return entry;
   });
-  return { target: { kind: 'gpus' }, title: 'GPU timeline', jobs, details: [], series: [], maxPoints: 2000, gpuSamples: { intervalMs: SAMPLE_INTERVAL_MS, series } };
+  return { target: { kind: 'gpus' }, title: 'GPU timeline', jobs, details: [], series: [], charted: [], summaries: [], maxPoints: 2000, gpuSamples: { intervalMs: SAMPLE_INTERVAL_MS, series } };
 }

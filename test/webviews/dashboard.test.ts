@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import type { Browser } from 'playwright-core';
-import type { DashboardState, FromWebviewMessage } from '../../common/protocol';
-import { curve, detailOf, experimentSnapshot, gpuTimelineSnapshot, SAMPLE_INTERVAL_MS, sweepRun } from '../support/dashboard-fixtures';
+import { overlayPointBudget, type DashboardState, type FromWebviewMessage } from '../../common/protocol';
+import { formatMetricValue } from '../../common/spec';
+import { curve, experimentSnapshot, gpuTimelineSnapshot, runsSnapshot, SAMPLE_INTERVAL_MS, sweepRun } from '../support/dashboard-fixtures';
 import { waitFor } from '../support/daemon-harness';
 import { dashboardPageUnavailable, DashboardPage, launchChromium } from '../support/dashboard-page';
 
@@ -130,10 +131,59 @@ describe('dashboard webview (the built bundle in headless Chromium)', function (
     await page.report('the running run grew by 50 points per metric', (r) => r.points === 3 * 50 * 2 + 100);
     const fourth = sweepRun(4, { state: 'running', endedAt: undefined });
     await page.send({ type: 'jobs', jobs: [fourth, { ...running, state: 'succeeded', endedAt: Date.now() }] });
-    await page.send({ type: 'points', series: [curve(fourth, 'loss', 5)] });
-    await page.report('a fourth run with its points', (r) => r.runs === 4 && r.points === 3 * 50 * 2 + 100 + 5);
+    // The new run is among the newest: the charts overlay it, so the page asks for its series.
+    const load = await waitFor('the page to ask for the new run', async () => ofType(await page!.posted(), 'load').at(-1));
+    assert.deepEqual(load, { type: 'load', request: load.request, jobIds: [4], maxPoints: overlayPointBudget(4) });
+    // Live points come while it is read: the answer holds the first five, the rest are kept and added.
+    const early = curve(fourth, 'loss', 5);
+    const late = curve(fourth, 'loss', 3, 5);
+    await page.send({ type: 'points', series: [early] });
+    await page.send({ type: 'points', series: [late] });
+    await page.send({ type: 'loaded', request: load.request, jobIds: [4], series: [early] });
+    const report = await page.report('a fourth run with its points', (r) => r.runs === 4 && r.points === 3 * 50 * 2 + 100 + 8);
+    assert.equal(report.points, 3 * 50 * 2 + 100 + 8, 'the points that came during the load are drawn once');
     assert.equal(await page.page.locator('table.runs tbody tr[data-run="3"] td.state').textContent(), 'succeeded');
     assert.equal(await page.page.locator('table.runs tbody tr[data-run="4"] td.state').textContent(), 'running');
+    // The table (redrawn at most once a second while points come) shows the last of them.
+    const lastLoss = page.page.locator('table.runs tbody tr[data-run="4"] td[data-column="last:loss"]');
+    await waitFor('the last loss of the last burst in the table', async () => (await lastLoss.textContent()) === formatMetricValue(late.value.at(-1)!));
+    assert.equal(ofType(await page.posted(), 'load').length, 1, 'asked once');
+  });
+
+  it('charts the runs it holds series of, and asks for the others\' when they are selected', async () => {
+    page = await DashboardPage.open(browser, { theme: 'dark' });
+    // 30 runs: the snapshot charts the newest 10 (its default overlay); the table shows all 30 from their summaries.
+    const newest = Array.from({ length: 10 }, (_, index) => 30 - index);
+    const snapshot = experimentSnapshot(30, 100, 2000, newest);
+    await page.send({ type: 'snapshot', ...snapshot });
+    const report = await page.report('rendered', (r) => r.runs === 30);
+    assert.equal(report.points, 10 * 100 * 2);
+    assert.equal(ofType(await page.posted(), 'load').length, 0, 'nothing to ask for');
+    const bestLoss = (run: number) => page!.page.locator(`table.runs tbody tr[data-run="${run}"] td[data-column="best:loss"]`).textContent();
+    const summary = snapshot.summaries.find((entry) => entry.jobId === 2 && entry.name === 'loss')!;
+    assert.equal(await bestLoss(2), formatMetricValue(summary.min), 'an uncharted run\'s best, from its summary');
+    // Selecting two uncharted runs: the page asks for both, at the charts' budget shared between two.
+    await page.page.locator('table.runs tbody tr[data-run="2"] input.run-check').click();
+    await page.page.locator('table.runs tbody tr[data-run="5"]').click();
+    await page.report('two selected', (r) => r.selected.length === 2);
+    const loads = ofType(await page.posted(), 'load');
+    assert.deepEqual(loads.flatMap((load) => load.jobIds).sort((a, b) => a - b), [2, 5]);
+    assert.ok(loads.every((load) => load.maxPoints === overlayPointBudget(1) || load.maxPoints === overlayPointBudget(2)), JSON.stringify(loads));
+    const full = experimentSnapshot(30, 100);
+    for (const { request, jobIds } of loads) await page.send({ type: 'loaded', request, jobIds, series: full.series.filter((entry) => jobIds.includes(entry.jobId)) });
+    await page.report('the two selected drawn', (r) => r.points === 2 * 100 * 2);
+    assert.deepEqual(await page.page.locator('.chart[data-metric="loss"] .legend-item').allTextContents(), ['lr-sweep[1] #2', 'lr-sweep[4] #5']);
+    await page.screenshot('dashboard-experiment-30-runs-selected');
+    // A new snapshot (after a reconnection) resets what was asked for: an answer asked before it is not taken, the page asks again.
+    await page.send({ type: 'snapshot', ...snapshot });
+    await waitFor('the page to ask again', async () => ofType(await page!.posted(), 'load').length === loads.length + 1);
+    const again = ofType(await page.posted(), 'load').at(-1)!;
+    assert.deepEqual(again.jobIds, [2, 5]);
+    for (const { request, jobIds } of loads) await page.send({ type: 'loaded', request, jobIds, series: full.series.filter((entry) => jobIds.includes(entry.jobId)) });
+    const after = await page.report('the new snapshot', (r) => r.runs === 30 && r.selected.length === 2);
+    assert.equal(after.points, 0, 'the stale answers were not drawn');
+    await page.send({ type: 'loaded', request: again.request, jobIds: again.jobIds, series: full.series.filter((entry) => again.jobIds.includes(entry.jobId)) });
+    await page.report('the answer to the new request drawn', (r) => r.points === 2 * 100 * 2);
   });
 
   it('zooms a chart: asks the extension for that range at full detail, and draws what it answers', async () => {
@@ -158,7 +208,7 @@ describe('dashboard webview (the built bundle in headless Chromium)', function (
   it('shows a run: its record, log tail and actions', async () => {
     page = await DashboardPage.open(browser, { theme: 'dark' });
     const job = sweepRun(2, { state: 'running', endedAt: undefined, exitCode: undefined });
-    await page.send({ type: 'snapshot', target: { kind: 'run', jobId: 2 }, title: 'Run lr-sweep[1] #2', jobs: [job], details: [detailOf(job)], series: [curve(job, 'loss', 120), curve(job, 'acc', 120)], logTail: 'epoch 1\nepoch 2\n', maxPoints: 2000 });
+    await page.send({ type: 'snapshot', ...runsSnapshot({ kind: 'run', jobId: 2 }, 'Run lr-sweep[1] #2', [job], [curve(job, 'loss', 120), curve(job, 'acc', 120)], { logTail: 'epoch 1\nepoch 2\n' }) });
     await page.report('run rendered', (r) => r.charts.length === 2);
     await page.send({ type: 'log', data: 'epoch 3\n', reset: false });
     await waitForText(page, 'pre.log', 'epoch 1\nepoch 2\nepoch 3\n');
@@ -174,7 +224,7 @@ describe('dashboard webview (the built bundle in headless Chromium)', function (
   it('compares runs: parameters and records side by side with the differences marked', async () => {
     page = await DashboardPage.open(browser, { theme: 'light' });
     const jobs = [sweepRun(1), sweepRun(4)];
-    await page.send({ type: 'snapshot', target: { kind: 'compare', jobIds: [1, 4] }, title: 'Compare runs 1, 4', jobs, details: jobs.map((job) => detailOf(job)), series: jobs.flatMap((job) => [curve(job, 'loss', 200)]), maxPoints: 2000 });
+    await page.send({ type: 'snapshot', ...runsSnapshot({ kind: 'compare', jobIds: [1, 4] }, 'Compare runs 1, 4', jobs, jobs.flatMap((job) => [curve(job, 'loss', 200)])) });
     const report = await page.report('compare rendered', (r) => r.charts.length === 1);
     assert.equal(report.points, 400);
     const differing = await page.page.locator('.record-table tr.differs th').allTextContents();

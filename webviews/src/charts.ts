@@ -1,7 +1,7 @@
 import uPlot from 'uplot';
 import type { DashboardUi, SeriesColumns, XAxis } from '../../common/protocol';
-import { runColor } from './colors';
-import { h, themeColor } from './dom';
+import type { Palette } from './colors';
+import { h } from './dom';
 
 export interface ChartLine {
   jobId: number;
@@ -25,6 +25,8 @@ export class MetricChart {
   private shape = '';
   private extent: { min: number; max: number } | null = null;
   private settingData = false;
+  /** Whether the user zoomed in (a zoom back out is then reported once). */
+  private zoomedIn = false;
   points = 0;
 
   constructor(
@@ -37,19 +39,29 @@ export class MetricChart {
   }
 
   /** Draws the lines; the plot is rebuilt only when what it is made of changed (runs, axis, scale, theme). */
-  update(lines: readonly ChartLine[], ui: Pick<DashboardUi, 'xAxis' | 'smoothing' | 'logScale'>, theme: string): void {
-    const shape = JSON.stringify([lines.map((line) => line.jobId), ui.xAxis, ui.logScale, theme]);
+  update(lines: readonly ChartLine[], ui: Pick<DashboardUi, 'xAxis' | 'smoothing' | 'logScale'>, palette: Palette): void {
+    if (!lines.length) {
+      // The overlaid runs' series are still being read (uPlot draws no chart without a line).
+      this.destroy();
+      this.shape = '';
+      this.points = 0;
+      this.extent = null;
+      this.legend.replaceChildren('Reading…');
+      return;
+    }
+    const shape = JSON.stringify([lines.map((line) => line.jobId), ui.xAxis, ui.logScale, palette.theme]);
     const data: uPlot.AlignedData = [null as unknown as number[], ...lines.map((line) => toXY(line.series, ui))] as unknown as uPlot.AlignedData;
     this.points = lines.reduce((sum, line) => sum + line.series.value.length, 0);
     this.extent = xExtent(data);
     if (shape !== this.shape || !this.plot) {
       this.shape = shape;
       this.plot?.destroy();
-      this.plot = new uPlot(this.options(lines, ui), data, this.plotHost);
+      this.zoomedIn = false;
+      this.plot = new uPlot(this.options(lines, ui, palette), data, this.plotHost);
       this.legend.replaceChildren(
         ...lines.map((line) => {
           const swatch = h('span', { className: 'swatch' });
-          swatch.style.background = runColor(line.jobId);
+          swatch.style.background = palette.run(line.jobId);
           return h('span', { className: 'legend-item', title: `run ${line.jobId}` }, swatch, line.label);
         }),
       );
@@ -71,10 +83,10 @@ export class MetricChart {
     this.plot = undefined;
   }
 
-  private options(lines: readonly ChartLine[], ui: Pick<DashboardUi, 'xAxis' | 'logScale'>): uPlot.Options {
-    const foreground = themeColor('--vscode-foreground', '#cccccc');
-    const grid = themeColor('--vscode-editorWidget-border', 'rgba(128,128,128,0.25)');
-    const font = `11px ${themeColor('--vscode-font-family', 'sans-serif')}`;
+  private options(lines: readonly ChartLine[], ui: Pick<DashboardUi, 'xAxis' | 'logScale'>, palette: Palette): uPlot.Options {
+    const foreground = palette.color('--vscode-foreground', '#cccccc');
+    const grid = palette.color('--vscode-editorWidget-border', 'rgba(128,128,128,0.25)');
+    const font = `11px ${palette.color('--vscode-font-family', 'sans-serif')}`;
     const axis = (): uPlot.Axis => ({ stroke: foreground, font, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } });
     return {
       mode: 2,
@@ -89,7 +101,7 @@ export class MetricChart {
         ...lines.map(
           (line): uPlot.Series => ({
             label: line.label,
-            stroke: runColor(line.jobId),
+            stroke: palette.run(line.jobId),
             width: 1.5,
             paths: uPlot.paths.linear!(),
             points: { show: false },
@@ -107,6 +119,9 @@ export class MetricChart {
             const { min, max } = plot.scales['x']!;
             if (min === undefined || max === undefined || min === null || max === null) return;
             const whole = this.extent === null || (min <= this.extent.min && max >= this.extent.max);
+            // A new plot sets its scale too: only a zoom out of a zoom is one.
+            if (whole && !this.zoomedIn) return;
+            this.zoomedIn = !whole;
             // The time axis is in seconds for uPlot; the daemon counts milliseconds.
             const scale = ui.xAxis === 'time' ? 1000 : 1;
             this.onZoom(this.metric, ui.xAxis, whole ? null : { min: min * scale, max: max * scale });

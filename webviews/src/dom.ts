@@ -23,12 +23,6 @@ export function el(tag: string, attributes: Record<string, string | boolean | un
   return element;
 }
 
-/** A VS Code theme color (`--vscode-charts-blue`) as the canvas needs it: a resolved color string. */
-export function themeColor(variable: string, fallback: string): string {
-  const value = getComputedStyle(document.body).getPropertyValue(variable).trim();
-  return value || fallback;
-}
-
 /** Builds an SVG element with attributes (and text). */
 export function svg<K extends keyof SVGElementTagNameMap>(tag: K, attributes: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
   const element = document.createElementNS('http://www.w3.org/2000/svg', tag);

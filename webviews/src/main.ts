@@ -9,10 +9,11 @@ import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
-import { FINAL_STATES, type DashboardState, type DashboardUi, type FromWebviewMessage, type JobDetail, type JobView, type RunAction, type ToWebviewMessage } from '../../common/protocol';
+import { FINAL_STATES, overlaidRuns, overlayPointBudget, type DashboardState, type DashboardUi, type FromWebviewMessage, type JobDetail, type JobView, type RunAction, type ToWebviewMessage } from '../../common/protocol';
 import { MetricChart, type ChartLine } from './charts';
+import { Palette } from './colors';
 import { el, h } from './dom';
-import { DashboardModel, DEFAULT_OVERLAY, DEFAULT_UI, paramText } from './model';
+import { DashboardModel, DEFAULT_UI, paramText } from './model';
 import { placement, runLabel, RunsTable } from './runs-table';
 import { renderScatter, scatterControls } from './scatter';
 import { renderTimeline } from './timeline';
@@ -43,7 +44,11 @@ const sections = {
 };
 const table = new RunsTable(model, () => ui, (change) => changeUi(change));
 let frame: number | undefined;
+/** When the table was last drawn; live points redraw it at most once a second. */
 let lastTableDraw = 0;
+/** The table's redraw after live points it skipped (so the last of a burst shows). */
+let tableTimer: ReturnType<typeof setTimeout> | undefined;
+let tableDue = false;
 /** Utilization points the timeline drew last. */
 let timelineSamples = 0;
 /** The user changed a choice: everything is drawn again, but the page (and the focused control) stays. */
@@ -67,18 +72,11 @@ function schedule(): void {
   });
 }
 
-function theme(): string {
-  return document.body.className;
-}
-
-/** The runs the charts overlay: the selected ones, else the newest few that pass the filter. */
-function overlaidRuns(): number[] {
-  const target = model.target!;
-  if (target.kind !== 'experiment') return [...model.jobs.keys()].sort((a, b) => a - b);
-  const visible = new Set(table.visibleRuns().map((job) => job.id));
-  const selected = ui.selected.filter((id) => model.jobs.has(id));
-  if (selected.length) return selected;
-  return [...visible].sort((a, b) => b - a).slice(0, DEFAULT_OVERLAY);
+/** The runs the charts overlay: every run of the panel, or of an experiment the selected ones, else the newest few that pass the filter. */
+function chartedRuns(): number[] {
+  const ids = [...model.jobs.keys()].sort((a, b) => a - b);
+  if (model.target!.kind !== 'experiment') return ids;
+  return overlaidRuns(ids, ui.selected, table.visibleRuns().map((job) => job.id));
 }
 
 function render(): void {
@@ -89,12 +87,11 @@ function render(): void {
   dirty.jobs ||= dirty.all || uiChanged;
   uiChanged = false;
   const now = Date.now();
-  if (kind === 'experiment' && (dirty.all || dirty.jobs || (dirty.metrics.size && now - lastTableDraw > 1000))) {
-    table.render();
-    lastTableDraw = now;
-  }
-  if (kind !== 'gpus') drawCharts(dirty.all || dirty.jobs ? undefined : dirty.metrics);
-  if (kind === 'experiment' && (dirty.all || dirty.jobs)) drawScatter();
+  // Read once for the whole render: reading a theme color after the page changed restyles it.
+  const palette = new Palette();
+  if (kind === 'experiment') drawTable(dirty.all || dirty.jobs, dirty.summaries, now, palette);
+  if (kind !== 'gpus') drawCharts(dirty.all || dirty.jobs ? undefined : dirty.metrics, palette);
+  if (kind === 'experiment' && (dirty.all || dirty.jobs)) drawScatter(palette);
   if ((kind === 'run' || kind === 'compare') && (dirty.all || dirty.jobs)) drawRecord();
   if (kind === 'run' && (dirty.all || dirty.log)) {
     const follow = sections.log.scrollTop + sections.log.clientHeight >= sections.log.scrollHeight - 4;
@@ -102,7 +99,7 @@ function render(): void {
     if (follow) sections.log.scrollTop = sections.log.scrollHeight;
   }
   if ((kind === 'experiment' || kind === 'gpus') && (dirty.all || dirty.jobs || dirty.samples)) {
-    const timeline = renderTimeline(model.jobs.values(), now, model.utilization);
+    const timeline = renderTimeline(model.jobs.values(), now, palette, model.utilization);
     timelineSamples = timeline.samples;
     sections.timeline.replaceChildren(h('h2', {}, 'GPU timeline'), timeline.element);
   }
@@ -117,6 +114,28 @@ function render(): void {
     points: [...charts.values()].reduce((sum, chart) => sum + chart.points, 0),
     samples: timelineSamples,
   });
+}
+
+/**
+ * The runs table: at once when runs or choices changed; after live points at most once a second
+ * (200 rows cost more than a chart's new points), and once more after the last of them.
+ */
+function drawTable(changed: boolean, summaries: boolean, now: number, palette: Palette): void {
+  tableDue ||= summaries;
+  if (!changed && !tableDue) return;
+  const wait = lastTableDraw + 1000 - now;
+  if (!changed && wait > 0) {
+    tableTimer ??= setTimeout(() => {
+      tableTimer = undefined;
+      schedule();
+    }, wait);
+    return;
+  }
+  clearTimeout(tableTimer);
+  tableTimer = undefined;
+  tableDue = false;
+  table.render(palette);
+  lastTableDraw = now;
 }
 
 /** The page's sections for the panel's kind, built once per snapshot (or UI change). */
@@ -196,8 +215,10 @@ function select(control: string, options: string[][], value: string, onChange: (
 }
 
 /** Draws the charts of the metrics in `only` (all when undefined), adding and removing charts as metrics come and go. */
-function drawCharts(only: ReadonlySet<string> | undefined): void {
-  const runs = overlaidRuns();
+function drawCharts(only: ReadonlySet<string> | undefined, palette: Palette): void {
+  const runs = chartedRuns();
+  const load = model.toLoad(runs);
+  if (load) post({ type: 'load', ...load, maxPoints: overlayPointBudget(runs.length) });
   const names = model.metricNames(new Set(runs));
   for (const [name, chart] of charts) {
     if (!names.includes(name)) {
@@ -212,9 +233,14 @@ function drawCharts(only: ReadonlySet<string> | undefined): void {
     let chart = charts.get(name);
     if (!chart) {
       chart = new MetricChart(name, (metric, axis, range) => {
-        if (!range) model.unzoom(metric);
-        post({ type: 'range', jobIds: overlaidRuns(), names: [metric], axis, range, maxPoints: model.maxPoints });
-        if (!range) schedule();
+        // Zoomed back out: the series held (live points went on into them) are drawn again.
+        if (!range) {
+          model.unzoom(metric);
+          schedule();
+          return;
+        }
+        const overlaid = chartedRuns();
+        post({ type: 'range', jobIds: overlaid, names: [metric], axis, range, maxPoints: Math.min(model.maxPoints, overlayPointBudget(overlaid.length)) });
       });
       charts.set(name, chart);
       sections.charts.append(chart.element);
@@ -225,11 +251,11 @@ function drawCharts(only: ReadonlySet<string> | undefined): void {
       const job = model.jobs.get(jobId);
       if (series && job) lines.push({ jobId, label: runLabel(job), series });
     }
-    chart.update(lines, ui, theme());
+    chart.update(lines, ui, palette);
   }
 }
 
-function drawScatter(): void {
+function drawScatter(palette: Palette): void {
   const params = model.paramNames();
   const metrics = model.metricNames();
   if (!params.length || !metrics.length) {
@@ -242,7 +268,7 @@ function drawScatter(): void {
   sections.scatter.replaceChildren(
     h('h2', {}, 'Parameters against a metric'),
     scatterControls(params, metrics, param, metric, (scatterParam, scatterMetric) => changeUi({ scatterParam, scatterMetric })),
-    renderScatter(model, param, metric, runs, new Set(ui.selected)),
+    renderScatter(model, param, metric, runs, new Set(ui.selected), palette),
   );
 }
 
@@ -308,4 +334,4 @@ new ResizeObserver(() => {
   for (const chart of charts.values()) chart.resize(chart.element.clientWidth - 16);
 }).observe(sections.charts);
 
-post({ type: 'ready' });
+post({ type: 'ready', selected: ui.selected });

@@ -1,4 +1,4 @@
-import type { DashboardSnapshot, DashboardTarget, DashboardUi, GpuSampleSeries, JobDetail, JobView, SeriesColumns, ToWebviewMessage } from '../../common/protocol';
+import type { DashboardSnapshot, DashboardTarget, DashboardUi, GpuSampleSeries, JobDetail, JobView, MetricSummary, SeriesColumns, ToWebviewMessage } from '../../common/protocol';
 import type { ParamValue } from '../../common/spec';
 
 export const DEFAULT_UI: DashboardUi = {
@@ -12,9 +12,6 @@ export const DEFAULT_UI: DashboardUi = {
   scatterParam: '',
 };
 
-/** Charts overlay at most this many runs when none are selected (the newest). */
-export const DEFAULT_OVERLAY = 10;
-
 export function seriesKey(jobId: number, name: string): string {
   return `${jobId}\u0000${name}`;
 }
@@ -23,8 +20,10 @@ export function seriesKey(jobId: number, name: string): string {
 export interface Dirty {
   all: boolean;
   jobs: boolean;
-  /** Metric names with new points. */
+  /** Metric names with new points in the charts. */
   metrics: Set<string>;
+  /** Runs' summaries changed (the table's last and best). */
+  summaries: boolean;
   log: boolean;
   /** GPU utilization samples came (GPU timeline). */
   samples: boolean;
@@ -51,13 +50,22 @@ export class DashboardModel {
   maxPoints = 2000;
   readonly jobs = new Map<number, JobView>();
   readonly details = new Map<number, JobDetail>();
+  /** The series of the charted runs (by seriesKey). */
   readonly series = new Map<string, SeriesColumns>();
+  /** Runs whose series the page holds (others have only summaries until the charts need them). */
+  readonly charted = new Set<number>();
+  /** Runs asked for with `load` and not yet answered: by which request, and the live points that come meanwhile, to merge into the answer. */
+  private readonly loading = new Map<number, { request: number; buffered: SeriesColumns[] }>();
+  /** The number of the last `load` (an answer is taken only for the request it answers). */
+  private requests = 0;
+  /** Every run's metrics in brief (by seriesKey), kept up to date by live points. */
+  readonly summaries = new Map<string, MetricSummary>();
   /** Series at full detail for a zoomed chart's range (the daemon's answer to `range`). */
   readonly zoomed = new Map<string, SeriesColumns>();
   logTail = '';
   /** Undefined where the panel has none (not a GPU timeline, or a daemon that does not sample). */
   utilization: Utilization | undefined;
-  dirty: Dirty = { all: true, jobs: true, metrics: new Set(), log: true, samples: true };
+  dirty: Dirty = { all: true, jobs: true, metrics: new Set(), summaries: true, log: true, samples: true };
 
   get loaded(): boolean {
     return this.target !== undefined;
@@ -82,11 +90,15 @@ export class DashboardModel {
       case 'points':
         for (const delta of message.series) this.append(delta);
         break;
+      case 'loaded':
+        this.applyLoaded(message.request, message.jobIds, message.series);
+        break;
       case 'series':
         for (const replacement of message.series) {
           const key = seriesKey(replacement.jobId, replacement.name);
           if (message.range) this.zoomed.set(key, replacement);
-          else {
+          // A run not charted yet gets its series from its `load`.
+          else if (this.charted.has(replacement.jobId)) {
             this.zoomed.delete(key);
             this.series.set(key, replacement);
           }
@@ -110,15 +122,27 @@ export class DashboardModel {
 
   takeDirty(): Dirty {
     const dirty = this.dirty;
-    this.dirty = { all: false, jobs: false, metrics: new Set(), log: false, samples: false };
+    this.dirty = { all: false, jobs: false, metrics: new Set(), summaries: false, log: false, samples: false };
     return dirty;
   }
 
-  /** Metric names across the runs, in first-seen order. */
+  /** Metric names across the runs (charted or not), in first-seen order. */
   metricNames(jobIds?: ReadonlySet<number>): string[] {
     const names = new Set<string>();
-    for (const series of this.series.values()) if (!jobIds || jobIds.has(series.jobId)) names.add(series.name);
+    for (const summary of this.summaries.values()) if (!jobIds || jobIds.has(summary.jobId)) names.add(summary.name);
     return [...names];
+  }
+
+  /**
+   * Of `runs` (those the charts overlay), the ones whose series the page neither holds nor has
+   * asked for, as a new request; they count as asked for from now (the caller sends `load`).
+   */
+  toLoad(runs: readonly number[]): { request: number; jobIds: number[] } | undefined {
+    const jobIds = runs.filter((id) => !this.charted.has(id) && !this.loading.has(id));
+    if (!jobIds.length) return undefined;
+    const request = ++this.requests;
+    for (const id of jobIds) this.loading.set(id, { request, buffered: [] });
+    return { request, jobIds };
   }
 
   /** Every parameter any run was given, in first-seen order. */
@@ -146,12 +170,9 @@ export class DashboardModel {
 
   /** The last value and the best (lowest for a loss/error, else highest) of a run's metric. */
   summary(jobId: number, name: string): { last: number; best: number } | undefined {
-    const series = this.seriesOf(jobId, name);
-    if (!series || series.value.length === 0) return undefined;
-    const lowerIsBetter = isLowerBetter(name);
-    let best = series.value[0]!;
-    for (const value of series.value) if (lowerIsBetter ? value < best : value > best) best = value;
-    return { last: series.value.at(-1)!, best };
+    const summary = this.summaries.get(seriesKey(jobId, name));
+    if (!summary || summary.count === 0) return undefined;
+    return { last: summary.last, best: isLowerBetter(name) ? summary.min : summary.max };
   }
 
   private load(snapshot: DashboardSnapshot): void {
@@ -161,6 +182,9 @@ export class DashboardModel {
     this.jobs.clear();
     this.details.clear();
     this.series.clear();
+    this.charted.clear();
+    this.loading.clear();
+    this.summaries.clear();
     this.zoomed.clear();
     for (const job of snapshot.jobs) this.jobs.set(job.id, job);
     for (const detail of snapshot.details) {
@@ -168,9 +192,34 @@ export class DashboardModel {
       this.jobs.set(detail.id, detail);
     }
     for (const series of snapshot.series) this.series.set(seriesKey(series.jobId, series.name), series);
+    for (const id of snapshot.charted) this.charted.add(id);
+    for (const summary of snapshot.summaries) this.summaries.set(seriesKey(summary.jobId, summary.name), summary);
     this.logTail = snapshot.logTail ?? '';
     this.utilization = snapshot.gpuSamples && { intervalMs: snapshot.gpuSamples.intervalMs, series: new Map(snapshot.gpuSamples.series.map((series) => [laneKey(series.host, series.gpu), series])) };
-    this.dirty = { all: true, jobs: true, metrics: new Set(), log: true, samples: true };
+    this.dirty = { all: true, jobs: true, metrics: new Set(), summaries: true, log: true, samples: true };
+  }
+
+  /** The answer to `load`: the runs' series, with the live points that came while it was read and it does not hold. */
+  private applyLoaded(request: number, jobIds: readonly number[], series: readonly SeriesColumns[]): void {
+    for (const id of jobIds) {
+      // Not the answer to the run's request: asked before the last snapshot, which reset what was asked (its reads are newer).
+      if (this.loading.get(id)?.request !== request) continue;
+      const { buffered } = this.loading.get(id)!;
+      this.loading.delete(id);
+      this.charted.add(id);
+      for (const entry of series) {
+        if (entry.jobId !== id) continue;
+        this.series.set(seriesKey(id, entry.name), entry);
+        this.dirty.metrics.add(entry.name);
+      }
+      for (const delta of buffered) {
+        const held = this.series.get(seriesKey(id, delta.name));
+        // The answer holds the points recorded before it was read (its newest is among them, thinned or not).
+        const upTo = held ? held.at.reduce((newest, at) => Math.max(newest, at), -Infinity) : -Infinity;
+        const first = delta.at.findIndex((at) => at > upTo);
+        if (first >= 0) this.appendPoints({ ...delta, step: delta.step.slice(first), at: delta.at.slice(first), value: delta.value.slice(first) });
+      }
+    }
   }
 
   /** Live samples after the snapshot's (older ones, already held, are dropped). */
@@ -192,10 +241,18 @@ export class DashboardModel {
     });
   }
 
+  /** Live points: into the run's summary, and its series where the page holds (or is reading) them. */
   private append(delta: SeriesColumns): void {
+    if (delta.value.length === 0) return;
+    this.summarize(delta);
+    if (this.charted.has(delta.jobId)) this.appendPoints(delta);
+    else this.loading.get(delta.jobId)?.buffered.push(delta);
+  }
+
+  private appendPoints(delta: SeriesColumns): void {
     const key = seriesKey(delta.jobId, delta.name);
     const series = this.series.get(key);
-    if (!series) this.series.set(key, { ...delta });
+    if (!series) this.series.set(key, { ...delta, step: [...delta.step], at: [...delta.at], value: [...delta.value], total: delta.value.length });
     else {
       series.step.push(...delta.step);
       series.at.push(...delta.at);
@@ -203,8 +260,23 @@ export class DashboardModel {
       series.total += delta.value.length;
     }
     this.dirty.metrics.add(delta.name);
-    // A new metric or a new run's first point: the table's columns change too.
-    if (!series) this.dirty.jobs = true;
+  }
+
+  private summarize(delta: SeriesColumns): void {
+    const key = seriesKey(delta.jobId, delta.name);
+    let summary = this.summaries.get(key);
+    if (!summary) {
+      this.summaries.set(key, (summary = { jobId: delta.jobId, name: delta.name, count: 0, last: delta.value[0]!, min: Infinity, max: -Infinity }));
+      // A new metric or a new run's first point: the table's columns change too.
+      this.dirty.jobs = true;
+    }
+    summary.count += delta.value.length;
+    summary.last = delta.value.at(-1)!;
+    for (const value of delta.value) {
+      if (value < summary.min) summary.min = value;
+      if (value > summary.max) summary.max = value;
+    }
+    this.dirty.summaries = true;
   }
 }
 

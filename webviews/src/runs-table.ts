@@ -1,7 +1,7 @@
 import type { DashboardUi, JobView } from '../../common/protocol';
 import { formatElapsed, formatMetricValue } from '../../common/spec';
-import { runColor } from './colors';
-import { el, h } from './dom';
+import type { Palette } from './colors';
+import { h } from './dom';
 import { paramText, type DashboardModel } from './model';
 
 interface Column {
@@ -83,7 +83,7 @@ export class RunsTable {
     return rows.sort((a, b) => direction * compare(sortColumn.key(a), sortColumn.key(b)) || b.id - a.id);
   }
 
-  render(): void {
+  render(palette: Palette): void {
     const ui = this.ui();
     const columns = this.columns();
     const rows = this.visibleRuns(columns);
@@ -103,8 +103,9 @@ export class RunsTable {
     const body = rows.map((job) => {
       const isSelected = selected.has(job.id);
       const swatch = h('span', { className: 'swatch' });
-      if (isSelected) swatch.style.background = runColor(job.id);
-      const checkbox = el('vscode-checkbox', { checked: isSelected, 'aria-label': `Select run ${job.id}` });
+      if (isSelected) swatch.style.background = palette.run(job.id);
+      // A plain checkbox, styled like VS Code's: a web component per row costs more than the row.
+      const checkbox = h('input', { type: 'checkbox', className: 'run-check', checked: isSelected, tabIndex: -1, ariaLabel: `Select run ${job.id}` });
       const row = h(
         'tr',
         { className: isSelected ? 'selected' : '', dataset: { run: String(job.id) } },

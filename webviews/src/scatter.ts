@@ -1,5 +1,5 @@
 import { formatMetricValue } from '../../common/spec';
-import { runColor } from './colors';
+import type { Palette } from './colors';
 import { h, svg } from './dom';
 import { paramText, type DashboardModel } from './model';
 import { runLabel } from './runs-table';
@@ -13,7 +13,7 @@ const PAD = { left: 64, right: 28, top: 12, bottom: 36 };
  * parameters get a linear axis; others one slot per distinct value. Selected runs are drawn in
  * their chart color, the rest dimmed.
  */
-export function renderScatter(model: DashboardModel, param: string, metric: string, runs: readonly number[], selected: ReadonlySet<number>): SVGSVGElement {
+export function renderScatter(model: DashboardModel, param: string, metric: string, runs: readonly number[], selected: ReadonlySet<number>, palette: Palette): SVGSVGElement {
   const root = svg('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: 'scatter', role: 'img', 'aria-label': `${metric} against ${param}` });
   const dots = runs
     .map((id) => ({ job: model.jobs.get(id)!, value: model.summary(id, metric)?.best }))
@@ -48,7 +48,7 @@ export function renderScatter(model: DashboardModel, param: string, metric: stri
     const isSelected = selected.has(dot.job.id);
     const circle = svg('circle', { cx: px(xs[index]!), cy: py(ys[index]!), r: isSelected ? 6 : 4.5, class: isSelected ? 'dot selected' : 'dot', 'data-run': dot.job.id });
     // As a style, not an attribute: the style sheet's fill would win over an attribute.
-    if (isSelected) circle.style.fill = runColor(dot.job.id);
+    if (isSelected) circle.style.fill = palette.run(dot.job.id);
     circle.append(svg('title', {}, `${runLabel(dot.job)}: ${param} = ${paramText(dot.job.params[param])}, ${metric} = ${formatMetricValue(dot.value)}`));
     root.append(circle);
   });

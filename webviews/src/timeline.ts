@@ -1,6 +1,6 @@
 import type { GpuSampleSeries, JobView } from '../../common/protocol';
 import { formatElapsed, formatGib } from '../../common/spec';
-import { runColor } from './colors';
+import type { Palette } from './colors';
 import { h, svg } from './dom';
 import { laneKey, type Utilization } from './model';
 import { runLabel } from './runs-table';
@@ -15,7 +15,7 @@ const STRIP_WIDTH = 1000;
  * that was sampled gets a lane, and a lane without samples says so. Returns the element and the
  * utilization points drawn.
  */
-export function renderTimeline(jobs: Iterable<JobView>, now: number, utilization?: Utilization): { element: HTMLElement; samples: number } {
+export function renderTimeline(jobs: Iterable<JobView>, now: number, palette: Palette, utilization?: Utilization): { element: HTMLElement; samples: number } {
   const lanes = new Map<string, JobView[]>();
   let start = Infinity;
   let end = -Infinity;
@@ -50,7 +50,7 @@ export function renderTimeline(jobs: Iterable<JobView>, now: number, utilization
           const bar = h('span', { className: `bar state-${job.state}`, title: `${runLabel(job)}: ${job.state}, ${formatElapsed((job.endedAt ?? now) - job.startedAt!)}`, dataset: { run: String(job.id) } }, `#${job.id}`);
           bar.style.left = `${(((job.startedAt! - start) / span) * 100).toFixed(3)}%`;
           bar.style.width = `${Math.max(0.5, (((job.endedAt ?? now) - job.startedAt!) / span) * 100).toFixed(3)}%`;
-          bar.style.background = runColor(job.id);
+          bar.style.background = palette.run(job.id);
           return bar;
         }),
       );

@@ -1,7 +1,7 @@
 import type { DaemonClient } from '../../../common/node/daemon-client';
-import { toColumns, type DashboardTarget, type GpuSamples, type GpuSampleSeries, type HostView, type JobView, type SeriesColumns, type XAxis } from '../../../common/protocol';
+import { overlayPointBudget, toColumns, type DashboardTarget, type GpuSamples, type GpuSampleSeries, type HostView, type JobView, type MetricSummary, type SeriesColumns, type XAxis } from '../../../common/protocol';
 
-/** Points per series a zoomed chart asks for (the first snapshot's budget depends on the run count: snapshotPointBudget). */
+/** Points per series a zoomed chart asks for (the charts' first read shares a budget among the runs they overlay: overlayPointBudget). */
 export const MAX_POINTS = 2000;
 
 /** Utilization points per GPU the GPU timeline asks for: about what its lanes have pixels for. */
@@ -62,9 +62,12 @@ export function parseTarget(value: unknown): DashboardTarget | undefined {
   return undefined;
 }
 
+/** Runs per `drover/runMetrics` request: the daemon answers others' requests between them. */
+const RUNS_PER_REQUEST = 25;
+
 /**
  * Runs' metrics as the charts take them, downsampled by the daemon (to `maxPoints` per series,
- * within `range` when given). A few runs at a time, so 200 runs do not flood the daemon.
+ * within `range` when given), a batch of runs per request.
  */
 export async function readSeries(
   client: DaemonClient,
@@ -72,21 +75,31 @@ export async function readSeries(
   options: { names?: string[]; axis?: XAxis; range?: { min: number; max: number } | null; maxPoints?: number } = {},
 ): Promise<SeriesColumns[]> {
   const result: SeriesColumns[] = [];
-  for (let index = 0; index < jobIds.length; index += 8) {
-    const batch = await Promise.all(
-      jobIds.slice(index, index + 8).map(async (id) => {
-        const series = await client.request('drover/metrics', {
-          id,
-          maxPoints: options.maxPoints ?? MAX_POINTS,
-          ...(options.names && { names: options.names }),
-          ...(options.range && { range: { axis: options.axis ?? 'step', ...options.range } }),
-        });
-        return series.map((entry) => toColumns(id, entry.name, entry.points, entry.total));
-      }),
-    );
-    result.push(...batch.flat());
+  for (let index = 0; index < jobIds.length; index += RUNS_PER_REQUEST) {
+    const runs = await client.request('drover/runMetrics', {
+      ids: jobIds.slice(index, index + RUNS_PER_REQUEST),
+      maxPoints: options.maxPoints ?? MAX_POINTS,
+      ...(options.names && { names: options.names }),
+      ...(options.range && { range: { axis: options.axis ?? 'step', ...options.range } }),
+    });
+    for (const run of runs) for (const entry of run.series) result.push(toColumns(run.jobId, entry.name, entry.points, entry.total));
   }
   return result;
+}
+
+/** Each metric of these runs in brief (count, last, lowest, highest), read from the daemon's tiers without their points. */
+export async function readSummaries(client: DaemonClient, jobIds: readonly number[]): Promise<MetricSummary[]> {
+  return jobIds.length ? client.request('drover/metricSummaries', { ids: [...jobIds] }) : [];
+}
+
+/**
+ * What a dashboard's first message holds of the metrics: every run's summaries (the runs table),
+ * and the series of the `charted` runs only (those the charts overlay), at the share of the
+ * charts' point budget each gets.
+ */
+export async function readDashboardMetrics(client: DaemonClient, jobIds: readonly number[], charted: readonly number[]): Promise<{ series: SeriesColumns[]; summaries: MetricSummary[] }> {
+  const [series, summaries] = await Promise.all([readSeries(client, charted, { maxPoints: overlayPointBudget(charted.length) }), readSummaries(client, jobIds)]);
+  return { series, summaries };
 }
 
 /**

@@ -10,14 +10,14 @@ import {
   type JobDetail,
   type JobView,
   type RenderReport,
+  overlaidRuns,
   type RunAction,
-  snapshotPointBudget,
   type SeriesColumns,
   type ToWebviewMessage,
 } from '../../../common/protocol';
 import type { DroverContext } from '../context';
 import { Emitter } from '../events';
-import { MAX_POINTS, newSamples, parseTarget, readGpuSamples, readSeries, targetIncludes, targetKey, targetTitle } from './dashboard-data';
+import { MAX_POINTS, newSamples, parseTarget, readDashboardMetrics, readGpuSamples, readSeries, targetIncludes, targetKey, targetTitle } from './dashboard-data';
 import { dashboardHtml, makeNonce } from './webview-html';
 
 /** How often live metric points are sent on to a panel, batched (a run may log thousands a second). */
@@ -104,6 +104,8 @@ class DashboardPanel {
   lastReport: RenderReport | undefined;
   /** Runs on the panel; live points and job changes of others are not sent. */
   private readonly jobIds = new Set<number>();
+  /** The runs the page said were selected when it was ready: the snapshot carries their series. */
+  private selected: number[] = [];
   private pendingPoints = new Map<string, SeriesColumns>();
   private flushTimer: NodeJS.Timeout | undefined;
   /** While a snapshot is being read: the newest time each series has in it, to drop the points it already holds. */
@@ -154,8 +156,15 @@ class DashboardPanel {
     try {
       switch (message.type) {
         case 'ready':
+          this.selected = Array.isArray(message.selected) ? message.selected.filter(Number.isInteger) : [];
           await this.sendSnapshot();
           break;
+        case 'load': {
+          const jobIds = message.jobIds.filter((id) => this.jobIds.has(id));
+          const series = await readSeries(this.ctx.daemon.client(), jobIds, { maxPoints: message.maxPoints });
+          this.post({ type: 'loaded', request: message.request, jobIds, series });
+          break;
+        }
         case 'rendered':
           this.lastReport = message;
           this.onReport(message);
@@ -207,7 +216,9 @@ class DashboardPanel {
       }
       this.jobIds.clear();
       for (const job of jobs) this.jobIds.add(job.id);
-      const series = this.target.kind === 'gpus' ? [] : await readSeries(client, [...this.jobIds], { maxPoints: snapshotPointBudget(this.jobIds.size) });
+      const ids = [...this.jobIds];
+      const charted = this.target.kind === 'gpus' ? [] : this.target.kind === 'experiment' ? overlaidRuns(ids, this.selected) : ids;
+      const { series, summaries } = this.target.kind === 'gpus' ? { series: [], summaries: [] } : await readDashboardMetrics(client, ids, charted);
       const gpuSamples = this.target.kind === 'gpus' ? await readGpuSamples(client, jobs, Date.now()) : undefined;
       this.sampledUpTo = gpuSamples && new Map();
       for (const entry of gpuSamples?.series ?? []) this.sampledUpTo!.set(entry.host, Math.max(this.sampledUpTo!.get(entry.host) ?? -Infinity, entry.at.at(-1) ?? -Infinity));
@@ -218,6 +229,8 @@ class DashboardPanel {
         jobs,
         details,
         series,
+        charted,
+        summaries,
         maxPoints: MAX_POINTS,
         ...(gpuSamples && { gpuSamples }),
         ...(this.target.kind === 'run' && { logTail: await this.readLogTail(details[0]!, true) }),
