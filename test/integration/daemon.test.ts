@@ -115,6 +115,16 @@ describe('runner daemon', function () {
       const cut = await client.request('drover/metrics', { id: run!.id, names: ['loss'], range: { axis: 'step', min: 2, max: 10 }, maxPoints: 4 });
       assert.deepEqual(cut.map(({ name, points, total }) => [name, total, points.map((point) => point.step)]), [['loss', 1, [2]]]);
       await assert.rejects(client.request('drover/metrics', { id: run!.id, maxPoints: 1 }), /maxPoints must be at least 4/);
+      // Several runs at once, as a dashboard asks: each as drover/metrics answers it; a run without points has none.
+      const runs = await client.request('drover/runMetrics', { ids: [run!.id, run!.id + 1000], names: ['loss'], maxPoints: 4 });
+      assert.deepEqual(runs, [{ jobId: run!.id, series: series.filter((entry) => entry.name === 'loss') }, { jobId: run!.id + 1000, series: [] }]);
+      await assert.rejects(client.request('drover/runMetrics', { ids: [run!.id], maxPoints: 2 }), /maxPoints must be at least 4/);
+      await assert.rejects(client.request('drover/runMetrics', { ids: 'all' as unknown as number[] }), /ids must be a list of run ids/);
+      // In brief, for the runs table: no points read.
+      assert.deepEqual(await client.request('drover/metricSummaries', { ids: [run!.id + 1000, run!.id] }), [
+        { jobId: run!.id, name: 'loss', count: 2, last: 0.25, min: 0.25, max: 0.5 },
+        { jobId: run!.id, name: 'acc', count: 1, last: 0.9, min: 0.9, max: 0.9 },
+      ]);
       const whole = await client.request('drover/logs', { id: run!.id });
       assert.equal(whole.data, '::metric step=1 loss=0.5\n::metric step=2 loss=0.25\ndone\n');
       assert.equal(whole.complete, true);

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Database } from 'node-sqlite3-wasm';
-import type { MetricAxis, MetricsParams } from '../../../common/protocol';
+import type { MetricAxis, MetricsParams, MetricSummary } from '../../../common/protocol';
 import { readMetrics } from '../../../runner/src/metrics/lttb';
 import { TIER_SIZES } from '../../../runner/src/store/metric-tiers';
 import { MIGRATIONS } from '../../../runner/src/store/migrations';
@@ -196,6 +196,39 @@ describe('metric tiers', () => {
     } finally {
       store.close();
     }
+  }).timeout(120_000);
+
+  it('summarizes each run\'s metrics as the brute-force reference: count, last, lowest and highest, first reported first', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ jobId: fc.integer({ min: 1, max: 4 }), length: fc.integer({ min: 1, max: 40_000 }), shape: fc.constantFrom<Shape>('ascending', 'resumed', 'no steps') }), { minLength: 1, maxLength: 4 }),
+        fc.array(fc.integer({ min: 1, max: 3000 }), { minLength: 1, maxLength: 5 }),
+        fc.integer({ min: 1, max: 1e6 }),
+        (shapes, batches, seed) => {
+          rmSync(file, { force: true });
+          const store = Store.open(file);
+          try {
+            const stored = write(store, shapes.map((shape, index) => series(shape.jobId, `m${index}`, shape.length, shape.shape, seed + index)), batches);
+            const expected: MetricSummary[] = [];
+            for (const jobId of [1, 2, 3, 4]) {
+              const points = stored.filter((point) => point.jobId === jobId).sort((a, b) => a.rowid - b.rowid);
+              for (const name of new Set(points.map((point) => point.name))) {
+                const values = points.filter((point) => point.name === name).map((point) => point.value);
+                expected.push({ jobId, name, count: values.length, last: values.at(-1)!, min: Math.min(...values), max: Math.max(...values) });
+              }
+            }
+            // Run 5 has no points; more runs than one statement binds are asked for at once.
+            const ids = [5, ...Array.from({ length: 700 }, (_, index) => 1000 + index), 4, 3, 2, 1];
+            assert.deepEqual(store.metricSummaries(ids), expected);
+            assert.deepEqual(store.metricSummaries([2]), expected.filter((summary) => summary.jobId === 2));
+            assert.deepEqual(store.metricSummaries([]), []);
+          } finally {
+            store.close();
+          }
+        },
+      ),
+      { numRuns: 10 },
+    );
   }).timeout(120_000);
 
   it('keeps the first and last points of a range of a steady series (what the runs table shows last)', () => {
