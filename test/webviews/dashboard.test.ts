@@ -152,11 +152,12 @@ describe('dashboard webview (the built bundle in headless Chromium)', function (
 
   it('charts the runs it holds series of, and asks for the others\' when they are selected', async () => {
     page = await DashboardPage.open(browser, { theme: 'dark' });
-    // 30 runs: the snapshot charts the newest 10 (its default overlay); the table shows all 30 from their summaries.
-    const newest = Array.from({ length: 10 }, (_, index) => 30 - index);
-    const snapshot = experimentSnapshot(30, 100, 2000, newest);
+    // 200 runs: the snapshot charts the newest 10 (its default overlay); the table shows all 200 from their summaries.
+    const newest = Array.from({ length: 10 }, (_, index) => 200 - index);
+    const snapshot = experimentSnapshot(200, 100, 2000, newest);
     await page.send({ type: 'snapshot', ...snapshot });
-    const report = await page.report('rendered', (r) => r.runs === 30);
+    const report = await page.report('rendered', (r) => r.runs === 200);
+    await page.screenshot('dashboard-experiment-200-runs');
     assert.equal(report.points, 10 * 100 * 2);
     assert.equal(ofType(await page.posted(), 'load').length, 0, 'nothing to ask for');
     const bestLoss = (run: number) => page!.page.locator(`table.runs tbody tr[data-run="${run}"] td[data-column="best:loss"]`).textContent();
@@ -169,18 +170,18 @@ describe('dashboard webview (the built bundle in headless Chromium)', function (
     const loads = ofType(await page.posted(), 'load');
     assert.deepEqual(loads.flatMap((load) => load.jobIds).sort((a, b) => a - b), [2, 5]);
     assert.ok(loads.every((load) => load.maxPoints === overlayPointBudget(1) || load.maxPoints === overlayPointBudget(2)), JSON.stringify(loads));
-    const full = experimentSnapshot(30, 100);
+    const full = experimentSnapshot(200, 100);
     for (const { request, jobIds } of loads) await page.send({ type: 'loaded', request, jobIds, series: full.series.filter((entry) => jobIds.includes(entry.jobId)) });
     await page.report('the two selected drawn', (r) => r.points === 2 * 100 * 2);
     assert.deepEqual(await page.page.locator('.chart[data-metric="loss"] .legend-item').allTextContents(), ['lr-sweep[1] #2', 'lr-sweep[4] #5']);
-    await page.screenshot('dashboard-experiment-30-runs-selected');
+    await page.screenshot('dashboard-experiment-200-runs-two-selected');
     // A new snapshot (after a reconnection) resets what was asked for: an answer asked before it is not taken, the page asks again.
     await page.send({ type: 'snapshot', ...snapshot });
     await waitFor('the page to ask again', async () => ofType(await page!.posted(), 'load').length === loads.length + 1);
     const again = ofType(await page.posted(), 'load').at(-1)!;
     assert.deepEqual(again.jobIds, [2, 5]);
     for (const { request, jobIds } of loads) await page.send({ type: 'loaded', request, jobIds, series: full.series.filter((entry) => jobIds.includes(entry.jobId)) });
-    const after = await page.report('the new snapshot', (r) => r.runs === 30 && r.selected.length === 2);
+    const after = await page.report('the new snapshot', (r) => r.runs === 200 && r.selected.length === 2);
     assert.equal(after.points, 0, 'the stale answers were not drawn');
     await page.send({ type: 'loaded', request: again.request, jobIds: again.jobIds, series: full.series.filter((entry) => again.jobIds.includes(entry.jobId)) });
     await page.report('the answer to the new request drawn', (r) => r.points === 2 * 100 * 2);
