@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createMessageConnection, SocketMessageReader, SocketMessageWriter } from 'vscode-jsonrpc/node';
 import { PROTOCOL_VERSION, type JobDetail, type JobView } from '../../common/protocol';
+import { readDashboardMetrics } from '../../extension/src/dashboard/dashboard-data';
 import { DaemonClient, untilReady } from '../../common/node/daemon-client';
 import { daemonPaths } from '../../common/node/daemon-paths';
 import { groupMembers, processRunning } from '../../runner/src/local/detached-process';
@@ -120,6 +121,10 @@ describe('runner daemon', function () {
       assert.deepEqual(runs, [{ jobId: run!.id, series: series.filter((entry) => entry.name === 'loss') }, { jobId: run!.id + 1000, series: [] }]);
       await assert.rejects(client.request('drover/runMetrics', { ids: [run!.id], maxPoints: 2 }), /maxPoints must be at least 4/);
       await assert.rejects(client.request('drover/runMetrics', { ids: 'all' as unknown as number[] }), /ids must be a list of run ids/);
+      // What a dashboard's snapshot holds: the charted run's series, every run's summaries.
+      const dashboard = await readDashboardMetrics(client, [run!.id, run!.id + 1000], [run!.id]);
+      assert.deepEqual(dashboard.series.map((entry) => [entry.jobId, entry.name, entry.value, entry.total]), [[run!.id, 'loss', [0.5, 0.25], 2], [run!.id, 'acc', [0.9], 1]]);
+      assert.deepEqual(dashboard.summaries.map((summary) => [summary.jobId, summary.name, summary.count]), [[run!.id, 'loss', 2], [run!.id, 'acc', 1]]);
       // In brief, for the runs table: no points read.
       assert.deepEqual(await client.request('drover/metricSummaries', { ids: [run!.id + 1000, run!.id] }), [
         { jobId: run!.id, name: 'loss', count: 2, last: 0.25, min: 0.25, max: 0.5 },
