@@ -44,7 +44,7 @@ export interface DashboardSnapshot {
   summaries: MetricSummary[];
   /** The end of the run's output (run view). */
   logTail?: string;
-  /** The most points per series the extension asks the daemon for. */
+  /** The most points per series a zoomed chart asks for (the charts' first read shares a smaller budget: overlayPointBudget). */
   maxPoints: number;
   /** GPU timeline: each GPU's utilization over the timeline's window (thinned), and how often it is sampled. */
   gpuSamples?: GpuSamples;

@@ -152,10 +152,6 @@ export class DashboardModel {
     return [...names];
   }
 
-  seriesOf(jobId: number, name: string): SeriesColumns | undefined {
-    return this.series.get(seriesKey(jobId, name));
-  }
-
   /** What a chart draws: the zoomed range at full detail when there is one. */
   chartSeries(jobId: number, name: string): SeriesColumns | undefined {
     const key = seriesKey(jobId, name);
