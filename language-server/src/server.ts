@@ -11,6 +11,7 @@ import { doComplete } from './service/completion';
 import { formatDocument } from './service/formatting';
 import { doHover } from './service/hover';
 import { doRename, findDefinition, findReferences, prepareRename } from './service/navigation';
+import { describeSchemaKeys } from './service/schema-at';
 import { SEMANTIC_TOKEN_LEGEND, semanticTokens } from './service/semantic-tokens';
 import { fileNameOf, SpecDocument } from './service/spec-document';
 import { documentSymbols, foldingRanges } from './service/symbols';
@@ -200,3 +201,6 @@ setFlagsFromString('--semi-space-growth-factor=1');
  * each time it would optimize a function.
  */
 setFlagsFromString('--no-turbofan');
+
+// Once V8 is set as above, before the first completion asks for them.
+describeSchemaKeys();
