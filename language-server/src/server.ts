@@ -11,6 +11,7 @@ import { doComplete } from './service/completion';
 import { formatDocument } from './service/formatting';
 import { doHover } from './service/hover';
 import { doRename, findDefinition, findReferences, prepareRename } from './service/navigation';
+import { describeSchemaKeys } from './service/schema-at';
 import { SEMANTIC_TOKEN_LEGEND, semanticTokens } from './service/semantic-tokens';
 import { fileNameOf, SpecDocument } from './service/spec-document';
 import { documentSymbols, foldingRanges } from './service/symbols';
@@ -51,13 +52,14 @@ function specOf(uri: string): SpecDocument | undefined {
   if (!analyzer) analyzers.set(uri, (analyzer = new IncrementalAnalyzer(fileNameOf(uri))));
   const text = open.getText();
   if (text.length >= LARGE_SPEC_CHARS) letYoungGenerationGrow();
+  if (text.length >= OPTIMIZING_SPEC_CHARS) optimizeHotCode();
   // What the analysis costs, not how long it waited for a busy machine's processor.
   const started = process.cpuUsage();
   const document = new SpecDocument(uri, open.version, text, analyzer);
-  if (edited) {
-    const { user, system } = process.cpuUsage(started);
-    analysisMs.set(uri, (user + system) / 1000);
-  }
+  const { user, system } = process.cpuUsage(started);
+  const cpuMs = (user + system) / 1000;
+  if (edited) analysisMs.set(uri, cpuMs);
+  if (cpuMs >= OPTIMIZING_ANALYSIS_MS) optimizeHotCode();
   analysed.set(uri, document);
   return document;
 }
@@ -72,6 +74,28 @@ function letYoungGenerationGrow(): void {
   youngGenerationGrows = true;
   // V8's default.
   setFlagsFromString('--semi-space-growth-factor=2');
+}
+
+/**
+ * From this size on (a workflow of about 1,700 jobs), or once an analysis has taken this much
+ * processor time, V8's optimizing compiler is switched on (see the end of this file): the
+ * analysis of such a spec runs often enough, and long enough, for optimized code to pay for itself.
+ */
+const OPTIMIZING_SPEC_CHARS = 256 * 1024;
+const OPTIMIZING_ANALYSIS_MS = 50;
+
+let optimizing = false;
+
+function optimizeHotCode(): void {
+  if (optimizing) return;
+  optimizing = true;
+  // The first analysis of a 2,000-job spec compiles the parser while it runs, on the same
+  // processors. With a fifth of V8's default budget for inlining (920 bytes of bytecode per
+  // function) its large functions compile in about half the time, and with 4 times V8's default
+  // interrupt budget (67,584) only the hottest functions are compiled: that analysis then takes
+  // about 70 ms on its own thread and 130 ms of processor time in all, where V8's defaults take
+  // 70 and 190 (and no optimizing 115 and 135); a 10,000-job spec's is as fast as with the defaults.
+  setFlagsFromString('--turbofan --max-inlined-bytecode-size-cumulative=200 --interrupt-budget=270000');
 }
 
 /** Runs a request against the analysed spec, or answers nothing for a document that is not open. */
@@ -174,3 +198,15 @@ connection.listen();
  * the flag each time the space would grow.
  */
 setFlagsFromString('--semi-space-growth-factor=1');
+
+/**
+ * V8's optimizing compiler (TurboFan) stays off until a large spec is opened, or an analysis is
+ * slow: for a small spec its compiled code and the memory it compiles in cost more (several MiB
+ * for good) than the milliseconds it saves; the interpreter and the baseline compiler answer such
+ * a spec quickly. Set once everything has loaded, for the same reason as above; V8 reads the flag
+ * each time it would optimize a function.
+ */
+setFlagsFromString('--no-turbofan');
+
+// Once V8 is set as above, before the first completion asks for them.
+describeSchemaKeys();

@@ -189,6 +189,31 @@ export function describeSchema(schema: JsonSchema, key?: string): string {
   return text;
 }
 
+/**
+ * Writes describeSchema's text for every key the schema names, as completion lists them: done
+ * once when the server starts, so that the first completion does not write a dozen (each
+ * example through js-yaml) while the user waits.
+ */
+export function describeSchemaKeys(): void {
+  const visited = new Set<JsonSchema>();
+  const visit = (raw: JsonSchema | undefined): void => {
+    if (!raw) return;
+    const schema = resolveSchema(raw);
+    if (visited.has(schema)) return;
+    visited.add(schema);
+    for (const [key, value] of Object.entries(schema.properties ?? {})) {
+      describeSchema(resolveSchema(value), key);
+      visit(value);
+    }
+    if (typeof schema.additionalProperties === 'object') visit(schema.additionalProperties);
+    visit(schema.items);
+    visit(schema.then);
+    visit(schema.else);
+    for (const alternative of alternativesOf(schema)) visit(alternative);
+  };
+  visit(specSchema);
+}
+
 /** describeSchema's texts, by schema object and key (a schema merged for one request is simply dropped with it). */
 const descriptions = new WeakMap<JsonSchema, Map<string | undefined, string>>();
 
