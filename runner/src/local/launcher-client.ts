@@ -40,6 +40,7 @@ export class LauncherClient {
     });
   }
 
+  /** Ends the launcher. Launches still unanswered are left as they are: no callback of theirs runs. */
   close(): void {
     this.closed = true;
     this.child?.stdin?.end();
@@ -53,7 +54,8 @@ export class LauncherClient {
     child.once('exit', () => {
       this.child = undefined;
       // Requests it never answered: the daemon finds those attempts through their pid files.
-      for (const callbacks of this.pending.values()) callbacks.failed('the launcher process ended before it answered');
+      // After close the daemon is stopping and writes nothing more: the next one recovers them.
+      if (!this.closed) for (const callbacks of this.pending.values()) callbacks.failed('the launcher process ended before it answered');
       this.pending.clear();
       // Its end says nothing of the wrappers it started: they are detached and go on; the daemon
       // now watches them by pid alone.

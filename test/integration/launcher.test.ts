@@ -1,0 +1,107 @@
+// The launcher process and the daemon's client of it, as the daemon uses them (needs dist/launcher.js).
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { LauncherClient, type LaunchCallbacks } from '../../runner/src/local/launcher-client';
+import { attemptFiles, readExitStatus, readWrapperPid } from '../../runner/src/local/detached-process';
+import { waitFor } from '../support/daemon-harness';
+
+const ROOT = resolve(__dirname, '../../..');
+
+/** The pids of this process's children whose command line holds `word` (Linux). */
+function childrenRunning(word: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(word)) pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+
+/**
+ * Asks for a launch of `true`, which starts the client's launcher process, and kills that
+ * process at once: node takes far longer to start than this, so the request stays unanswered.
+ */
+function startLauncher(client: LauncherClient, callbacks: LaunchCallbacks, attemptDir: string): number {
+  // Launchers of earlier tests may still be ending.
+  const earlier = new Set(childrenRunning('drover-launcher'));
+  client.launch({ command: 'true', cwd: attemptDir, dir: join(attemptDir, 'attempt'), env: {} }, callbacks);
+  const launcher = childrenRunning('drover-launcher').find((pid) => !earlier.has(pid));
+  assert.ok(launcher !== undefined, 'the launcher process is running');
+  process.kill(launcher, 'SIGKILL');
+  return launcher;
+}
+
+/** Callbacks that record what happened to one launch. */
+function recorder() {
+  const seen: { started?: number; failed?: string; exited: boolean } = { exited: false };
+  const callbacks: LaunchCallbacks = {
+    started: (pid) => (seen.started = pid),
+    failed: (message) => (seen.failed = message),
+    exited: () => (seen.exited = true),
+  };
+  return { seen, callbacks };
+}
+
+describe('launcher', function () {
+  let dir: string;
+  let client: LauncherClient;
+
+  before(function () {
+    if (!existsSync(join(ROOT, 'dist/launcher.js'))) throw new Error('dist/launcher.js is missing: run `npm run build` first');
+  });
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'drover-launcher-'));
+    client = new LauncherClient();
+  });
+  afterEach(() => {
+    client.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts a command detached, in its own session, with its output, pid and exit status in its folder', async () => {
+    const attempt = join(dir, 'attempt');
+    const { seen, callbacks } = recorder();
+    client.launch({ command: 'echo "out $DROVER_X"; echo err >&2; exit 3', cwd: dir, dir: attempt, env: { DROVER_X: 'x' } }, callbacks);
+    await waitFor('the wrapper to end', () => seen.exited || seen.failed);
+    assert.equal(seen.failed, undefined);
+    assert.ok(seen.started !== undefined && seen.started > 0);
+    assert.equal(readWrapperPid(attempt), seen.started);
+    assert.deepEqual(readExitStatus(attempt), { exitCode: 3 });
+    assert.equal(readFileSync(attemptFiles(attempt).log, 'utf8'), 'out x\nerr\n');
+  });
+
+  it('reports death by signal as the shell does', async () => {
+    const attempt = join(dir, 'attempt');
+    const { seen, callbacks } = recorder();
+    client.launch({ command: "sh -c 'kill -TERM $$'", cwd: dir, dir: attempt, env: {} }, callbacks);
+    await waitFor('the wrapper to end', () => seen.exited || seen.failed);
+    assert.deepEqual(readExitStatus(attempt), { exitCode: 143, signal: 'SIGTERM' });
+  });
+
+  it('leaves a launch pending at close alone when the launcher then ends (the next daemon recovers it)', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const { seen, callbacks } = recorder();
+    const launcher = startLauncher(client, callbacks, dir);
+    client.close();
+    await waitFor('the launcher to end', () => !childrenRunning('drover-launcher').includes(launcher));
+    // Its exit is handled on the next turns of the event loop.
+    await new Promise((done) => setTimeout(done, 100));
+    assert.deepEqual(seen, { exited: false });
+  });
+
+  it('reports a launch that the launcher never answered as failed while open', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const { seen, callbacks } = recorder();
+    startLauncher(client, callbacks, dir);
+    await waitFor('the launch to fail', () => seen.failed);
+    assert.equal(seen.started, undefined);
+  });
+});
