@@ -1,6 +1,6 @@
 // The launcher process and the daemon's client of it, as the daemon uses them (needs dist/launcher.js).
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LauncherClient, type LaunchCallbacks } from '../../runner/src/local/launcher-client';
@@ -29,11 +29,11 @@ function childrenRunning(word: string): number[] {
  * Asks for a launch of `true`, which starts the client's launcher process, and kills that
  * process at once: node takes far longer to start than this, so the request stays unanswered.
  */
-function startLauncher(client: LauncherClient, callbacks: LaunchCallbacks, attemptDir: string): number {
+function startLauncher(client: LauncherClient, callbacks: LaunchCallbacks, attemptDir: string, word: string): number {
   // Launchers of earlier tests may still be ending.
-  const earlier = new Set(childrenRunning('drover-launcher'));
+  const earlier = new Set(childrenRunning(word));
   client.launch({ command: 'true', cwd: attemptDir, dir: join(attemptDir, 'attempt'), env: {} }, callbacks);
-  const launcher = childrenRunning('drover-launcher').find((pid) => !earlier.has(pid));
+  const launcher = childrenRunning(word).find((pid) => !earlier.has(pid));
   assert.ok(launcher !== undefined, 'the launcher process is running');
   process.kill(launcher, 'SIGKILL');
   return launcher;
@@ -51,6 +51,8 @@ function recorder() {
 }
 
 describe('launcher', function () {
+  // What the launcher process's command line holds.
+  const word = 'drover-launcher';
   let dir: string;
   let client: LauncherClient;
 
@@ -78,6 +80,61 @@ describe('launcher', function () {
     assert.equal(readFileSync(attemptFiles(attempt).log, 'utf8'), 'out x\nerr\n');
   });
 
+  it('passes commands, folders and environment values byte for byte', async () => {
+    const cwd = join(dir, 'wörk dir');
+    mkdirSync(cwd);
+    const attempt = join(dir, 'attempt ü');
+    const { seen, callbacks } = recorder();
+    const value = 'a "quoted" \'value\'\nover two lines\twith a tab \\ ☃';
+    client.launch({ command: 'printf "%s|%s|" "$DROVER_V" "$(pwd)"; echo ✓', cwd, dir: attempt, env: { DROVER_V: value } }, callbacks);
+    await waitFor('the wrapper to end', () => seen.exited || seen.failed);
+    assert.equal(seen.failed, undefined);
+    assert.equal(readFileSync(attemptFiles(attempt).log, 'utf8'), `${value}|${cwd}|✓\n`);
+  });
+
+  it('refuses a launch in a folder that does not exist, and the same launcher goes on launching', async function () {
+    if (process.platform !== 'linux') this.skip();
+    // Launchers of earlier tests may still be ending.
+    const earlier = new Set(childrenRunning(word));
+    const missing = recorder();
+    client.launch({ command: 'true', cwd: join(dir, 'missing'), dir: join(dir, 'a1'), env: {} }, missing.callbacks);
+    const launcher = childrenRunning(word).find((pid) => !earlier.has(pid));
+    assert.ok(launcher !== undefined, 'the launcher process is running');
+    await waitFor('the launch to fail', () => missing.seen.failed);
+    assert.equal(missing.seen.started, undefined);
+    const next = recorder();
+    client.launch({ command: 'true', cwd: dir, dir: join(dir, 'a2'), env: {} }, next.callbacks);
+    await waitFor('the wrapper to end', () => next.seen.exited || next.seen.failed);
+    assert.deepEqual(readExitStatus(join(dir, 'a2')), { exitCode: 0 });
+    assert.ok(childrenRunning(word).includes(launcher), 'the launcher that refused the first launch started the second');
+  });
+
+  it('makes the folders of an attempt, and refuses one it cannot make', async () => {
+    const deep = join(dir, 'runs', '7', '1');
+    const made = recorder();
+    client.launch({ command: 'true', cwd: dir, dir: deep, env: {} }, made.callbacks);
+    await waitFor('the wrapper to end', () => made.seen.exited || made.seen.failed);
+    assert.deepEqual(readExitStatus(deep), { exitCode: 0 });
+    writeFileSync(join(dir, 'file'), '');
+    const refused = recorder();
+    client.launch({ command: 'true', cwd: dir, dir: join(dir, 'file', '1'), env: {} }, refused.callbacks);
+    await waitFor('the launch to fail', () => refused.seen.failed);
+    assert.equal(refused.seen.started, undefined);
+  });
+
+  it('starts the wrapper as the leader of a new session and process group', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const attempt = join(dir, 'attempt');
+    const { seen, callbacks } = recorder();
+    // $$ is the wrapper's shell.
+    client.launch({ command: 'read -r stat < /proc/$$/stat; echo "$stat"', cwd: dir, dir: attempt, env: {} }, callbacks);
+    await waitFor('the wrapper to end', () => seen.exited || seen.failed);
+    const stat = readFileSync(attemptFiles(attempt).log, 'utf8');
+    const [, , pgid, sid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    assert.equal(pgid, seen.started);
+    assert.equal(sid, seen.started);
+  });
+
   it('reports death by signal as the shell does', async () => {
     const attempt = join(dir, 'attempt');
     const { seen, callbacks } = recorder();
@@ -89,9 +146,9 @@ describe('launcher', function () {
   it('leaves a launch pending at close alone when the launcher then ends (the next daemon recovers it)', async function () {
     if (process.platform !== 'linux') this.skip();
     const { seen, callbacks } = recorder();
-    const launcher = startLauncher(client, callbacks, dir);
+    const launcher = startLauncher(client, callbacks, dir, word);
     client.close();
-    await waitFor('the launcher to end', () => !childrenRunning('drover-launcher').includes(launcher));
+    await waitFor('the launcher to end', () => !childrenRunning(word).includes(launcher));
     // Its exit is handled on the next turns of the event loop.
     await new Promise((done) => setTimeout(done, 100));
     assert.deepEqual(seen, { exited: false });
@@ -100,7 +157,7 @@ describe('launcher', function () {
   it('reports a launch that the launcher never answered as failed while open', async function () {
     if (process.platform !== 'linux') this.skip();
     const { seen, callbacks } = recorder();
-    startLauncher(client, callbacks, dir);
+    startLauncher(client, callbacks, dir, word);
     await waitFor('the launch to fail', () => seen.failed);
     assert.equal(seen.started, undefined);
   });

@@ -47,7 +47,11 @@ export function launchDetached(command: string, options: { dir: string; cwd: str
       stdio: ['ignore', log, log],
       detached: true,
     });
-    if (child.pid === undefined) throw new Error(`could not start /bin/sh in ${options.cwd}`);
+    if (child.pid === undefined) {
+      // Its error event says the same, later: heard, so that it does not end this process.
+      child.once('error', () => undefined);
+      throw new Error(`could not start /bin/sh in ${options.cwd}`);
+    }
     child.unref();
     return { child, pid: child.pid, processStart: processStartTime(child.pid) };
   } finally {
