@@ -413,6 +413,28 @@ describe('runner daemon', function () {
     });
   });
 
+  describe('deleting', () => {
+    it('deletes a finished run with its files, and refuses one still running', async () => {
+      harness = new DaemonHarness();
+      const [done] = await submit(harness, 'name: done\nrun: "echo kept until deleted"\nresources: { cpus: 0.1 }\n');
+      const ended = await untilState(harness, done!.id, ['succeeded']);
+      const folder = dirname(ended.attemptList[0]!.logPath);
+      assert.equal(readFileSync(ended.attemptList[0]!.logPath, 'utf8'), 'kept until deleted\n');
+      const [long] = await submit(harness, 'name: long\nrun: "sleep 30"\nresources: { cpus: 0.1 }\n');
+      await untilState(harness, long!.id, ['running']);
+      const client = await harness.client();
+      try {
+        await assert.rejects(client.request('drover/delete', { ids: [long!.id] }), /only finished runs can be deleted/);
+        assert.deepEqual(await client.request('drover/delete', { ids: [done!.id] }), { deleted: [done!.id] });
+        await client.request('drover/cancel', { ids: [long!.id] });
+      } finally {
+        client.close();
+      }
+      assert.throws(() => statSync(folder), /ENOENT/, 'its folder is gone');
+      await untilState(harness, long!.id, ['cancelled']);
+    });
+  });
+
   describe('protocol', () => {
     it('answers bad requests with errors and stays up', async () => {
       harness = new DaemonHarness();

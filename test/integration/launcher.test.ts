@@ -78,6 +78,19 @@ describe('launcher', function () {
     assert.equal(readWrapperPid(attempt), seen.started);
     assert.deepEqual(readExitStatus(attempt), { exitCode: 3 });
     assert.equal(readFileSync(attemptFiles(attempt).log, 'utf8'), 'out x\nerr\n');
+    // Pid and status in one file: the attempt's folder holds two new files, not three.
+    assert.equal(readFileSync(attemptFiles(attempt).wrapper, 'utf8'), `${seen.started}\n3\n`);
+    assert.deepEqual(readdirSync(attempt).sort(), ['output.log', 'wrapper']);
+  });
+
+  it('reads the pid and exit status an earlier wrapper wrote to two files', () => {
+    const attempt = join(dir, 'earlier');
+    mkdirSync(attempt);
+    writeFileSync(join(attempt, 'pid'), '4242\n');
+    assert.equal(readWrapperPid(attempt), 4242);
+    assert.equal(readExitStatus(attempt), undefined, 'still running');
+    writeFileSync(join(attempt, 'exit-status'), '137\n');
+    assert.deepEqual(readExitStatus(attempt), { exitCode: 137, signal: 'SIGKILL' });
   });
 
   it('passes commands, folders and environment values byte for byte', async () => {

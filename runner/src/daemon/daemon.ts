@@ -38,7 +38,7 @@ import { isArrayJob, sbatchScript, SbatchError, type SbatchJob } from '../hosts/
 import { projectId as projectIdOf } from '../hosts/ssh/workdir-sync';
 import { standingOf, type RunStanding, type SlurmJob } from '../hosts/slurm/slurm-state';
 import { LauncherClient } from '../local/launcher-client';
-import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, readExitStatus, readWrapperPid, signalGroup } from '../local/detached-process';
+import { attemptFiles, groupAlive, isAlive, processGroupOf, processStartTime, readExitStatus, readWrapperPid, signalGroup, writeWrapperFile } from '../local/detached-process';
 import { MetricLineReader, parseMetricJson, type MetricPoint } from '../metrics/metric-lines';
 import { NOTEBOOK_DRIVER, notebookCommand, notebookDriverPath, notebookEnv, readCellEvents } from '../notebook/cell-events';
 import { readMetrics } from '../metrics/lttb';
@@ -255,6 +255,8 @@ export class Daemon {
 
   async start(): Promise<void> {
     mkdirSync(this.paths.runs, { recursive: true, mode: 0o700 });
+    // Started while the daemon starts, not when a burst of work has begun.
+    this.launcher.start();
     // Samples of GPUs that are no longer probed age out here (probed ones as they are sampled).
     this.store.transaction(() => this.store.gpuSamples.prune(Date.now() - this.settings.gpuSampleRetentionMs));
     await this.probeHost();
@@ -588,7 +590,8 @@ export class Daemon {
     if (unfinished.length) {
       throw new RequestError('invalid-request', `cancel ${unfinished.map((row) => row.id).join(', ')} first: only finished runs can be deleted`);
     }
-    const dirs = rows.map((row) => join(this.paths.runs, String(row.id)));
+    // Each attempt's folder, and the job's folder of the older layout (runs/<job>/<attempt>).
+    const dirs = rows.flatMap((row) => [...this.store.attempts(row.id).map((attempt) => attempt.dir), join(this.paths.runs, String(row.id))]);
     this.store.transaction(() => {
       for (const row of rows) this.store.deleteJob(row.id);
     });
@@ -982,7 +985,7 @@ export class Daemon {
 
   /** Where a SLURM run's output is mirrored: the folder of its (only) attempt. */
   private slurmAttemptDir(row: JobRow): string {
-    return join(this.paths.runs, String(row.id), String(Math.max(1, row.attempts)));
+    return this.attemptDir(row.id, Math.max(1, row.attempts));
   }
 
   /** Applies what one poll said of a run: why it waits, that it started, its new output, how it ended. */
@@ -1249,7 +1252,7 @@ export class Daemon {
       // Still queued: each decision names a job once, and it leaves the queue below.
       const job = this.queue.get(allocation.jobId)!;
       const number = job.attempts + 1;
-      const dir = join(this.paths.runs, String(job.id), String(number));
+      const dir = this.attemptDir(job.id, number);
       this.store.insertAttempt({
         jobId: job.id, number, host: allocation.host, gpus: allocation.gpus, pid: null, processStart: null,
         outcome: 'running', exitCode: null, signal: null, startedAt: now, endedAt: null, dir,
@@ -1674,6 +1677,15 @@ export class Daemon {
   }
 
   /**
+   * Where an attempt's files go (its output, status, metrics): one folder under runs/, rather
+   * than one per job holding one per attempt, since each new folder is a file-system inode a
+   * short job's start waits for.
+   */
+  private attemptDir(jobId: number, number: number): string {
+    return join(this.paths.runs, `${jobId}-${number}`);
+  }
+
+  /**
    * Watches again what the store says is running and nobody watches (after a restart, or a
    * failed commit), and settles what ended meanwhile.
    */
@@ -1786,7 +1798,7 @@ export class Daemon {
         if (notebook) writeFileSync(files.notebook, notebook);
       }
       if (this.live.get(attempt.jobId) !== attempt) continue;
-      writeFileSync(files.status, `${exitStatus}\n`);
+      writeWrapperFile(attempt.dir, attempt.pid, exitStatus);
       this.checkAttempt(attempt);
     }
   }

@@ -1,29 +1,38 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** The files of one attempt, in its own folder (a notebook run adds its cell events and the executed notebook). */
+/**
+ * The files of one attempt, in its own folder (a notebook run adds its cell events and the
+ * executed notebook). `wrapper` holds what the wrapper wrote: its pid on the first line and,
+ * once the command ended, its exit status on the second (one file rather than two, as each new
+ * file is an inode a short job's start waits for).
+ */
 export function attemptFiles(dir: string) {
   return {
-    log: join(dir, 'output.log'), status: join(dir, 'exit-status'), metrics: join(dir, 'metrics.jsonl'), pid: join(dir, 'pid'),
+    log: join(dir, 'output.log'), wrapper: join(dir, 'wrapper'), metrics: join(dir, 'metrics.jsonl'),
     cells: join(dir, 'cells.jsonl'), notebook: join(dir, 'executed.ipynb'),
   };
 }
 
+/** Where attempts an earlier Drover started have their pid and exit status (two files). */
+const EARLIER_FILES = { pid: 'pid', status: 'exit-status' } as const;
+
 /**
  * The wrapper every attempt runs under: it runs the command in a subshell and, when it ends,
- * writes its exit status to a file, so the status survives the daemon. A status line is one
+ * appends its exit status to a file, so the status survives the daemon. A status line is one
  * small write ending in a newline; a reader takes only a complete line. A trap with an action
  * keeps the wrapper alive through SIGTERM without passing an ignored signal on to the command;
  * SIGKILL ends both, and then there is no status to write. Everything the wrapper needs comes in
- * environment variables, so nothing is ever quoted.
+ * environment variables, so nothing is ever quoted. The pid and status files may be one file
+ * (here) or two (on SSH hosts).
  */
 export const WRAPPER = [
   // The pid first: should the daemon die before it records it, a restart still finds the process.
   'printf \'%s\\n\' "$$" > "$DROVER_PID_FILE"',
   "trap ':' TERM INT HUP",
   '(eval "$DROVER_COMMAND") </dev/null',
-  'printf \'%s\\n\' "$?" > "$DROVER_STATUS_FILE"',
+  'printf \'%s\\n\' "$?" >> "$DROVER_STATUS_FILE"',
 ].join('\n');
 
 export interface Launched {
@@ -43,7 +52,7 @@ export function launchDetached(command: string, options: { dir: string; cwd: str
   try {
     const child = spawn('/bin/sh', ['-c', WRAPPER], {
       cwd: options.cwd,
-      env: { ...options.env, DROVER_COMMAND: command, DROVER_STATUS_FILE: files.status, DROVER_PID_FILE: files.pid },
+      env: { ...options.env, DROVER_COMMAND: command, DROVER_PID_FILE: files.wrapper, DROVER_STATUS_FILE: files.wrapper },
       stdio: ['ignore', log, log],
       detached: true,
     });
@@ -59,16 +68,35 @@ export function launchDetached(command: string, options: { dir: string; cwd: str
   }
 }
 
-/** The exit status the wrapper wrote, if the command has ended. */
-export function readExitStatus(dir: string): { exitCode: number; signal?: string } | undefined {
+/** The complete lines the wrapper wrote: pid, then exit status (an earlier wrapper's two files read as one). */
+function wrapperLines(dir: string): string[] {
   let text: string;
   try {
-    text = readFileSync(attemptFiles(dir).status, 'utf8');
+    text = readFileSync(attemptFiles(dir).wrapper, 'utf8');
   } catch {
-    return undefined;
+    text = readOr(join(dir, EARLIER_FILES.pid)) + readOr(join(dir, EARLIER_FILES.status));
   }
-  if (!text.endsWith('\n')) return undefined;
-  const code = Number(text.trim());
+  return text.split('\n').slice(0, -1);
+}
+
+function readOr(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Writes what the wrapper of an attempt run elsewhere (an SSH host) wrote there. */
+export function writeWrapperFile(dir: string, pid: number | null, exitStatus: number): void {
+  writeFileSync(attemptFiles(dir).wrapper, `${pid ?? 0}\n${exitStatus}\n`);
+}
+
+/** The exit status the wrapper wrote, if the command has ended. */
+export function readExitStatus(dir: string): { exitCode: number; signal?: string } | undefined {
+  const status = wrapperLines(dir)[1];
+  if (status === undefined) return undefined;
+  const code = Number(status.trim());
   if (!Number.isInteger(code)) return undefined;
   // The shell reports death by signal N as 128 + N.
   if (code > 128 && code < 160) return { exitCode: code, signal: signalName(code - 128) };
@@ -77,12 +105,8 @@ export function readExitStatus(dir: string): { exitCode: number; signal?: string
 
 /** The pid the wrapper wrote for itself, if it got that far. */
 export function readWrapperPid(dir: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(attemptFiles(dir).pid, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  const pid = Number(wrapperLines(dir)[0]?.trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
 /** The process group of a process (Linux; elsewhere undefined). */

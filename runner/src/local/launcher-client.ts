@@ -25,6 +25,11 @@ export class LauncherClient {
   private nextId = 1;
   private closed = false;
 
+  /** Starts the launcher process now, rather than at the first launch, which would wait for it. */
+  start(): void {
+    this.process();
+  }
+
   launch(request: Omit<LaunchRequest, 'id'>, callbacks: LaunchCallbacks): void {
     const id = this.nextId++;
     this.pending.set(id, callbacks);
