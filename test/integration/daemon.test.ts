@@ -419,6 +419,8 @@ describe('runner daemon', function () {
       const [done] = await submit(harness, 'name: done\nrun: "echo kept until deleted"\nresources: { cpus: 0.1 }\n');
       const ended = await untilState(harness, done!.id, ['succeeded']);
       const folder = dirname(ended.attemptList[0]!.logPath);
+      // One folder per attempt, directly under runs/.
+      assert.equal(dirname(folder), daemonPaths(harness.home).runs);
       assert.equal(readFileSync(ended.attemptList[0]!.logPath, 'utf8'), 'kept until deleted\n');
       const [long] = await submit(harness, 'name: long\nrun: "sleep 30"\nresources: { cpus: 0.1 }\n');
       await untilState(harness, long!.id, ['running']);
