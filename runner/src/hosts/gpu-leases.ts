@@ -84,8 +84,17 @@ function leaseFunctions(owner: LeaseOwner | undefined): string {
     // The process's start time in clock ticks since boot, so a reused pid is not mistaken for the owner.
     "pstart() { sed 's/.*) //' \"/proc/$1/stat\" 2>/dev/null | cut -d' ' -f20; }",
     'field() { printf "%s\\n" "$1" | sed -n "s/.* $2=\\([^ ]*\\).*/\\1/p"; }',
+    // A launch script hands its leases to the run it started, then ends: a record read just before
+    // the handover names a process that may be gone by the time it is looked up. So a lease that
+    // looks stale is read again, and a record that changed meanwhile decides.
     'lease_live() {',
-    '  rec=$(cat "$1" 2>/dev/null) || return 1',
+    '  first=$(cat "$1" 2>/dev/null) || return 1',
+    '  lease_record_live "$first" && return 0',
+    '  again=$(cat "$1" 2>/dev/null) || return 1',
+    '  [ "$again" != "$first" ] && lease_record_live "$again"',
+    '}',
+    'lease_record_live() {',
+    '  rec=$1',
     '  [ -n "$rec" ] || return 1',
     '  rec=" $rec "',
     '  p=$(field "$rec" pid); b=$(field "$rec" boot); s=$(field "$rec" pstart)',

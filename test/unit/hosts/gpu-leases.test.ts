@@ -100,6 +100,34 @@ describe('GPU leases', function () {
     }
   });
 
+  it('reads a lease again when the record it read names a process already gone (a launch handing its lease to its run)', async () => {
+    const run = holder();
+    try {
+      assert.equal(await takeLocalLeases(alice, [GPU0], env), undefined);
+      await runLeaseScript(setLeasesScript(alice, [GPU0], run.pid), env);
+      const file = path.join(dir, GPU0);
+      const launcher = spawnSync('true').pid!;
+      const beforeHandover = readFileSync(file, 'utf8').replace(/ pid=\d+ pstart=\d*/, ` pid=${launcher} pstart=`);
+      assert.notEqual(beforeHandover, readFileSync(file, 'utf8'));
+      // A `cat` that answers the first read of the lease with the record from before the handover.
+      const shims = mkdtempSync(path.join(os.tmpdir(), 'drover-lease-shims-'));
+      try {
+        writeFileSync(path.join(shims, 'cat'), '#!/bin/sh\nif [ "$1" = "$LEASE_FILE" ] && mkdir "$FIRST_READ" 2>/dev/null; then printf "%s" "$BEFORE_HANDOVER"; exit 0; fi\nexec /bin/cat "$@"\n', { mode: 0o755 });
+        const racing = (look: string) => ({ ...env, PATH: `${shims}:${env['PATH']}`, LEASE_FILE: file, BEFORE_HANDOVER: beforeHandover, FIRST_READ: path.join(shims, look) });
+        const listed = parseLeaseLines((await runLeaseScript(listLeasesScript(), racing('list'))).stdout);
+        assert.deepEqual(listed.map((lease) => [lease.gpu, lease.pid]), [[GPU0, run.pid]]);
+        const taking = await runLeaseScript(takeLeasesScript(bob, [GPU0], String(run.pid)), racing('take'));
+        assert.equal(taking.code, 3, 'bob does not take it over');
+        assert.deepEqual(parseLeaseLines(taking.stdout).map((lease) => [lease.user, lease.pid]), [['alice', run.pid]]);
+        assert.ok(['list', 'take'].every((look) => readdirSync(shims).includes(look)), 'each look met the record from before the handover first');
+      } finally {
+        rmSync(shims, { recursive: true, force: true });
+      }
+    } finally {
+      run.end();
+    }
+  });
+
   it('keeps every value a single word of the record', () => {
     assert.throws(() => takeLeasesScript(alice, ['GPU-1; rm -rf /'], '$$'), /not a GPU UUID/);
   });
