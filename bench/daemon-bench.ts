@@ -359,11 +359,43 @@ async function startDaemon(env: NodeJS.ProcessEnv, logFile: string): Promise<Dae
   return { pid: child.pid!, exited, kill };
 }
 
+/** The fields of a /proc stat file after the command name (state first). */
+function statFields(file: string): string[] {
+  const stat = fs.readFileSync(file, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** utime + stime of a process, in clock ticks. */
 function cpuTicks(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = statFields(`/proc/${pid}/stat`);
   return Number(fields[11]) + Number(fields[12]);
+}
+
+/**
+ * Processor time, in clock ticks, of the daemon (in all, and its main thread, which does every
+ * commit and answer) and of its launcher (itself, and the wrappers it started and reaped).
+ * Where the kernel does not list a process's children, the launcher's part is missing.
+ */
+interface BurstTicks {
+  daemon: number;
+  mainThread: number;
+  launcher?: { pid: number; self: number; reaped: number };
+}
+
+function burstTicks(daemonPid: number): BurstTicks {
+  const main = statFields(`/proc/${daemonPid}/task/${daemonPid}/stat`);
+  const ticks: BurstTicks = { daemon: cpuTicks(daemonPid), mainThread: Number(main[11]) + Number(main[12]) };
+  try {
+    const children = fs.readFileSync(`/proc/${daemonPid}/task/${daemonPid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    const launcher = children.find((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('drover-launcher'));
+    if (launcher) {
+      const fields = statFields(`/proc/${launcher}/stat`);
+      ticks.launcher = { pid: launcher, self: Number(fields[11]) + Number(fields[12]), reaped: Number(fields[13]) + Number(fields[14]) };
+    }
+  } catch {
+    // No children file (a kernel without CONFIG_PROC_CHILDREN), or a child that just ended: the daemon's part alone.
+  }
+  return ticks;
 }
 
 function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -386,6 +418,8 @@ interface DroverResult {
   rssKiB: number;
   peakRssKiB: number;
   idleCpuPercent: number;
+  /** Processor time spent during the burst, in seconds (see BurstTicks). */
+  burstCpu: { daemon: number; mainThread: number; launcher?: number; wrappers?: number; wallMs: number };
 }
 
 async function benchDrover(): Promise<DroverResult> {
@@ -415,6 +449,7 @@ async function benchDrover(): Promise<DroverResult> {
     const sentAt: number[] = [];
     const ackAt: number[] = [];
     const ids: number[] = [];
+    const ticksBefore = burstTicks(daemon.pid);
     const t0 = now();
     const acks: Promise<void>[] = [];
     for (let i = 0; i < JOBS; i++) {
@@ -429,6 +464,19 @@ async function benchDrover(): Promise<DroverResult> {
     progress('  Drover: waiting for the jobs to finish…');
     await tracker.until(() => ids.every((id) => tracker.final.has(id)));
     const totalMs = Math.max(...ids.map((id) => tracker.final.get(id)!.at)) - t0;
+    const ticksAfter = burstTicks(daemon.pid);
+    const seconds = (ticks: number) => ticks / clockTicks();
+    // A launcher started again during the burst would make its numbers meaningless.
+    const sameLauncher = ticksBefore.launcher && ticksBefore.launcher.pid === ticksAfter.launcher?.pid;
+    const burstCpu = {
+      daemon: seconds(ticksAfter.daemon - ticksBefore.daemon),
+      mainThread: seconds(ticksAfter.mainThread - ticksBefore.mainThread),
+      ...(sameLauncher && {
+        launcher: seconds(ticksAfter.launcher!.self - ticksBefore.launcher!.self),
+        wrappers: seconds(ticksAfter.launcher!.reaped - ticksBefore.launcher!.reaped),
+      }),
+      wallMs: totalMs,
+    };
     const notSucceeded = ids.filter((id) => tracker.final.get(id)!.view.state !== 'succeeded');
     check(
       notSucceeded.length === 0,
@@ -486,6 +534,7 @@ async function benchDrover(): Promise<DroverResult> {
       rssKiB,
       peakRssKiB,
       idleCpuPercent,
+      burstCpu,
     };
   } finally {
     client?.close();
@@ -582,6 +631,11 @@ async function main(): Promise<void> {
   } else {
     console.log(`  Drover throughput / task-spooler throughput (target > ${TARGET_THROUGHPUT_RATIO}×): n/a (task-spooler missing)`);
   }
+  const burst = drover.burstCpu;
+  const share = (seconds: number) => `${((seconds * 1000) / burst.wallMs * 100).toFixed(0)}%`;
+  console.log(`\nProcessor time of the ${JOBS.toLocaleString('en-US')}-job burst (${(burst.wallMs / 1000).toFixed(2)} s; ${SLOTS} cores give ${((SLOTS * burst.wallMs) / 1000).toFixed(2)} s):`);
+  console.log(`  daemon ${burst.daemon.toFixed(2)} s, of which its main thread ${burst.mainThread.toFixed(2)} s (on a processor ${share(burst.mainThread)} of the burst; it also waits there for each commit's sync)`);
+  if (burst.launcher !== undefined) console.log(`  launcher ${burst.launcher.toFixed(2)} s; the jobs' wrappers (sh, and the command) ${burst.wrappers!.toFixed(2)} s`);
   console.log(`\nDrover daemon, idle after the run: RSS ${(drover.rssKiB / 1024).toFixed(1)} MiB (peak ${(drover.peakRssKiB / 1024).toFixed(1)} MiB), CPU ${drover.idleCpuPercent.toFixed(2)}% over ${IDLE_WINDOW_MS / 1000} s`);
   console.log('Every Drover state change above (submitted, running, succeeded) is durable before the daemon reports it: SQLite in WAL mode, the log synced (fdatasync) before any answer or process start.');
   console.log('task-spooler keeps its queue in memory only (lost when its server dies); the floor keeps nothing.');
