@@ -188,22 +188,32 @@ describe('dashboard webview (the built bundle in headless Chromium)', function (
   });
 
   it('zooms a chart: asks the extension for that range at full detail, and draws what it answers', async () => {
-    page = await DashboardPage.open(browser, { theme: 'dark' });
+    const opened = (page = await DashboardPage.open(browser, { theme: 'dark' }));
     await page.send({ type: 'snapshot', ...experimentSnapshot(1, 1000, 100) });
-    await page.report('rendered', (r) => r.charts.length === 2);
+    const whole = (await page.report('rendered', (r) => r.charts.length === 2)).points;
     const plot = page.page.locator('.chart[data-metric="loss"] .u-over');
-    const box = (await plot.boundingBox())!;
-    await page.page.mouse.move(box.x + box.width * 0.25, box.y + box.height / 2);
-    await page.page.mouse.down();
-    await page.page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2, { steps: 5 });
-    await page.page.mouse.up();
-    const range = ofType(await page.posted(), 'range').at(-1);
-    assert.ok(range && range.range, 'a range request after the drag');
+    const dragOverSecondQuarter = async () => {
+      const box = (await plot.boundingBox())!;
+      await opened.page.mouse.move(box.x + box.width * 0.25, box.y + box.height / 2);
+      await opened.page.mouse.down();
+      await opened.page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2, { steps: 5 });
+      await opened.page.mouse.up();
+      const range = ofType(await opened.posted(), 'range').at(-1);
+      assert.ok(range && range.range, 'a range request after the drag');
+      return { ...range, range: range.range };
+    };
+    const range = await dragOverSecondQuarter();
     assert.deepEqual([range.names, range.jobIds, range.axis, range.maxPoints], [['loss'], [1], 'step', 100]);
     assert.ok(range.range.min > 150 && range.range.max < 600 && range.range.min < range.range.max, JSON.stringify(range.range));
     const detail = curve(sweepRun(1), 'loss', Math.round(range.range.max - range.range.min), Math.round(range.range.min));
     await page.send({ type: 'series', series: [detail], range: { axis: 'step', ...range.range } });
     await page.report('the zoomed detail drawn', (r) => r.points === detail.value.length + 1000);
+    // A new plot (here for the log scale) ends the zoom: the whole series is drawn again, and the same drag spans as much of it as before.
+    await page.page.locator('[data-control="log"]').click();
+    await page.report('the whole series drawn again', (r) => r.points === whole);
+    const again = await dragOverSecondQuarter();
+    const span = (r: { min: number; max: number }) => r.max - r.min;
+    assert.ok(Math.abs(span(again.range) - span(range.range)) < span(range.range) * 0.2, `${JSON.stringify(again.range)} spans as much as ${JSON.stringify(range.range)}`);
   });
 
   it('shows a run: its record, log tail and actions', async () => {

@@ -27,6 +27,8 @@ export class MetricChart {
   private settingData = false;
   /** Whether the user zoomed in (a zoom back out is then reported once). */
   private zoomedIn = false;
+  /** A rebuild dropped the zoom: the next data fits the scales to the whole series again. */
+  private fitNext = false;
   points = 0;
 
   constructor(
@@ -56,6 +58,11 @@ export class MetricChart {
     if (shape !== this.shape || !this.plot) {
       this.shape = shape;
       this.plot?.destroy();
+      // A zoom is into the plot it was made on: a new plot (other runs, axis, scale) ends it.
+      if (this.zoomedIn) {
+        this.fitNext = true;
+        this.onZoom(this.metric, ui.xAxis, null);
+      }
       this.zoomedIn = false;
       this.plot = new uPlot(this.options(lines, ui, palette), data, this.plotHost);
       this.legend.replaceChildren(
@@ -68,7 +75,8 @@ export class MetricChart {
     } else {
       // Keep the user's zoom while new points come in.
       this.settingData = true;
-      this.plot.setData(data, false);
+      this.plot.setData(data, this.fitNext);
+      this.fitNext = false;
       this.plot.redraw(false, true);
       this.settingData = false;
     }
