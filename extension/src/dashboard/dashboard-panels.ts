@@ -162,6 +162,8 @@ class DashboardPanel {
         case 'load': {
           const jobIds = message.jobIds.filter((id) => this.jobIds.has(id));
           const series = await readSeries(this.ctx.daemon.client(), jobIds, { maxPoints: message.maxPoints });
+          // Live points held back meanwhile go first: the page, still waiting for this answer, keeps only those newer than it.
+          this.flushPoints();
           this.post({ type: 'loaded', request: message.request, jobIds, series });
           break;
         }
