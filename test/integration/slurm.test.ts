@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Database } from 'node-sqlite3-wasm';
+import { daemonPaths } from '../../common/node/daemon-paths';
 import type { DaemonRequests, JobDetail, JobView } from '../../common/protocol';
 import { DaemonHarness, waitFor } from '../support/daemon-harness';
 import { SlurmTestbed } from '../support/slurm-testbed';
@@ -169,6 +171,30 @@ jobs:
     assert.equal(ended.state, 'succeeded', ended.reason);
     assert.equal(ended.attempts, 1);
     assert.match((await harness.cli(['logs', String(run!.id)])).stdout, /^before\nafter\n$/);
+  });
+
+  it('follows a SLURM run an earlier Drover mirrored in its layout (runs/<job>/<attempt>), fetching no output twice', async () => {
+    const [run] = await submit('name: older\nrun: echo before; sleep 4; echo after\n');
+    const id = run!.id;
+    await waitFor('the first line mirrored', async () => /^before\n/.test((await harness.cli(['logs', String(id)])).stdout));
+    const stopped = await harness.cli(['daemon', 'stop']);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    // Where an earlier Drover kept the attempt: a folder per job, holding one per attempt.
+    const paths = daemonPaths(harness.home);
+    const older = join(paths.runs, String(id), '1');
+    mkdirSync(join(paths.runs, String(id)));
+    renameSync(join(paths.runs, `${id}-1`), older);
+    const db = new Database(paths.database);
+    try {
+      db.exec('PRAGMA locking_mode = EXCLUSIVE');
+      db.run('UPDATE attempts SET dir = ? WHERE job_id = ?', [older, id]);
+    } finally {
+      db.close();
+    }
+    const ended = await untilState(id, ['succeeded', 'failed']);
+    assert.equal(ended.state, 'succeeded', ended.reason);
+    assert.equal(readFileSync(join(older, 'output.log'), 'utf8'), 'before\nafter\n');
+    assert.match((await harness.cli(['logs', String(id)])).stdout, /^before\nafter\n$/);
   });
 
   it('maps a job that reached its SLURM time limit to a timeout', async () => {

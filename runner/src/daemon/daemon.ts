@@ -940,7 +940,8 @@ export class Daemon {
     for (const row of tracked) {
       const dir = cluster.outputDir(row.submissionId, row.plan.job);
       if (!dir) continue;
-      const files = attemptFiles(this.slurmAttemptDir(row));
+      // A run watched since a restart keeps the folder it was given (an earlier Drover's layout, maybe).
+      const files = attemptFiles(this.live.get(row.id)?.dir ?? this.slurmAttemptDir(row));
       tasks.push({ key: String(row.id), dir: `${dir}/${row.slurmId!.split('_')[1] ?? '0'}`, logOffset: fileSize(files.log), metricsOffset: fileSize(files.metrics), cellsOffset: fileSize(files.cells) });
     }
     const missing = [...(this.slurmMissing.get(cluster.name) ?? [])];
