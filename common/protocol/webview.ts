@@ -44,7 +44,7 @@ export interface DashboardSnapshot {
   summaries: MetricSummary[];
   /** The end of the run's output (run view). */
   logTail?: string;
-  /** The most points per series a zoomed chart asks for (the charts' first read shares a smaller budget: overlayPointBudget). */
+  /** The most points per series a zoomed chart asks for (fewer when it overlays many runs: overlayPointBudget). */
   maxPoints: number;
   /** GPU timeline: each GPU's utilization over the timeline's window (thinned), and how often it is sampled. */
   gpuSamples?: GpuSamples;
@@ -69,7 +69,7 @@ export interface ToWebview {
   /** The answer to `load` (its `request`): these runs' series (a run without points has none). */
   loaded: { request: number; jobIds: number[]; series: SeriesColumns[] };
   /** Series replaced (the answer to `range`: downsampled again for the visible range). */
-  series: { series: SeriesColumns[]; range: { axis: XAxis; min: number; max: number } | null };
+  series: { series: SeriesColumns[]; range: { axis: XAxis; min: number; max: number } };
   /** More of the run's output (run view); `reset` starts the tail afresh. */
   log: { data: string; reset: boolean };
   /** New GPU utilization samples, appended to each GPU's (GPU timeline, live from the host probes). */
@@ -97,8 +97,8 @@ export interface FromWebview {
   ready: { selected: number[] };
   /** The charts now overlay runs whose series the page does not hold: read them at `maxPoints` per series. */
   load: { request: number; jobIds: number[]; maxPoints: number };
-  /** The user zoomed a chart: downsample again for this range (null: everything). */
-  range: { jobIds: number[]; names: string[]; axis: XAxis; range: { min: number; max: number } | null; maxPoints: number };
+  /** The user zoomed a chart: downsample again for this range (a zoom out the page undoes itself, from the series it holds). */
+  range: { jobIds: number[]; names: string[]; axis: XAxis; range: { min: number; max: number }; maxPoints: number };
   action: { action: RunAction; jobIds: number[] };
   rendered: RenderReport;
 }

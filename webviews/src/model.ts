@@ -60,7 +60,7 @@ export class DashboardModel {
   private requests = 0;
   /** Every run's metrics in brief (by seriesKey), kept up to date by live points. */
   readonly summaries = new Map<string, MetricSummary>();
-  /** Series at full detail for a zoomed chart's range (the daemon's answer to `range`). */
+  /** Series in more detail for a zoomed chart's range (the daemon's answer to `range`). */
   readonly zoomed = new Map<string, SeriesColumns>();
   logTail = '';
   /** Undefined where the panel has none (not a GPU timeline, or a daemon that does not sample). */
@@ -95,13 +95,7 @@ export class DashboardModel {
         break;
       case 'series':
         for (const replacement of message.series) {
-          const key = seriesKey(replacement.jobId, replacement.name);
-          if (message.range) this.zoomed.set(key, replacement);
-          // A run not charted yet gets its series from its `load`.
-          else if (this.charted.has(replacement.jobId)) {
-            this.zoomed.delete(key);
-            this.series.set(key, replacement);
-          }
+          this.zoomed.set(seriesKey(replacement.jobId, replacement.name), replacement);
           this.dirty.metrics.add(replacement.name);
         }
         break;
@@ -152,7 +146,7 @@ export class DashboardModel {
     return [...names];
   }
 
-  /** What a chart draws: the zoomed range at full detail when there is one. */
+  /** What a chart draws: the zoomed range in more detail when there is one. */
   chartSeries(jobId: number, name: string): SeriesColumns | undefined {
     const key = seriesKey(jobId, name);
     return this.zoomed.get(key) ?? this.series.get(key);

@@ -1,7 +1,7 @@
 import type { DaemonClient } from '../../../common/node/daemon-client';
 import { overlayPointBudget, toColumns, type DashboardTarget, type GpuSamples, type GpuSampleSeries, type HostView, type JobView, type MetricSummary, type SeriesColumns, type XAxis } from '../../../common/protocol';
 
-/** Points per series a zoomed chart asks for (the charts' first read shares a budget among the runs they overlay: overlayPointBudget). */
+/** The most points per series a zoomed chart asks for (fewer when it overlays many runs: overlayPointBudget). */
 export const MAX_POINTS = 2000;
 
 /** Utilization points per GPU the GPU timeline asks for: about what its lanes have pixels for. */
@@ -72,7 +72,7 @@ const RUNS_PER_REQUEST = 25;
 export async function readSeries(
   client: DaemonClient,
   jobIds: readonly number[],
-  options: { names?: string[]; axis?: XAxis; range?: { min: number; max: number } | null; maxPoints?: number } = {},
+  options: { names?: string[]; axis?: XAxis; range?: { min: number; max: number }; maxPoints?: number } = {},
 ): Promise<SeriesColumns[]> {
   const result: SeriesColumns[] = [];
   for (let index = 0; index < jobIds.length; index += RUNS_PER_REQUEST) {

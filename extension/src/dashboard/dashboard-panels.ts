@@ -174,7 +174,7 @@ class DashboardPanel {
         case 'range': {
           const jobIds = message.jobIds.filter((id) => this.jobIds.has(id));
           const series = await readSeries(this.ctx.daemon.client(), jobIds, { names: message.names, axis: message.axis, range: message.range, maxPoints: message.maxPoints });
-          this.post({ type: 'series', series, range: message.range && { axis: message.axis, ...message.range } });
+          this.post({ type: 'series', series, range: { axis: message.axis, ...message.range } });
           break;
         }
         case 'action':
