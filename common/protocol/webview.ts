@@ -154,6 +154,13 @@ export function overlayPointBudget(runs: number): number {
   return Math.max(40, Math.min(2000, Math.floor(CHART_POINT_BUDGET / Math.max(1, runs))));
 }
 
+/** The points of a live delta recorded after `upTo` (ms): what a reader holding the points up to then lacks (undefined: none). */
+export function pointsAfter(delta: SeriesColumns, upTo: number): SeriesColumns | undefined {
+  const first = delta.at.findIndex((at) => at > upTo);
+  if (first < 0) return undefined;
+  return { ...delta, step: delta.step.slice(first), at: delta.at.slice(first), value: delta.value.slice(first), total: delta.at.length - first };
+}
+
 /** Builds a series from row-shaped points (as `drover/metrics` answers). */
 export function toColumns(jobId: number, name: string, points: readonly { step: number | null; value: number; at: number }[], total = points.length): SeriesColumns {
   const columns: SeriesColumns = { jobId, name, step: [], at: [], value: [], total };

@@ -1,4 +1,4 @@
-import type { DashboardSnapshot, DashboardTarget, DashboardUi, GpuSampleSeries, JobDetail, JobView, MetricSummary, SeriesColumns, ToWebviewMessage } from '../../common/protocol';
+import { pointsAfter, type DashboardSnapshot, type DashboardTarget, type DashboardUi, type GpuSampleSeries, type JobDetail, type JobView, type MetricSummary, type SeriesColumns, type ToWebviewMessage } from '../../common/protocol';
 import type { ParamValue } from '../../common/spec';
 
 export const DEFAULT_UI: DashboardUi = {
@@ -206,8 +206,8 @@ export class DashboardModel {
         const held = this.series.get(seriesKey(id, delta.name));
         // The answer holds the points recorded before it was read (its newest is among them, thinned or not).
         const upTo = held ? held.at.reduce((newest, at) => Math.max(newest, at), -Infinity) : -Infinity;
-        const first = delta.at.findIndex((at) => at > upTo);
-        if (first >= 0) this.appendPoints({ ...delta, step: delta.step.slice(first), at: delta.at.slice(first), value: delta.value.slice(first) });
+        const after = pointsAfter(delta, upTo);
+        if (after) this.appendPoints(after);
       }
     }
   }

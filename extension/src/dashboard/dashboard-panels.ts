@@ -11,6 +11,7 @@ import {
   type JobView,
   type RenderReport,
   overlaidRuns,
+  pointsAfter,
   type RunAction,
   type SeriesColumns,
   type ToWebviewMessage,
@@ -287,10 +288,8 @@ class DashboardPanel {
     const series: SeriesColumns[] = [];
     for (const [key, pending] of this.pendingPoints) {
       // Points the snapshot read already hold (they came while it was read) are not sent twice.
-      const upTo = this.loadedUpTo.get(key) ?? -Infinity;
-      const first = pending.at.findIndex((at) => at > upTo);
-      if (first < 0) continue;
-      series.push({ ...pending, step: pending.step.slice(first), at: pending.at.slice(first), value: pending.value.slice(first), total: pending.at.length - first });
+      const after = pointsAfter(pending, this.loadedUpTo.get(key) ?? -Infinity);
+      if (after) series.push(after);
     }
     this.pendingPoints.clear();
     if (series.length) this.post({ type: 'points', series });
