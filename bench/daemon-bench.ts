@@ -27,6 +27,7 @@ import * as path from 'path';
 import { performance } from 'perf_hooks';
 import { FINAL_STATES, type JobView } from '../common/protocol';
 import { DaemonClient, untilReady } from '../common/node/daemon-client';
+import { procStatFields } from '../runner/src/local/detached-process';
 import { daemonPaths } from '../common/node/daemon-paths';
 import { BenchAssertion, check, latency, ms, progress, table, verdict, type Latency } from './report';
 
@@ -359,15 +360,9 @@ async function startDaemon(env: NodeJS.ProcessEnv, logFile: string): Promise<Dae
   return { pid: child.pid!, exited, kill };
 }
 
-/** The fields of a /proc stat file after the command name (state first). */
-function statFields(file: string): string[] {
-  const stat = fs.readFileSync(file, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-}
-
 /** utime + stime of a process, in clock ticks. */
 function cpuTicks(pid: number): number {
-  const fields = statFields(`/proc/${pid}/stat`);
+  const fields = procStatFields(`/proc/${pid}/stat`);
   return Number(fields[11]) + Number(fields[12]);
 }
 
@@ -383,13 +378,13 @@ interface BurstTicks {
 }
 
 function burstTicks(daemonPid: number): BurstTicks {
-  const main = statFields(`/proc/${daemonPid}/task/${daemonPid}/stat`);
+  const main = procStatFields(`/proc/${daemonPid}/task/${daemonPid}/stat`);
   const ticks: BurstTicks = { daemon: cpuTicks(daemonPid), mainThread: Number(main[11]) + Number(main[12]) };
   try {
     const children = fs.readFileSync(`/proc/${daemonPid}/task/${daemonPid}/children`, 'utf8').trim().split(/\s+/).map(Number);
     const launcher = children.find((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('drover-launcher'));
     if (launcher) {
-      const fields = statFields(`/proc/${launcher}/stat`);
+      const fields = procStatFields(`/proc/${launcher}/stat`);
       ticks.launcher = { pid: launcher, self: Number(fields[11]) + Number(fields[12]), reaped: Number(fields[13]) + Number(fields[14]) };
     }
   } catch {

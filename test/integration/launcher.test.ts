@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LauncherClient, type LaunchCallbacks } from '../../runner/src/local/launcher-client';
-import { attemptFiles, readExitStatus, readWrapperPid } from '../../runner/src/local/detached-process';
+import { attemptFiles, procStatFields, readExitStatus, readWrapperPid } from '../../runner/src/local/detached-process';
 import { waitFor } from '../support/daemon-harness';
 
 const ROOT = resolve(__dirname, '../../..');
@@ -15,8 +15,7 @@ function childrenRunning(word: string): number[] {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const ppid = Number(procStatFields(`/proc/${entry}/stat`)[1]);
       if (ppid === process.pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(word)) pids.push(Number(entry));
     } catch {
       // Gone meanwhile.
@@ -142,8 +141,7 @@ describe('launcher', function () {
     // $$ is the wrapper's shell.
     client.launch({ command: 'read -r stat < /proc/$$/stat; echo "$stat"', cwd: dir, dir: attempt, env: {} }, callbacks);
     await waitFor('the wrapper to end', () => seen.exited || seen.failed);
-    const stat = readFileSync(attemptFiles(attempt).log, 'utf8');
-    const [, , pgid, sid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    const [, , pgid, sid] = procStatFields(attemptFiles(attempt).log).map(Number);
     assert.equal(pgid, seen.started);
     assert.equal(sid, seen.started);
   });

@@ -13,6 +13,7 @@ import { accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, mkd
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { hashHostName } from '../../runner/src/hosts/ssh/known-hosts';
+import { procStatFields } from '../../runner/src/local/detached-process';
 import { lockMachine, unlockMachine } from './machine-lock';
 
 const ROOT = resolve(__dirname, '../../..');
@@ -702,8 +703,7 @@ function signal(pid: number, name: NodeJS.Signals): void {
 /** Running, and not a zombie. */
 function alive(pid: number): boolean {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    return procStatFields(`/proc/${pid}/stat`)[0] !== 'Z';
   } catch {
     return false;
   }

@@ -109,12 +109,21 @@ export function readWrapperPid(dir: string): number | undefined {
   return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
+/**
+ * The fields of a /proc stat file (`/proc/PID/stat`, or a thread's) that follow the command
+ * name, which may itself hold spaces and parentheses: the state first, then the parent's pid,
+ * the process group, the session… (Linux; throws where there is no such file).
+ */
+export function procStatFields(file: string): string[] {
+  const stat = readFileSync(file, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** The process group of a process (Linux; elsewhere undefined). */
 export function processGroupOf(pid: number): number | undefined {
   if (process.platform !== 'linux') return undefined;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    return Number(procStatFields(`/proc/${pid}/stat`)[2]);
   } catch {
     return undefined;
   }
@@ -124,9 +133,7 @@ export function processGroupOf(pid: number): number | undefined {
 export function processStartTime(pid: number): string | null {
   try {
     if (process.platform === 'linux') {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      // Fields after the command name, which may itself hold spaces and parentheses.
-      return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+      return procStatFields(`/proc/${pid}/stat`)[19] ?? null;
     }
     return execFileSync('ps', ['-o', 'lstart=', '-p', String(pid)], { encoding: 'utf8' }).trim() || null;
   } catch {
@@ -146,8 +153,7 @@ export function processRunning(pid: number): boolean {
   }
   if (process.platform !== 'linux') return true;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    const state = procStatFields(`/proc/${pid}/stat`)[0];
     return state !== 'Z' && state !== 'X';
   } catch {
     return false;
@@ -185,8 +191,7 @@ export function groupMembers(pgid: number): number[] {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const fields = procStatFields(`/proc/${entry}/stat`);
       if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') members.push(Number(entry));
     } catch {
       // Gone between listing and reading.
