@@ -11,6 +11,12 @@
  *                   `date +%s%N` instead of `true` and its output is the start stamp.
  *   - Drover        a fresh daemon (bin/drover-daemon.js, default settings) in a temporary
  *                   DROVER_HOME; 1,000 `drover/submit` requests, pipelined, each a one-job spec.
+ *   - launch path   Drover's launcher and wrapper alone, as the daemon drives them (as many jobs
+ *                   in flight as there are slots), with no daemon, store or client: the ceiling
+ *                   the daemon's throughput cannot pass on this machine.
+ *
+ * For each 1,000-job run the whole machine's processor time is read too (/proc/stat, Linux), per
+ * job: on a machine whose cores are all busy, it is what throughput is divided by.
  *
  * Each also runs 50 jobs one at a time on an idle queue (submit, wait until it ends, next): the
  * submit→start latency with no backlog, the number the "< 2× floor" target is about. Under the
@@ -27,7 +33,8 @@ import * as path from 'path';
 import { performance } from 'perf_hooks';
 import { FINAL_STATES, type JobView } from '../common/protocol';
 import { DaemonClient, untilReady } from '../common/node/daemon-client';
-import { procStatFields } from '../runner/src/local/detached-process';
+import { procStatFields, readExitStatus } from '../runner/src/local/detached-process';
+import { LauncherClient } from '../runner/src/local/launcher-client';
 import { daemonPaths } from '../common/node/daemon-paths';
 import { BenchAssertion, check, latency, ms, progress, table, verdict, type Latency } from './report';
 
@@ -102,6 +109,8 @@ interface Row {
   idle?: Latency;
   totalMs?: number;
   throughput?: number;
+  /** Processor time of the whole machine (every core) per job of the 1,000, in ms. */
+  cpuPerJobMs?: number;
   /** The peer's version, or why it is missing. */
   note?: string;
 }
@@ -133,12 +142,35 @@ function spawnToExit(file: string): Promise<number | null> {
   });
 }
 
+/**
+ * Clock ticks the whole machine spent busy so far (user, nice, system, irq, softirq over every
+ * core, from /proc/stat); undefined where there is no /proc/stat.
+ */
+function machineBusyTicks(): number | undefined {
+  try {
+    const [user, nice, system, , , irq, softirq] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return user! + nice! + system! + irq! + softirq!;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Measures the machine's processor time over a run of JOBS jobs: call at the start, then the result at the end. */
+function machineCpuPerJob(): () => number | undefined {
+  const before = machineBusyTicks();
+  return () => {
+    const after = machineBusyTicks();
+    return before === undefined || after === undefined ? undefined : ((after - before) / clockTicks() / JOBS) * 1000;
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Floor: sequential spawn of /bin/true
 
 async function benchFloor(): Promise<Row> {
   const samples: number[] = [];
   let failures = 0;
+  const cpu = machineCpuPerJob();
   const t0 = performance.now();
   for (let i = 0; i < JOBS; i++) {
     const start = performance.now();
@@ -146,9 +178,10 @@ async function benchFloor(): Promise<Row> {
     samples.push(performance.now() - start);
   }
   const totalMs = performance.now() - t0;
+  const cpuPerJobMs = cpu();
   check(failures === 0, `floor: ${failures} of ${JOBS} runs of /bin/true did not exit 0`);
   const spawnLatency = latency(samples);
-  return { name: 'floor (spawn→exit)', loaded: spawnLatency, idle: spawnLatency, totalMs, throughput: JOBS / (totalMs / 1000) };
+  return { name: 'floor (spawn→exit)', loaded: spawnLatency, idle: spawnLatency, totalMs, throughput: JOBS / (totalMs / 1000), cpuPerJobMs };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -255,6 +288,7 @@ async function benchTaskSpooler(): Promise<Row> {
     // Pass 1: 1,000 `true` jobs: enqueue rate, total time, throughput.
     await tsp.start();
     progress(`  task-spooler: enqueueing ${JOBS} jobs…`);
+    const cpu = machineCpuPerJob();
     const t0 = now();
     const ids: number[] = [];
     for (let i = 0; i < JOBS; i++) ids.push(await tsp.enqueue(['true']));
@@ -262,6 +296,7 @@ async function benchTaskSpooler(): Promise<Row> {
     progress('  task-spooler: waiting for the jobs to finish…');
     const finished = await tsp.waitAll(ids.at(-1)!);
     const totalMs = now() - t0;
+    const cpuPerJobMs = cpu();
     checkTspJobs(finished, ids, 'throughput pass');
     await tsp.kill();
 
@@ -296,6 +331,7 @@ async function benchTaskSpooler(): Promise<Row> {
       idle: latency(idle),
       totalMs,
       throughput: JOBS / (totalMs / 1000),
+      cpuPerJobMs,
       note: version,
     };
   } finally {
@@ -445,6 +481,7 @@ async function benchDrover(): Promise<DroverResult> {
     const ackAt: number[] = [];
     const ids: number[] = [];
     const ticksBefore = burstTicks(daemon.pid);
+    const cpu = machineCpuPerJob();
     const t0 = now();
     const acks: Promise<void>[] = [];
     for (let i = 0; i < JOBS; i++) {
@@ -459,6 +496,7 @@ async function benchDrover(): Promise<DroverResult> {
     progress('  Drover: waiting for the jobs to finish…');
     await tracker.until(() => ids.every((id) => tracker.final.has(id)));
     const totalMs = Math.max(...ids.map((id) => tracker.final.get(id)!.at)) - t0;
+    const cpuPerJobMs = cpu();
     const ticksAfter = burstTicks(daemon.pid);
     const seconds = (ticks: number) => ticks / clockTicks();
     // A launcher started again during the burst would make its numbers meaningless.
@@ -522,7 +560,7 @@ async function benchDrover(): Promise<DroverResult> {
     check(stopped, 'Drover: the daemon did not exit within 10 s of drover/shutdown');
     cleanups.delete('daemon');
     return {
-      row: { name: 'Drover', enqueueRate: JOBS / (enqueueMs / 1000), loaded: latency(loaded), idle: latency(idle), totalMs, throughput: JOBS / (totalMs / 1000) },
+      row: { name: 'Drover', enqueueRate: JOBS / (enqueueMs / 1000), loaded: latency(loaded), idle: latency(idle), totalMs, throughput: JOBS / (totalMs / 1000), cpuPerJobMs },
       daemonLoaded: daemonSide(ids),
       daemonIdle: daemonSide(idleIds),
       missingRunning,
@@ -535,6 +573,49 @@ async function benchDrover(): Promise<DroverResult> {
     client?.close();
     runCleanupsNamed('daemon');
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drover's launch path alone
+
+/**
+ * The launcher and the wrappers it starts, driven as the daemon drives them: SLOTS jobs of `true`
+ * in flight, the next one asked for as soon as one ends, each in its own attempt folder.
+ */
+async function benchLaunchPath(): Promise<Row> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-bench-launch-'));
+  cleanups.set('launch-dir', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const launcher = new LauncherClient();
+  cleanups.set('launcher', () => launcher.close());
+  launcher.start();
+  // One launch first, so that the launcher's own start is not counted.
+  await new Promise<void>((resolve, reject) => launcher.launch({ command: 'true', cwd: dir, dir: path.join(dir, 'warm'), env: {} }, { started: () => undefined, failed: (message) => reject(new BenchAssertion(`launch path: ${message}`)), exited: resolve }));
+  progress(`  launch path: ${JOBS} jobs…`);
+  let next = 0;
+  const ended: string[] = [];
+  const cpu = machineCpuPerJob();
+  const t0 = now();
+  await new Promise<void>((resolve, reject) => {
+    const launchNext = (): void => {
+      const attemptDir = path.join(dir, String(next++));
+      launcher.launch({ command: 'true', cwd: dir, dir: attemptDir, env: {} }, {
+        started: () => undefined,
+        failed: (message) => reject(new BenchAssertion(`launch path: ${message}`)),
+        exited: () => {
+          ended.push(attemptDir);
+          if (ended.length === JOBS) resolve();
+          else if (next < JOBS) launchNext();
+        },
+      });
+    };
+    for (let slot = 0; slot < Math.min(SLOTS, JOBS); slot++) launchNext();
+  });
+  const totalMs = now() - t0;
+  const cpuPerJobMs = cpu();
+  runCleanupsNamed('launcher');
+  const failed = ended.filter((attemptDir) => readExitStatus(attemptDir)?.exitCode !== 0);
+  check(failed.length === 0, `launch path: ${failed.length} of ${JOBS} jobs did not record exit 0 (first: ${failed[0]})`);
+  return { name: 'launch path alone', totalMs, throughput: JOBS / (totalMs / 1000), cpuPerJobMs };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -557,19 +638,20 @@ function fileSystemOf(dir: string): string {
 const cellOr = (value: number | undefined, format: (v: number) => string): string => (value === undefined ? '—' : format(value));
 
 function rowCells(row: Row): string[] {
-  if (!row.loaded) return [row.name, 'missing', '—', '—', '—', '—', '—'];
+  if (row.throughput === undefined) return [row.name, 'missing', '—', '—', '—', '—', '—', '—'];
   return [
     row.name,
     cellOr(row.enqueueRate, rate),
-    ms(row.loaded.p50),
-    ms(row.loaded.p99),
+    cellOr(row.loaded?.p50, ms),
+    cellOr(row.loaded?.p99, ms),
     cellOr(row.idle?.p50, ms),
     cellOr(row.totalMs, (v) => (v / 1000).toFixed(2)),
-    cellOr(row.throughput, rate),
+    rate(row.throughput),
+    cellOr(row.cpuPerJobMs, ms),
   ];
 }
 
-const resultTable = (rows: Row[]): string => table(['', 'enqueue jobs/s', 'submit→start p50 ms', 'p99 ms', 'idle p50 ms', 'total s', 'jobs/s'], rows.map(rowCells));
+const resultTable = (rows: Row[]): string => table(['', 'enqueue jobs/s', 'submit→start p50 ms', 'p99 ms', 'idle p50 ms', 'total s', 'jobs/s', 'CPU ms/job'], rows.map(rowCells));
 
 /** The phases that finished, shown even when a later one fails. */
 const completed: Row[] = [];
@@ -586,9 +668,12 @@ async function main(): Promise<void> {
   const tsp = await phase('task-spooler', benchTaskSpooler);
   completed.push(tsp);
   const drover = await phase('Drover', benchDrover);
+  completed.push(drover.row);
+  // After Drover, so that its 1,000 folders do not slow the files Drover creates (see cleanups).
+  const launchPath = await phase('launch path', benchLaunchPath);
   progress('');
 
-  console.log(resultTable([floor, tsp, drover.row]));
+  console.log(resultTable([floor, tsp, drover.row, launchPath]));
   console.log(`
   floor: spawn→exit of /bin/true, sequential; "submit→start" is the whole run of the process.
   enqueue jobs/s: task-spooler, a sequential loop of \`tsp true\` (one client process per job);
@@ -597,7 +682,11 @@ async function main(): Promise<void> {
     \`date +%s%N\` job printed; Drover: the 'running' job event reaching the client). Includes
     time queued behind the other jobs, so it grows with the backlog.
   idle p50: the same, for ${IDLE_JOBS} jobs submitted one at a time, each waited for.
-  total s: first enqueue → last job finished; jobs/s = ${JOBS.toLocaleString('en-US')} / total.`);
+  total s: first enqueue → last job finished; jobs/s = ${JOBS.toLocaleString('en-US')} / total.
+  CPU ms/job: the whole machine's processor time (every core, this process included) over the
+    ${JOBS.toLocaleString('en-US')}-job run, per job. ${SLOTS} cores allow at most ${SLOTS} × 1,000 / (CPU ms/job) jobs/s.
+  launch path alone: Drover's launcher starting each job's wrapper, ${SLOTS} in flight, with no daemon:
+    the most the daemon could reach here if its own work cost nothing.`);
   if (tsp.note) console.log(`${tsp.loaded ? '' : '\n'}  task-spooler: ${tsp.note}`);
 
   console.log('\nDrover submit→start, two clocks (ms)');
