@@ -69,6 +69,10 @@ describe('drover CLI', () => {
     const unknown = drover(['frobnicate']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown command 'frobnicate'/);
+    // A name every object has is no command either.
+    const inherited = drover(['constructor']);
+    assert.equal(inherited.code, 2);
+    assert.match(inherited.stderr, /unknown command 'constructor'/);
     const badFlag = drover(['validate', '--nope', 'x']);
     assert.equal(badFlag.code, 2);
     assert.match(badFlag.stderr, /Unknown option '--nope'/);
@@ -113,6 +117,7 @@ describe('drover CLI', () => {
     const help = drover(['--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /validate\s+check specs/);
+    assert.match(help.stdout, /^  ps\s+what is queued .*\(also: drover queue\)$/m);
     const version = drover(['--version']);
     assert.match(version.stdout.trim(), /^\d+\.\d+\.\d+$/);
   });

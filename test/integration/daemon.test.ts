@@ -153,6 +153,8 @@ describe('runner daemon', function () {
       assert.match(show.stdout, /^attempt 1\s+failed, exit 5, \d+s on local; log .*output\.log$/m);
       const ps = await harness.cli(['ps']);
       assert.equal(ps.stdout.trim(), 'nothing queued or running');
+      const queue = await harness.cli(['queue']);
+      assert.deepEqual([queue.code, queue.stdout], [ps.code, ps.stdout], '`drover queue` is `drover ps`');
     });
 
     it('records a metric on a last line written without a line end', async () => {

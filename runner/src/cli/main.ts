@@ -140,9 +140,22 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
+/** Other names a command answers to. */
+const ALIASES: Record<string, string> = { queue: 'ps' };
+
+/** The command a word names, itself or by an alias; only the table's own entries (not `constructor`…). */
+function commandNamed(word: string): Command | undefined {
+  const name = Object.hasOwn(ALIASES, word) ? ALIASES[word]! : word;
+  return Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+}
+
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
-  const lines = Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`);
+  const aliasesOf = (name: string) => Object.keys(ALIASES).filter((alias) => ALIASES[alias] === name);
+  const lines = Object.entries(COMMANDS).map(([name, command]) => {
+    const aliases = aliasesOf(name);
+    return `  ${name.padEnd(width)}  ${command.summary}${aliases.length ? ` (also: ${aliases.map((alias) => `drover ${alias}`).join(', ')})` : ''}`;
+  });
   return `Usage: drover COMMAND [OPTIONS]\n\nCommands:\n${lines.join('\n')}\n\nRun 'drover COMMAND --help' for a command's options.`;
 }
 
@@ -173,7 +186,7 @@ export async function main(argv: string[], out: CommandOutput): Promise<number> 
     out.stdout(DROVER_VERSION);
     return EXIT.ok;
   }
-  const command = COMMANDS[name];
+  const command = commandNamed(name);
   if (!command) {
     out.stderr(`drover: unknown command '${name}'\n\n${usage()}`);
     return EXIT.usage;
