@@ -117,7 +117,7 @@ describe('drover CLI', () => {
     const help = drover(['--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /validate\s+check specs/);
-    assert.match(help.stdout, /^  ps\s+what is queued .*\(also: drover queue\)$/m);
+    assert.match(help.stdout, /^ {2}ps\s+what is queued .*\(also: drover queue\)$/m);
     const version = drover(['--version']);
     assert.match(version.stdout.trim(), /^\d+\.\d+\.\d+$/);
   });

@@ -240,9 +240,12 @@ describe('runner daemon', function () {
           client.close();
         }
       });
-      await harness.cli(['cancel', String(run!.id)]);
+      const cancel = await harness.cli(['cancel', '--json', String(run!.id)]);
+      assert.deepEqual(JSON.parse(cancel.stdout), { cancelled: [run!.id], alreadyEnded: [] });
       const ended = await untilState(harness, run!.id, ['cancelled']);
       assert.equal(ended.attemptList[0]!.signal, 'SIGKILL');
+      const again = await harness.cli(['cancel', '--json', String(run!.id)]);
+      assert.deepEqual(JSON.parse(again.stdout), { cancelled: [], alreadyEnded: [run!.id] });
     });
 
     it('stops an attempt at its timeout and retries it, with backoff, as many times as asked', async () => {
@@ -516,11 +519,17 @@ describe('runner daemon', function () {
       assert.equal(/pid (\d+)/.exec(first.stdout)![1], /pid (\d+)/.exec(second.stdout)![1]);
       const status = await harness.cli(['daemon', 'status']);
       assert.match(status.stdout, /running: pid \d+/);
-      const stop = await harness.cli(['daemon', 'stop']);
-      assert.match(stop.stdout, /stopped/);
+      const pid = Number(/pid (\d+)/.exec(first.stdout)![1]);
+      const statusJson = JSON.parse((await harness.cli(['daemon', 'status', '--json'])).stdout) as Record<string, unknown>;
+      assert.deepEqual({ ...statusJson, version: typeof statusJson['version'] }, { running: true, pid, version: 'string', home: harness.home, runningJobs: 0, queuedJobs: 0 });
+      const stop = await harness.cli(['daemon', 'stop', '--json']);
+      assert.deepEqual(JSON.parse(stop.stdout), { stopped: true, pid });
       const after = await harness.cli(['daemon', 'status']);
       assert.equal(after.code, 4);
       assert.match(after.stdout, /not running/);
+      const afterJson = await harness.cli(['daemon', 'status', '--json']);
+      assert.equal(afterJson.code, 4);
+      assert.deepEqual(JSON.parse(afterJson.stdout), { running: false, home: harness.home });
     });
   });
 });

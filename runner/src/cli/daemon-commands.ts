@@ -3,21 +3,23 @@ import { daemonPaths, droverHome } from '../../../common/node/daemon-paths';
 import { connectDaemon, daemonScript } from './daemon-connection';
 import { CliError, EXIT, type CommandOutput } from './output';
 
-/** `drover daemon start|stop|status`. */
-export async function daemonCommand(args: string[], out: CommandOutput): Promise<number> {
+/** `drover daemon start|stop|status`; with `--json`, one object that says the same. */
+export async function daemonCommand(args: string[], options: { json: boolean }, out: CommandOutput): Promise<number> {
   const [action] = args;
   const paths = daemonPaths(droverHome());
+  const say = (text: string, fields: Record<string, unknown>) => out.stdout(options.json ? JSON.stringify(fields, null, 2) : text);
   if (action === 'status') {
     try {
       const client = await connectDaemon(false);
       const jobs = await client.request('drover/jobs', { states: ['queued', 'running'] });
       client.close();
       const running = jobs.filter((job) => job.state === 'running').length;
-      out.stdout(`running: pid ${client.daemon.pid}, Drover ${client.daemon.daemonVersion}, ${running} running, ${jobs.length - running} queued; state in ${client.daemon.home}`);
+      const { pid, daemonVersion: version, home } = client.daemon;
+      say(`running: pid ${pid}, Drover ${version}, ${running} running, ${jobs.length - running} queued; state in ${home}`, { running: true, pid, version, home, runningJobs: running, queuedJobs: jobs.length - running });
       return EXIT.ok;
     } catch (error) {
       if (error instanceof DaemonUnavailable) {
-        out.stdout(`not running (state in ${paths.home})`);
+        say(`not running (state in ${paths.home})`, { running: false, home: paths.home });
         return EXIT.unavailable;
       }
       throw error;
@@ -26,13 +28,13 @@ export async function daemonCommand(args: string[], out: CommandOutput): Promise
   if (action === 'start') {
     const before = await connectDaemon(false).catch(() => undefined);
     if (before) {
-      out.stdout(`already running: pid ${before.daemon.pid}`);
+      say(`already running: pid ${before.daemon.pid}`, { started: false, pid: before.daemon.pid, home: before.daemon.home });
       before.close();
       return EXIT.ok;
     }
     await startDaemon(paths, process.env, daemonScript());
     const client = await connectDaemon(false);
-    out.stdout(`started: pid ${client.daemon.pid}; state in ${client.daemon.home}`);
+    say(`started: pid ${client.daemon.pid}; state in ${client.daemon.home}`, { started: true, pid: client.daemon.pid, home: client.daemon.home });
     client.close();
     return EXIT.ok;
   }
@@ -41,14 +43,14 @@ export async function daemonCommand(args: string[], out: CommandOutput): Promise
     try {
       client = await connectDaemon(false);
     } catch {
-      out.stdout('not running');
+      say('not running', { stopped: false });
       return EXIT.ok;
     }
     const closed = client.closed();
     // The daemon may close the connection before its answer arrives: its going away is the answer.
     client.request('drover/shutdown', {}).catch(() => undefined);
     await closed;
-    out.stdout(`stopped (pid ${client.daemon.pid}); running jobs go on and are watched again at the next start`);
+    say(`stopped (pid ${client.daemon.pid}); running jobs go on and are watched again at the next start`, { stopped: true, pid: client.daemon.pid });
     return EXIT.ok;
   }
   throw new CliError(`drover daemon takes start, stop or status${action ? `, not '${action}'` : ''}`, EXIT.usage);

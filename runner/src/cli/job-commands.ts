@@ -394,12 +394,16 @@ export async function logsCommand(ids: string[], options: { follow: boolean; att
   });
 }
 
-export async function cancelCommand(ids: string[], out: CommandOutput): Promise<number> {
+export async function cancelCommand(ids: string[], options: { json: boolean }, out: CommandOutput): Promise<number> {
   if (ids.length === 0) throw new CliError('name the runs to cancel: drover cancel ID...', EXIT.usage);
   const numbers = ids.map((id) => singleId([id]));
   return withDaemon(false, async (client) => {
     const { cancelled } = await client.request('drover/cancel', { ids: numbers });
     const already = numbers.filter((id) => !cancelled.includes(id));
+    if (options.json) {
+      out.stdout(JSON.stringify({ cancelled, alreadyEnded: already }, null, 2));
+      return EXIT.ok;
+    }
     if (cancelled.length) out.stdout(`cancelling ${cancelled.join(', ')}`);
     if (already.length) out.stdout(`already ended: ${already.join(', ')}`);
     return EXIT.ok;

@@ -109,9 +109,9 @@ const COMMANDS: Record<string, Command> = {
   },
   cancel: {
     summary: 'stop runs (SIGTERM, then SIGKILL after a grace period) or drop queued ones',
-    usage: 'drover cancel ID...',
-    options: {},
-    run: (ids, _, out) => cancelCommand(ids, out),
+    usage: 'drover cancel [--json] ID...',
+    options: { ...json },
+    run: (ids, values, out) => cancelCommand(ids, { json: flag(values, 'json') }, out),
   },
   metrics: {
     summary: 'the metrics a run reported',
@@ -134,9 +134,9 @@ const COMMANDS: Record<string, Command> = {
   },
   daemon: {
     summary: 'start, stop or check the background daemon (it also starts on demand)',
-    usage: 'drover daemon start|stop|status',
-    options: {},
-    run: (args, _, out) => daemonCommand(args, out),
+    usage: 'drover daemon start|stop|status [--json]',
+    options: { ...json },
+    run: (args, values, out) => daemonCommand(args, { json: flag(values, 'json') }, out),
   },
 };
 
