@@ -78,6 +78,25 @@ describe('drover CLI', () => {
     assert.match(badFlag.stderr, /Unknown option '--nope'/);
   });
 
+  it('refuses a wrong `drover run` option by its name, before reaching any daemon', () => {
+    // No daemon is started for these: each is refused as the command line is read.
+    const home = join(dir, 'home');
+    const cases: [string[], RegExp][] = [
+      [['run'], /drover run: name a command to run, after --/],
+      [['run', '--timeout', 'abc', '--', 'true'], /drover run: --timeout: 'abc' is not a duration; write e\.g\. 90s/],
+      [['run', '--retries', 'x', '--', 'true'], /drover run: --retries takes a whole number from 0 to 100, not 'x'/],
+      [['run', '--retries', '101', '--', 'true'], /not '101'/],
+      [['run', '--mem', '8XB', '--', 'true'], /drover run: --mem: unknown size unit 'XB'/],
+      [['run', '--cpus', '0', '--', 'true'], /drover run: --cpus takes a number above 0, not '0'/],
+    ];
+    for (const [args, message] of cases) {
+      const result = spawnSync(process.execPath, [BIN, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, DROVER_HOME: home } });
+      assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, message);
+    }
+    assert.ok(!existsSync(home), 'no daemon was started');
+  });
+
   it('plans the runs of a sweep, with overrides', () => {
     const { code, stdout } = drover(['plan', 'examples/train.drover.yaml']);
     assert.equal(code, 0);

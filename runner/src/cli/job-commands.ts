@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { stringify } from 'yaml';
 import { FINAL_STATES, type CellEventsChunk, type HostView, type JobView, type LogChunk, type SubmitParams, type SubmitResult } from '../../../common/protocol';
-import { analyzeSpec, formatElapsed, formatMetricValue, formatSize, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
+import { analyzeSpec, formatElapsed, formatMetricValue, formatSize, parseDuration, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
 import { DaemonUnavailable, type DaemonClient } from '../../../common/node/daemon-client';
 import { connectDaemon } from './daemon-connection';
 import { CliError, EXIT, formatTable, type CommandOutput } from './output';
@@ -134,8 +134,16 @@ export async function runCommand(
   const command = argv.length === 1 ? argv[0]! : argv.map(shellWord).join(' ');
   const spec: Record<string, unknown> = { name: options.name ?? defaultRunName(argv), ...(notebook ? { notebook } : { run: command }), resources };
   if (options.params?.length) spec['params'] = parseOverrides(options.params);
-  if (options.timeout !== undefined) spec['timeout'] = options.timeout;
-  if (options.retries !== undefined) spec['retries'] = Number(options.retries);
+  if (options.timeout !== undefined) {
+    const timeout = parseDuration(options.timeout);
+    if (!timeout.ok) throw new CliError(`--timeout: ${timeout.message}`, EXIT.usage);
+    spec['timeout'] = options.timeout;
+  }
+  if (options.retries !== undefined) {
+    // The spec's limits (0 to 100), checked here so that the message names the option rather than a line of the spec made from it.
+    if (!/^\d+$/.test(options.retries) || Number(options.retries) > 100) throw new CliError(`--retries takes a whole number from 0 to 100, not '${options.retries}'`, EXIT.usage);
+    spec['retries'] = Number(options.retries);
+  }
   const params: SubmitParams = { specText: stringify(spec), cwd: process.cwd(), env: stringEnv(), user: userInfo().username, ...onHost(options.host) };
   return withDaemon(true, (client) => (options.previewSbatch ? previewSbatch(client, params, options, out) : submitAndReport(client, params, options, out)));
 }
