@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LauncherClient, type LaunchCallbacks } from '../../runner/src/local/launcher-client';
+import type { LaunchRequest } from '../../runner/src/local/launcher';
 import { attemptFiles, procStatFields, readExitStatus, readWrapperPid } from '../../runner/src/local/detached-process';
 import { waitFor } from '../support/daemon-harness';
 
@@ -24,16 +25,22 @@ function childrenRunning(word: string): number[] {
   return pids;
 }
 
+/** Makes the first launch of a client, which starts its launcher process, and returns that process's pid. */
+function firstLaunch(client: LauncherClient, request: Omit<LaunchRequest, 'id'>, callbacks: LaunchCallbacks, word: string): number {
+  // Launchers of earlier tests may still be ending.
+  const earlier = new Set(childrenRunning(word));
+  client.launch(request, callbacks);
+  const launcher = childrenRunning(word).find((pid) => !earlier.has(pid));
+  assert.ok(launcher !== undefined, 'the launcher process is running');
+  return launcher;
+}
+
 /**
  * Asks for a launch of `true`, which starts the client's launcher process, and kills that
  * process at once: node takes far longer to start than this, so the request stays unanswered.
  */
 function startLauncher(client: LauncherClient, callbacks: LaunchCallbacks, attemptDir: string, word: string): number {
-  // Launchers of earlier tests may still be ending.
-  const earlier = new Set(childrenRunning(word));
-  client.launch({ command: 'true', cwd: attemptDir, dir: join(attemptDir, 'attempt'), env: {} }, callbacks);
-  const launcher = childrenRunning(word).find((pid) => !earlier.has(pid));
-  assert.ok(launcher !== undefined, 'the launcher process is running');
+  const launcher = firstLaunch(client, { command: 'true', cwd: attemptDir, dir: join(attemptDir, 'attempt'), env: {} }, callbacks, word);
   process.kill(launcher, 'SIGKILL');
   return launcher;
 }
@@ -106,12 +113,8 @@ describe('launcher', function () {
 
   it('refuses a launch in a folder that does not exist, and the same launcher goes on launching', async function () {
     if (process.platform !== 'linux') this.skip();
-    // Launchers of earlier tests may still be ending.
-    const earlier = new Set(childrenRunning(word));
     const missing = recorder();
-    client.launch({ command: 'true', cwd: join(dir, 'missing'), dir: join(dir, 'a1'), env: {} }, missing.callbacks);
-    const launcher = childrenRunning(word).find((pid) => !earlier.has(pid));
-    assert.ok(launcher !== undefined, 'the launcher process is running');
+    const launcher = firstLaunch(client, { command: 'true', cwd: join(dir, 'missing'), dir: join(dir, 'a1'), env: {} }, missing.callbacks, word);
     await waitFor('the launch to fail', () => missing.seen.failed);
     assert.equal(missing.seen.started, undefined);
     const next = recorder();
