@@ -1,11 +1,12 @@
 // The launcher process and the daemon's client of it, as the daemon uses them (needs dist/launcher.js).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LauncherClient, type LaunchCallbacks } from '../../runner/src/local/launcher-client';
 import type { LaunchRequest } from '../../runner/src/local/launcher';
-import { attemptFiles, procStatFields, readExitStatus, readWrapperPid } from '../../runner/src/local/detached-process';
+import { attemptFiles, procStatFields, readExitStatus, readWrapperPid, WRAPPER } from '../../runner/src/local/detached-process';
 import { waitFor } from '../support/daemon-harness';
 
 const ROOT = resolve(__dirname, '../../..');
@@ -87,6 +88,23 @@ describe('launcher', function () {
     // Pid and status in one file: the attempt's folder holds two new files, not three.
     assert.equal(readFileSync(attemptFiles(attempt).wrapper, 'utf8'), `${seen.started}\n3\n`);
     assert.deepEqual(readdirSync(attempt).sort(), ['output.log', 'wrapper']);
+  });
+
+  it('runs no command whose pid it cannot write (a full disk), so no status is ever read as a pid', function () {
+    if (!existsSync('/dev/full')) this.skip();
+    // /dev/full refuses every write with ENOSPC; the status goes to a file of its own here, to show none is written.
+    const status = join(dir, 'status');
+    const ran = join(dir, 'ran');
+    const result = spawnSync('/bin/sh', ['-c', WRAPPER], { env: { ...process.env, DROVER_COMMAND: `touch '${ran}'`, DROVER_PID_FILE: '/dev/full', DROVER_STATUS_FILE: status }, encoding: 'utf8' });
+    assert.equal(result.status, 125, result.stderr);
+    assert.ok(!existsSync(ran), 'the command did not run');
+    assert.ok(!existsSync(status), 'no status was written');
+    // And with a pid file it can write, the same command runs and its status follows the pid.
+    const wrapper = join(dir, 'wrapper');
+    const ok = spawnSync('/bin/sh', ['-c', WRAPPER], { env: { ...process.env, DROVER_COMMAND: `touch '${ran}'`, DROVER_PID_FILE: wrapper, DROVER_STATUS_FILE: wrapper }, encoding: 'utf8' });
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.ok(existsSync(ran));
+    assert.match(readFileSync(wrapper, 'utf8'), /^\d+\n0\n$/);
   });
 
   it('reads the pid and exit status an earlier wrapper wrote to two files', () => {

@@ -29,7 +29,9 @@ const EARLIER_FILES = { pid: 'pid', status: 'exit-status' } as const;
  */
 export const WRAPPER = [
   // The pid first: should the daemon die before it records it, a restart still finds the process.
-  'printf \'%s\\n\' "$$" > "$DROVER_PID_FILE"',
+  // Unwritten (a full disk), the command does not run: its status, appended later, would be read
+  // as the pid, and the daemon, finding no status, reports the attempt lost.
+  'printf \'%s\\n\' "$$" > "$DROVER_PID_FILE" || exit 125',
   "trap ':' TERM INT HUP",
   '(eval "$DROVER_COMMAND") </dev/null',
   'printf \'%s\\n\' "$?" >> "$DROVER_STATUS_FILE"',
