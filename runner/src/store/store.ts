@@ -91,6 +91,8 @@ const OFF_THREAD_SYNCS_MS = 10_000;
 /** How many prepared statements are kept. */
 const STATEMENT_CACHE_SIZE = 64;
 
+/** How many ended jobs keep their plans in memory (see Store.endedPlans). */
+const ENDED_PLANS_KEPT = 256;
 /** The log's size at which a commit checkpoints it into the database file. */
 const CHECKPOINT_BYTES = 4 * 1024 * 1024;
 
@@ -110,7 +112,10 @@ const JOB_COLUMNS = `jobs.id, jobs.submission_id, jobs.key, jobs.state, jobs.pri
  * with SQLite's syncs on: the log is only reset after the database file is on disk.
  */
 export class Store {
+  /** The plans of live jobs (a plan never changes; read once per job, or kept from its insert). */
   private readonly plans = new Map<number, RunPlan>();
+  /** The plans of the jobs that ended last, oldest first: the views sent as a job ends read its plan once more. */
+  private readonly endedPlans = new Map<number, RunPlan>();
   private readonly tiers: MetricTiers;
   /** Prepared statements by their SQL: preparing one costs more than running it once. */
   private readonly statements = new Map<string, Statement>();
@@ -212,7 +217,7 @@ export class Store {
     } catch (error) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       // Rolled-back jobs' ids are given out again: their plans must not outlive them.
-      this.plans.clear();
+      this.forgetPlans();
       this.tiers.forget();
       throw this.explain(error);
     }
@@ -307,7 +312,7 @@ export class Store {
       this.run('RELEASE work');
       return result;
     } catch (error) {
-      this.plans.clear();
+      this.forgetPlans();
       this.tiers.forget();
       if (!this.db.inTransaction) throw this.explain(error, true);
       this.db.exec('ROLLBACK TO work');
@@ -382,11 +387,15 @@ export class Store {
   }
 
   insertJob(job: { submissionId: number; plan: RunPlan; state: JobState; needs: number[]; reason?: string }, now: number): number {
+    const plan = JSON.stringify(job.plan);
     const result = this.run(
       'INSERT INTO jobs (submission_id, key, plan, state, priority, needs, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      [job.submissionId, job.plan.key, JSON.stringify(job.plan), job.state, job.plan.priority, JSON.stringify(job.needs), job.reason ?? null, now],
+      [job.submissionId, job.plan.key, plan, job.state, job.plan.priority, JSON.stringify(job.needs), job.reason ?? null, now],
     );
-    return Number(result.lastInsertRowid);
+    const id = Number(result.lastInsertRowid);
+    // As it will be read back: a copy of what was stored, not the caller's object.
+    this.plans.set(id, JSON.parse(plan) as RunPlan);
+    return id;
   }
 
   /** Sets which jobs a job needs (after all of a submission's jobs have ids). */
@@ -424,7 +433,7 @@ export class Store {
       specName: String(row['spec_name']),
       user: String(row['user']),
       key: String(row['key']),
-      plan: this.plan(Number(row['id'])),
+      plan: this.plan(Number(row['id']), String(row['state']) as JobState),
       state: String(row['state']) as JobState,
       priority: Number(row['priority']),
       needs: JSON.parse(String(row['needs'])) as number[],
@@ -441,11 +450,12 @@ export class Store {
     };
   }
 
-  private plan(id: number): RunPlan {
-    let plan = this.plans.get(id);
+  private plan(id: number, state: JobState): RunPlan {
+    let plan = this.plans.get(id) ?? this.endedPlans.get(id);
     if (!plan) {
       plan = JSON.parse(String(this.get('SELECT plan FROM jobs WHERE id = ?', [id])!['plan'])) as RunPlan;
-      this.plans.set(id, plan);
+      if (FINAL_STATES.includes(state)) this.keepEndedPlan(id, plan);
+      else this.plans.set(id, plan);
     }
     return plan;
   }
@@ -463,8 +473,22 @@ export class Store {
     }
     if (sets.length === 0) return;
     this.run(`UPDATE jobs SET ${sets.join(', ')} WHERE id = ?`, [...values, id]);
-    // Ended jobs are seldom read again: keep only the plans of live ones.
-    if (changes.state && FINAL_STATES.includes(changes.state)) this.plans.delete(id);
+    // Ended jobs are seldom read again: only the last few keep their plans.
+    if (changes.state && FINAL_STATES.includes(changes.state)) {
+      const plan = this.plans.get(id);
+      this.plans.delete(id);
+      if (plan) this.keepEndedPlan(id, plan);
+    }
+  }
+
+  private keepEndedPlan(id: number, plan: RunPlan): void {
+    this.endedPlans.set(id, plan);
+    if (this.endedPlans.size > ENDED_PLANS_KEPT) this.endedPlans.delete(this.endedPlans.keys().next().value!);
+  }
+
+  private forgetPlans(): void {
+    this.plans.clear();
+    this.endedPlans.clear();
   }
 
   /** Forgets a job with all it recorded; a submission left without jobs goes too. */
@@ -474,6 +498,7 @@ export class Store {
     this.tiers.delete(id);
     this.run('DELETE FROM jobs WHERE id = ?', [id]);
     this.plans.delete(id);
+    this.endedPlans.delete(id);
     if (submissionId !== null && !this.get('SELECT 1 FROM jobs WHERE submission_id = ? LIMIT 1', [submissionId])) {
       this.run('DELETE FROM submissions WHERE id = ?', [submissionId]);
     }

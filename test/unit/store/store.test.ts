@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { RunPlan } from '../../../common/spec';
 import { Store } from '../../../runner/src/store/store';
 
 const RECORD = { specText: 'name: t\nrun: "true"\n', overrides: {}, workdir: '/tmp', env: {} };
@@ -50,5 +51,51 @@ describe('store: commits and syncs', () => {
     const store = Store.open(file);
     await store.durable();
     store.close();
+  });
+});
+
+describe('store: job plans', () => {
+  let dir: string;
+  let store: Store;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'drover-plans-'));
+    store = Store.open(join(dir, 'drover.db'));
+  });
+  afterEach(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const planNamed = (command: string): RunPlan => ({ key: command, job: command, params: {}, command, workdir: '.', env: {}, retries: 0, priority: 0, needs: [], resources: { gpus: { count: 0 } } });
+  const insert = (plan: RunPlan) => {
+    const submission = store.insertSubmission('spec', 'ada', RECORD, 0);
+    return store.insertJob({ submissionId: submission, plan, state: 'queued', needs: [] }, 0);
+  };
+
+  it('reads each plan as stored: from its insert, through its end, and after a rollback gave its id to another job', () => {
+    const plan = planNamed('first');
+    const first = store.transaction(() => insert(plan));
+    // What was stored, not the caller's object: changing that object later changes nothing.
+    plan.command = 'changed by the caller';
+    assert.equal(store.job(first)!.plan.command, 'first');
+    store.transaction(() => store.updateJob(first, { state: 'succeeded' }));
+    assert.equal(store.job(first)!.plan.command, 'first');
+
+    // A rolled-back job's id is given out again: the next job there reads its own plan.
+    assert.throws(() => store.transaction(() => {
+      insert(planNamed('rolled back'));
+      throw new Error('undone');
+    }), /undone/);
+    const next = store.transaction(() => insert(planNamed('next')));
+    assert.equal(next, first + 1, 'the rolled-back id is used again');
+    assert.equal(store.job(next)!.plan.command, 'next');
+
+    // Ended long ago (many others ended since), and read from the file again.
+    for (let i = 0; i < 300; i++) {
+      const id = store.transaction(() => insert(planNamed(`job ${i}`)));
+      store.transaction(() => store.updateJob(id, { state: 'failed' }));
+    }
+    assert.equal(store.job(first)!.plan.command, 'first');
+    assert.equal(store.job(next)!.plan.command, 'next');
   });
 });
