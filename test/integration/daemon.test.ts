@@ -3,6 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname, join } from 'node:path';
 import { createMessageConnection, SocketMessageReader, SocketMessageWriter } from 'vscode-jsonrpc/node';
 import { PROTOCOL_VERSION, type JobDetail, type JobView } from '../../common/protocol';
@@ -357,9 +358,12 @@ describe('runner daemon', function () {
         this.skip();
       }
       try {
-        harness = new DaemonHarness({ env: { DROVER_HOME: join(mountPoint, 'home') } });
+        // Host probes every 100 ms: each is a write the full disk refuses while the daemon runs on.
+        harness = new DaemonHarness({ env: { DROVER_HOME: join(mountPoint, 'home'), DROVER_HOST_PROBE_MS: '100' } });
         const before = await harness.cli(['run', '--wait', '--', 'echo', 'before']);
         assert.equal(before.code, 0, before.stderr);
+        const daemonPid = async () => (JSON.parse((await harness.cli(['daemon', 'status', '--json'])).stdout) as { pid?: number }).pid;
+        const pid = await daemonPid();
         try {
           writeFileSync(join(mountPoint, 'filler'), Buffer.alloc(8 * 2 ** 20));
         } catch (error) {
@@ -370,6 +374,14 @@ describe('runner daemon', function () {
         assert.match(refused.stderr, /the disk holding .*drover\.db is full: this change was not recorded \(what was recorded before is intact\); free some space and try again/);
         const during = JSON.parse((await harness.cli(['runs', '--json'])).stdout) as JobView[];
         assert.deepEqual(during.map((run) => [run.id, run.command, run.state]), [[1, 'echo before', 'succeeded']]);
+        await sleep(500);
+        assert.equal(await daemonPid(), pid, 'the daemon went on through the probes it could not record');
+        // A daemon started while the disk is full serves what it has.
+        assert.equal((await harness.cli(['daemon', 'stop'])).code, 0);
+        const restarted = await harness.cli(['daemon', 'start']);
+        assert.equal(restarted.code, 0, restarted.stderr);
+        const afterRestart = JSON.parse((await harness.cli(['runs', '--json'])).stdout) as JobView[];
+        assert.deepEqual(afterRestart.map((run) => [run.id, run.state]), [[1, 'succeeded']]);
 
         rmSync(join(mountPoint, 'filler'));
         const after = await harness.cli(['run', '--wait', '--', 'echo', 'after']);

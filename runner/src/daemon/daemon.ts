@@ -47,7 +47,7 @@ import { earlyStopVerdict, type StepValue } from '../scheduler/early-stop';
 import { DEFAULT_USAGE_HALF_LIFE_MS, recentGpuHours, type GpuUse } from '../scheduler/fair-share';
 import { DEFAULT_CPUS, type Allocation, type HostCapacity } from '../scheduler/placement';
 import { schedule, type PolicyOptions, type QueuedJob, type RunningJob } from '../scheduler/policy';
-import { Store, TransactionLost, type AttemptRow, type JobRow, type MetricRow, type ScheduleRow } from '../store/store';
+import { Store, StoreError, TransactionLost, type AttemptRow, type JobRow, type MetricRow, type ScheduleRow } from '../store/store';
 import { IdleGpuWatch } from './idle-gpus';
 import { ScheduleTimer } from './schedules';
 import type { DaemonPaths } from '../../../common/node/daemon-paths';
@@ -234,6 +234,8 @@ export class Daemon {
   private pollTimer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Why the last observation the store refused was dropped (see recordObservation). */
+  private droppedBecause: string | undefined;
   /** Names this daemon on shared hosts: its folders there, and its GPU leases. */
   private readonly daemonId: string;
   private readonly schedules: ScheduleTimer;
@@ -258,7 +260,7 @@ export class Daemon {
     // Started while the daemon starts, not when a burst of work has begun.
     this.launcher.start();
     // Samples of GPUs that are no longer probed age out here (probed ones as they are sampled).
-    this.store.transaction(() => this.store.gpuSamples.prune(Date.now() - this.settings.gpuSampleRetentionMs));
+    this.recordObservation(() => this.store.gpuSamples.prune(Date.now() - this.settings.gpuSampleRetentionMs));
     await this.probeHost();
     for (const host of this.store.hosts()) {
       if (host.kind === 'ssh') this.openSshHost(host.name);
@@ -561,7 +563,7 @@ export class Daemon {
     for (const [cluster, slurmIds] of scancel) {
       cluster.cancel(slurmIds).then(
         () => this.pollSlurm(cluster),
-        (error: unknown) => this.store.transaction(() => this.store.addEvent(null, 'scancel-failed', `scancel ${slurmIds.join(' ')} on ${cluster.name}: ${error instanceof Error ? error.message : String(error)}`, Date.now())),
+        (error: unknown) => this.recordObservation(() => this.store.addEvent(null, 'scancel-failed', `scancel ${slurmIds.join(' ')} on ${cluster.name}: ${error instanceof Error ? error.message : String(error)}`, Date.now())),
       );
     }
     if (cancelled.length) this.requestSchedule();
@@ -979,7 +981,7 @@ export class Daemon {
       .catch((error: unknown) => {
         if (this.stopped) return;
         // The cluster is unreachable or squeue failed: runs go on there, and are read again next time.
-        this.store.transaction(() => this.store.addEvent(null, 'slurm-poll-failed', `${cluster.name}: ${error instanceof Error ? error.message : String(error)}`, Date.now()));
+        this.recordObservation(() => this.store.addEvent(null, 'slurm-poll-failed', `${cluster.name}: ${error instanceof Error ? error.message : String(error)}`, Date.now()));
       })
       .finally(() => this.polling.delete(cluster.name));
   }
@@ -1082,7 +1084,7 @@ export class Daemon {
    * clients. Local and SSH hosts alike.
    */
   private saveHost(name: string, kind: HostView['kind'], status: { state: HostView['state']; message?: string | undefined }, inventory?: HostInventory): void {
-    this.store.transaction(() => {
+    const saved = this.recordObservation(() => {
       this.store.saveHost({
         name,
         kind,
@@ -1101,8 +1103,28 @@ export class Daemon {
       // Each probe is a sample of its GPUs over time, durable with the host's state.
       if (inventory?.gpus.length) this.store.gpuSamples.record(name, inventory.probedAt, inventory.gpus, inventory.probedAt - this.settings.gpuSampleRetentionMs);
     });
+    if (!saved) return;
     const view = this.hosts().find((host) => host.name === name);
     if (view) this.emit('hosts', 'drover/event/host', view);
+  }
+
+  /**
+   * Writes what the daemon saw on its own, outside any request (a host's state, a failed poll,
+   * old samples pruned). Should the store refuse it (a full disk), the observation is dropped and
+   * said in the daemon's log, once per cause, and the daemon goes on: what was written before is
+   * intact, and the next observation is written once there is room. False when dropped.
+   */
+  private recordObservation(work: () => void): boolean {
+    try {
+      this.store.transaction(work);
+      this.droppedBecause = undefined;
+      return true;
+    } catch (error) {
+      if (!(error instanceof StoreError)) throw error;
+      if (error.message !== this.droppedBecause) console.error(`drover daemon: ${error.message}`);
+      this.droppedBecause = error.message;
+      return false;
+    }
   }
 
   // Scheduling

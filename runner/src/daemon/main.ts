@@ -111,7 +111,14 @@ export async function run(): Promise<void> {
     // Nothing should keep the process up now; should something, it still ends.
     setTimeout(() => process.exit(0), 2_000).unref();
   };
-  await daemon.start();
+  try {
+    await daemon.start();
+  } catch (error) {
+    if (!(error instanceof StoreError)) throw error;
+    daemon.stop();
+    release();
+    fail(error.message, DAEMON_EXIT.badState);
+  }
   const tcp = tcpSetting(process.env['DROVER_LISTEN_TCP']);
   if (tcp instanceof Error) fail(tcp.message, DAEMON_EXIT.badState);
   const served = await serve(daemon, subscribers, {
