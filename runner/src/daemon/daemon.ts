@@ -851,8 +851,9 @@ export class Daemon {
       const upstream = this.store.job(need);
       if (!upstream || upstream.state === 'succeeded') continue;
       if (FINAL_STATES.includes(upstream.state) || upstream.slurmId === null || this.slurmClusterOf(upstream) !== cluster) {
-        const why = FINAL_STATES.includes(upstream.state) ? `${upstream.specName}/${upstream.key} ${upstream.state}` : `${upstream.specName}/${upstream.key} is not on ${cluster.name}`;
-        this.settleUnhanded(group, 'skipped', `skipped: ${why}`);
+        // The state says it was skipped: the reason says why (as the scheduler's reasons do).
+        const why = FINAL_STATES.includes(upstream.state) ? `it needs ${upstream.specName}/${upstream.key}, which ${upstream.state === 'skipped' ? 'was skipped' : upstream.state}` : `it needs ${upstream.specName}/${upstream.key}, which is not on ${cluster.name}`;
+        this.settleUnhanded(group, 'skipped', why);
         return;
       }
       // An array's whole job: afterok on it waits for every task.

@@ -579,7 +579,7 @@ function dependencyBlock(job: QueuedJob, states: SchedulingInput['states']): { r
     if (!needed) continue;
     if (needed.state === 'succeeded') continue;
     if (needed.state === 'failed' || needed.state === 'cancelled' || needed.state === 'skipped') {
-      return { reason: `skipped: it needs ${needed.key}, which ${needed.state === 'skipped' ? 'was skipped' : needed.state === 'failed' ? 'failed' : 'was cancelled'}`, skip: true };
+      return { reason: `it needs ${needed.key}, which ${needed.state === 'skipped' ? 'was skipped' : needed.state === 'failed' ? 'failed' : 'was cancelled'}`, skip: true };
     }
     waitingFor.push(needed.key);
   }

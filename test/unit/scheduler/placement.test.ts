@@ -80,7 +80,7 @@ describe('scheduling policy', () => {
     ]);
     const decisions = schedule(input([queued(1, {}, { needs: [10, 12] }), queued(2, {}, { needs: [12, 11] }), queued(3, {}, { needs: [12] })], { states }));
     assert.equal(decisions.waiting.get(1), 'waiting for wf/prepare to succeed');
-    assert.deepEqual(decisions.skip, [{ jobId: 2, reason: 'skipped: it needs wf/train, which failed' }]);
+    assert.deepEqual(decisions.skip, [{ jobId: 2, reason: 'it needs wf/train, which failed' }]);
     assert.deepEqual(decisions.start.map((start) => start.jobId), [3]);
   });
 

@@ -67,7 +67,7 @@ export function standingOf(job: Pick<SlurmJob, 'state' | 'reason' | 'exitCode' |
       return ended('timed-out', `reached its SLURM time limit (${state})`);
     case 'CANCELLED':
       // --kill-on-invalid-dep: an upstream run failed, so this one never ran.
-      if (job.reason === 'DependencyNeverSatisfied') return ended('cancelled', 'skipped: a run it needs did not succeed (SLURM DependencyNeverSatisfied)', { skipped: true });
+      if (job.reason === 'DependencyNeverSatisfied') return ended('cancelled', 'a run it needs did not succeed (SLURM DependencyNeverSatisfied)', { skipped: true });
       return ended('cancelled', 'cancelled (SLURM CANCELLED)');
     case 'NODE_FAIL':
       return ended('lost', 'its node failed (SLURM NODE_FAIL)');
