@@ -150,6 +150,8 @@ export function checkCron(input: unknown): Parsed<string> {
 
 /** A size for people: 17179869184 → "16 GiB", 16e9 → "16 GB". */
 export function formatSize(bytes: number): string {
+  // Zero divides by every unit: it is plain bytes, not '0 PiB'.
+  if (bytes === 0) return '0 B';
   const binary = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
   const decimal = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
   for (let power = 5; power > 0; power--) {

@@ -286,8 +286,8 @@ describe('runner daemon', function () {
       const ps = await harness.cli(['ps']);
       assert.match(ps.stdout, /waiting for 1 GPU; 0 free on local/);
       const hosts = await harness.cli(['hosts']);
-      assert.match(hosts.stdout, /GPU 0\s+busy: pid 4242 \(not Drover's\)\s+NVIDIA A100-SXM4-40GB/);
-      assert.match(hosts.stdout, new RegExp(`GPU 1\\s+run ${first!.id}\\s`));
+      assert.match(hosts.stdout, /GPU 0\s+busy: pid 4242 \(not Drover's\)\s+NVIDIA A100-SXM4-40GB\s+17\.0 \/ 40 GiB, 37%$/m);
+      assert.match(hosts.stdout, new RegExp(`GPU 1\\s+run ${first!.id}\\s+NVIDIA A100-SXM4-40GB\\s+0 / 40 GiB, 0%$`, 'm'));
       const log = await harness.cli(['logs', String(first!.id)]);
       assert.equal(log.stdout, 'CUDA_VISIBLE_DEVICES=1\n');
       await harness.cli(['cancel', String(first!.id), String(second!.id), String(huge!.id)]);

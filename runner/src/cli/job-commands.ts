@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { stringify } from 'yaml';
 import { FINAL_STATES, type CellEventsChunk, type HostView, type JobView, type LogChunk, type SubmitParams, type SubmitResult } from '../../../common/protocol';
-import { analyzeSpec, formatElapsed, formatMetricValue, formatSize, parseDuration, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
+import { analyzeSpec, formatElapsed, formatGib, formatMetricValue, formatSize, parseDuration, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
 import { DaemonUnavailable, type DaemonClient } from '../../../common/node/daemon-client';
 import { connectDaemon } from './daemon-connection';
 import { CliError, EXIT, formatTable, type CommandOutput } from './output';
@@ -448,7 +448,7 @@ export async function hostsCommand(args: string[], options: { json: boolean; slu
     }
     const rows: string[][] = [];
     for (const host of hosts) {
-      rows.push([host.name, describeHostState(host), host.state === 'connecting' ? '' : `${host.cpus} CPUs, ${formatSize(host.memoryBytes)}`, host.gpus.length ? `${host.gpus.length} GPU${host.gpus.length === 1 ? '' : 's'}` : 'no GPUs']);
+      rows.push([host.name, describeHostState(host), host.state === 'connecting' ? '' : `${host.cpus} CPUs, ${formatGib(host.memoryBytes)} GiB`, host.gpus.length ? `${host.gpus.length} GPU${host.gpus.length === 1 ? '' : 's'}` : 'no GPUs']);
       for (const partition of host.slurm?.partitions ?? []) {
         rows.push([`  partition ${partition.name}${partition.default ? ' (default)' : ''}`, partition.state, `nodes ${partition.nodes}`, `time limit ${partition.timeLimit}`]);
       }
@@ -460,7 +460,7 @@ export async function hostsCommand(args: string[], options: { json: boolean; slu
       }
       for (const gpu of host.gpus) {
         const holder = gpu.jobId !== undefined ? `run ${gpu.jobId}` : gpu.foreignPids.length ? `busy: pid ${gpu.foreignPids.join(', ')} (not Drover's)` : 'free';
-        rows.push([`  GPU ${gpu.index}`, holder, gpu.name, `${formatSize(gpu.memoryUsedBytes)} / ${formatSize(gpu.memoryTotalBytes)}${gpu.utilizationPercent !== null ? `, ${gpu.utilizationPercent}%` : ''}`]);
+        rows.push([`  GPU ${gpu.index}`, holder, gpu.name, `${formatGib(gpu.memoryUsedBytes)} / ${formatGib(gpu.memoryTotalBytes)} GiB${gpu.utilizationPercent !== null ? `, ${gpu.utilizationPercent}%` : ''}`]);
       }
     }
     out.stdout(formatTable(['HOST', 'STATE', 'CAPACITY', 'GPUS'], rows));

@@ -88,6 +88,7 @@ describe('units', () => {
     assert.equal(formatSize(16 * 2 ** 30), '16 GiB');
     assert.equal(formatSize(16e9), '16 GB');
     assert.equal(formatSize(512), '512 B');
+    assert.equal(formatSize(0), '0 B');
   });
 
   it('matches GPU types within model names, ignoring case, spaces and dashes', () => {
