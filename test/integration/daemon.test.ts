@@ -262,10 +262,17 @@ describe('runner daemon', function () {
     it('retries a failed attempt and succeeds', async () => {
       harness = new DaemonHarness();
       const dir = mkdtempSync(join(tmpdir(), 'drover-flaky-'));
-      const [run] = await submit(harness, 'name: flaky\nrun: "if [ -e marker ]; then echo second time lucky; else touch marker; exit 1; fi"\nretries: 2\nresources: { cpus: 0.1 }\n', dir);
+      const [run] = await submit(harness, 'name: flaky\nrun: "if [ -e marker ]; then echo second time lucky; else touch marker; echo first try; exit 1; fi"\nretries: 2\nresources: { cpus: 0.1 }\n', dir);
       const ended = await untilState(harness, run!.id, ['succeeded']);
       rmSync(dir, { recursive: true, force: true });
       assert.deepEqual(ended.attemptList.map((attempt) => [attempt.outcome, attempt.exitCode]), [['failed', 1], ['succeeded', 0]]);
+      // Each attempt's own log; one that does not exist, or a word, is refused.
+      assert.equal((await harness.cli(['logs', String(run!.id)])).stdout, 'second time lucky\n');
+      assert.equal((await harness.cli(['logs', '--attempt', '1', String(run!.id)])).stdout, 'first try\n');
+      const third = await harness.cli(['logs', '--attempt', '3', String(run!.id)]);
+      assert.deepEqual([third.code, third.stderr.trim()], [1, `drover logs: run ${run!.id} has 2 attempts: there is no attempt 3`]);
+      const word = await harness.cli(['logs', '--attempt', 'x', String(run!.id)]);
+      assert.deepEqual([word.code, word.stderr.trim()], [2, "drover logs: --attempt takes an attempt number (1, 2, …), not 'x'"]);
     });
   });
 

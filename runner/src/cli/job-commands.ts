@@ -378,8 +378,12 @@ export async function showCommand(ids: string[], options: { json: boolean }, out
 
 export async function logsCommand(ids: string[], options: { follow: boolean; attempt: string | undefined }, out: CommandOutput): Promise<number> {
   const id = singleId(ids);
+  if (options.attempt !== undefined && !/^[1-9]\d*$/.test(options.attempt)) throw new CliError(`--attempt takes an attempt number (1, 2, …), not '${options.attempt}'`, EXIT.usage);
   return withDaemon(false, async (client) => {
     const job = await client.request('drover/job', { id });
+    if (options.attempt !== undefined && Number(options.attempt) > job.attempts) {
+      throw new CliError(`run ${id} has ${job.attempts === 0 ? 'not started yet' : `${job.attempts} attempt${job.attempts === 1 ? '' : 's'}`}: there is no attempt ${options.attempt}`, EXIT.invalid);
+    }
     if (options.follow && !FINAL_STATES.includes(job.state)) {
       const follower = new RunFollower(client, out, { prefix: false, json: false });
       await client.request('drover/subscribe', { topics: ['jobs', 'logs'], jobIds: [id] });
