@@ -320,6 +320,10 @@ describe('runner daemon', function () {
       assert.equal(stopped.code, 0, stopped.stderr);
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.ok(alive(pid), 'the run goes on without the daemon');
+      // Reading starts the daemon again, on demand: it finds the run still going.
+      const ps = await harness.cli(['ps']);
+      assert.equal(ps.code, 0, ps.stderr);
+      assert.match(ps.stdout, new RegExp(`^${run!.id}\\s+outlives\\s+running\\s`, 'm'));
       const ended = await untilState(harness, run!.id, ['succeeded', 'failed']);
       assert.equal(ended.state, 'succeeded', ended.reason);
       assert.equal((await harness.cli(['logs', String(run!.id)])).stdout, 'begun\ndone\n');

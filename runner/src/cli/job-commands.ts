@@ -8,9 +8,13 @@ import { connectDaemon } from './daemon-connection';
 import { CliError, EXIT, formatTable, type CommandOutput } from './output';
 import { parseOverrides } from './spec-commands';
 
-/** Connects (starting the daemon when `start`), runs `work`, and always disconnects. */
-async function withDaemon<T>(start: boolean, work: (client: DaemonClient) => Promise<T>): Promise<T> {
-  const client = await connectDaemon(start);
+/**
+ * Connects, starting the daemon if it is not running (on demand, for reading as for submitting:
+ * after a reboot or a `drover daemon stop`, `drover ps` finds the runs, and queued ones go on),
+ * runs `work`, and always disconnects.
+ */
+async function withDaemon<T>(work: (client: DaemonClient) => Promise<T>): Promise<T> {
+  const client = await connectDaemon(true);
   try {
     return await work(client);
   } finally {
@@ -27,7 +31,7 @@ export async function submitCommand(
   if (!options.previewSbatch && analyzeSpec(params.specText, params.specPath).model?.schedule) {
     out.stderr(`note: this runs it once now; \`drover schedule add ${params.specPath}\` runs it on its schedule`);
   }
-  return withDaemon(true, (client) => (options.previewSbatch ? previewSbatch(client, params, options, out) : submitAndReport(client, params, options, out)));
+  return withDaemon((client) => (options.previewSbatch ? previewSbatch(client, params, options, out) : submitAndReport(client, params, options, out)));
 }
 
 /** What `drover submit` and `drover schedule add` send: the one spec file named, with -p and --host. */
@@ -49,7 +53,7 @@ export async function scheduleCommand(args: string[], options: { params: string[
   const [action = 'list', ...rest] = args;
   if (action === 'add') {
     const params = readSubmission(rest, options);
-    return withDaemon(true, async (client) => {
+    return withDaemon(async (client) => {
       const schedule = await client.request('drover/schedules/add', params);
       if (options.json) out.stdout(JSON.stringify(schedule, null, 2));
       else out.stdout(`scheduled ${schedule.name} (${schedule.cron}): ${schedule.nextTick !== undefined ? `next run ${formatTime(schedule.nextTick)}` : 'it never fires again'}`);
@@ -57,7 +61,7 @@ export async function scheduleCommand(args: string[], options: { params: string[
     });
   }
   if (action === 'remove' && rest.length === 1) {
-    return withDaemon(true, async (client) => {
+    return withDaemon(async (client) => {
       const { removed } = await client.request('drover/schedules/remove', { name: rest[0]! });
       if (!removed) throw new CliError(`no schedule named '${rest[0]}' (drover schedule list shows them)`, EXIT.noInput);
       out.stdout(`removed the schedule ${rest[0]}; runs it started are left as they are`);
@@ -65,7 +69,7 @@ export async function scheduleCommand(args: string[], options: { params: string[
     });
   }
   if (action !== 'list' || rest.length) throw new CliError('drover schedule [list | add SPEC | remove NAME]', EXIT.usage);
-  return withDaemon(true, async (client) => {
+  return withDaemon(async (client) => {
     const schedules = await client.request('drover/schedules', {});
     if (options.json) {
       out.stdout(JSON.stringify(schedules, null, 2));
@@ -145,7 +149,7 @@ export async function runCommand(
     spec['retries'] = Number(options.retries);
   }
   const params: SubmitParams = { specText: stringify(spec), cwd: process.cwd(), env: stringEnv(), user: userInfo().username, ...onHost(options.host) };
-  return withDaemon(true, (client) => (options.previewSbatch ? previewSbatch(client, params, options, out) : submitAndReport(client, params, options, out)));
+  return withDaemon((client) => (options.previewSbatch ? previewSbatch(client, params, options, out) : submitAndReport(client, params, options, out)));
 }
 
 function onHost(host: string | undefined): Pick<SubmitParams, 'host'> {
@@ -322,7 +326,7 @@ class RunFollower {
 }
 
 export async function psCommand(options: { all: boolean; json: boolean }, out: CommandOutput): Promise<number> {
-  return withDaemon(false, async (client) => {
+  return withDaemon(async (client) => {
     const jobs = await client.request('drover/jobs', options.all ? {} : { states: ['queued', 'running'] });
     if (options.json) out.stdout(JSON.stringify(jobs, null, 2));
     else if (jobs.length === 0) out.stdout('nothing queued or running');
@@ -334,7 +338,7 @@ export async function psCommand(options: { all: boolean; json: boolean }, out: C
 export async function runsCommand(options: { limit: string | undefined; json: boolean }, out: CommandOutput): Promise<number> {
   const limit = options.limit === undefined ? 50 : Number(options.limit);
   if (!Number.isInteger(limit) || limit < 1) throw new CliError(`--limit takes a whole number, not '${options.limit}'`, EXIT.usage);
-  return withDaemon(false, async (client) => {
+  return withDaemon(async (client) => {
     const jobs = await client.request('drover/jobs', { limit });
     if (options.json) out.stdout(JSON.stringify(jobs, null, 2));
     else if (jobs.length === 0) out.stdout('no runs yet');
@@ -345,7 +349,7 @@ export async function runsCommand(options: { limit: string | undefined; json: bo
 
 export async function showCommand(ids: string[], options: { json: boolean }, out: CommandOutput): Promise<number> {
   const id = singleId(ids);
-  return withDaemon(false, async (client) => {
+  return withDaemon(async (client) => {
     const job = await client.request('drover/job', { id });
     if (options.json) {
       out.stdout(JSON.stringify(job, null, 2));
@@ -379,7 +383,7 @@ export async function showCommand(ids: string[], options: { json: boolean }, out
 export async function logsCommand(ids: string[], options: { follow: boolean; attempt: string | undefined }, out: CommandOutput): Promise<number> {
   const id = singleId(ids);
   if (options.attempt !== undefined && !/^[1-9]\d*$/.test(options.attempt)) throw new CliError(`--attempt takes an attempt number (1, 2, …), not '${options.attempt}'`, EXIT.usage);
-  return withDaemon(false, async (client) => {
+  return withDaemon(async (client) => {
     const job = await client.request('drover/job', { id });
     if (options.attempt !== undefined && Number(options.attempt) > job.attempts) {
       throw new CliError(`run ${id} has ${job.attempts === 0 ? 'not started yet' : `${job.attempts} attempt${job.attempts === 1 ? '' : 's'}`}: there is no attempt ${options.attempt}`, EXIT.invalid);
@@ -409,7 +413,7 @@ export async function logsCommand(ids: string[], options: { follow: boolean; att
 export async function cancelCommand(ids: string[], options: { json: boolean }, out: CommandOutput): Promise<number> {
   if (ids.length === 0) throw new CliError('name the runs to cancel: drover cancel ID...', EXIT.usage);
   const numbers = ids.map((id) => singleId([id]));
-  return withDaemon(false, async (client) => {
+  return withDaemon(async (client) => {
     const { cancelled } = await client.request('drover/cancel', { ids: numbers });
     const already = numbers.filter((id) => !cancelled.includes(id));
     if (options.json) {
@@ -430,7 +434,7 @@ export async function hostsCommand(args: string[], options: { json: boolean; slu
       throw new CliError('drover hosts [add ALIAS | add NAME --slurm [--via ALIAS] [--workdir-root PATH] | remove NAME]: ALIAS is a Host of your SSH config', EXIT.usage);
     }
     if (!options.slurm && (options.via !== undefined || options.workdirRoot !== undefined)) throw new CliError('--via and --workdir-root are for a SLURM cluster: add --slurm', EXIT.usage);
-    return withDaemon(true, async (client) => {
+    return withDaemon(async (client) => {
       if (action === 'remove') {
         const { removed } = await client.request('drover/hosts/remove', { alias });
         out.stdout(removed ? `removed ${alias} from the pool` : `${alias} was not in the pool`);
@@ -444,7 +448,7 @@ export async function hostsCommand(args: string[], options: { json: boolean; slu
       return reached.state === 'unreachable' ? EXIT.unavailable : EXIT.ok;
     });
   }
-  return withDaemon(true, async (client) => {
+  return withDaemon(async (client) => {
     const hosts = await client.request('drover/hosts', {});
     if (options.json) {
       out.stdout(JSON.stringify(hosts, null, 2));
@@ -490,7 +494,7 @@ async function waitForHost(client: DaemonClient, alias: string, host: HostView):
 
 export async function metricsCommand(ids: string[], options: { json: boolean }, out: CommandOutput): Promise<number> {
   const id = singleId(ids);
-  return withDaemon(false, async (client) => {
+  return withDaemon(async (client) => {
     const series = await client.request('drover/metrics', { id });
     if (options.json) out.stdout(JSON.stringify(series, null, 2));
     else if (series.length === 0) out.stdout(`run ${id} has reported no metrics`);
