@@ -62,6 +62,9 @@ describe('schedules', function () {
 
     assert.match(await cli('schedule', 'remove', 'every2s'), /removed the schedule every2s/);
     const removedAt = Date.now();
+    // Gone: a second remove is a refused request (exit 1), not an unreadable file (3).
+    const again = await harness.cli(['schedule', 'remove', 'every2s'], workdir);
+    assert.deepEqual([again.code, again.stderr.trim()], [1, "drover schedule: no schedule named 'every2s' (drover schedule list shows them)"]);
     const started = (await runs('every2s')).length;
     // No run per time more than the times that passed.
     assert.ok(started >= 2 && started <= ticksBetween(cron, addedAt - 1000, removedAt), `${started} runs for ${ticksBetween(cron, addedAt - 1000, removedAt)} times`);

@@ -63,7 +63,7 @@ export async function scheduleCommand(args: string[], options: { params: string[
   if (action === 'remove' && rest.length === 1) {
     return withDaemon(async (client) => {
       const { removed } = await client.request('drover/schedules/remove', { name: rest[0]! });
-      if (!removed) throw new CliError(`no schedule named '${rest[0]}' (drover schedule list shows them)`, EXIT.noInput);
+      if (!removed) throw new CliError(`no schedule named '${rest[0]}' (drover schedule list shows them)`, EXIT.invalid);
       out.stdout(`removed the schedule ${rest[0]}; runs it started are left as they are`);
       return EXIT.ok;
     });
