@@ -152,10 +152,24 @@ describe('runner daemon', function () {
       const show = await harness.cli(['show', String(run!.id)]);
       assert.match(show.stdout, /^state\s+failed \(exited with code 5\)$/m);
       assert.match(show.stdout, /^attempt 1\s+failed, exit 5, \d+s on local; log .*output\.log$/m);
+      assert.match(show.stdout, /^submitted at\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/m);
+      assert.match(show.stdout, /^ended\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(ran \ds\)$/m);
+      assert.match(show.stdout, /^env\s+\d+ variables as submitted; drover show --json lists them$/m);
       const ps = await harness.cli(['ps']);
       assert.equal(ps.stdout.trim(), 'nothing queued or running');
       const queue = await harness.cli(['queue']);
       assert.deepEqual([queue.code, queue.stdout], [ps.code, ps.stdout], '`drover queue` is `drover ps`');
+    });
+
+    it('records the environment a run was submitted with, secret-looking values redacted', async () => {
+      harness = new DaemonHarness();
+      const ran = await harness.cli(['run', '--wait', '--', 'true'], ROOT, { HF_TOKEN: 'hf_do_not_keep', DROVER_TEST_NOTE: 'kept' });
+      assert.equal(ran.code, 0, ran.stderr);
+      const shown = await harness.cli(['show', '1']);
+      assert.match(shown.stdout, /^env\s+\d+ variables as submitted, \d+ redacted \(names that look secret\); drover show --json lists them$/m);
+      const record = (JSON.parse((await harness.cli(['show', '--json', '1'])).stdout) as JobDetail).record;
+      assert.deepEqual([record.env['HF_TOKEN'], record.env['DROVER_TEST_NOTE']], ['***redacted***', 'kept']);
+      assert.ok(!JSON.stringify(record).includes('hf_do_not_keep'), 'the secret is nowhere in the record');
     });
 
     it('records a metric on a last line written without a line end', async () => {

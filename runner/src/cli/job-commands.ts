@@ -6,6 +6,7 @@ import { analyzeSpec, formatElapsed, formatGib, formatMetricValue, formatSize, p
 import { DaemonUnavailable, type DaemonClient } from '../../../common/node/daemon-client';
 import { connectDaemon } from './daemon-connection';
 import { CliError, EXIT, formatTable, type CommandOutput } from './output';
+import { REDACTED } from '../records/reproduction';
 import { parseOverrides } from './spec-commands';
 
 /**
@@ -89,6 +90,13 @@ export async function scheduleCommand(args: string[], options: { params: string[
     out.stdout(formatTable(['NAME', 'SCHEDULE', 'NEXT', 'LAST', 'SPEC'], rows));
     return EXIT.ok;
   });
+}
+
+/** The environment a run was submitted with, in a line: the whole of it is in `show --json`. */
+function describeEnv(env: Record<string, string>): string {
+  const names = Object.keys(env);
+  const redacted = names.filter((name) => env[name] === REDACTED).length;
+  return `${names.length} variable${names.length === 1 ? '' : 's'} as submitted${redacted ? `, ${redacted} redacted (names that look secret)` : ''}; drover show --json ${names.length === 1 ? 'has it' : 'lists them'}`;
 }
 
 /** A time in the user's zone, as cron reads schedules: 2026-01-10 02:00:00. */
@@ -358,6 +366,9 @@ export async function showCommand(ids: string[], options: { json: boolean }, out
     const lines: [string, string][] = [
       ['run', `${job.id}  ${job.specName}${job.key === job.specName ? '' : `/${job.key}`}`],
       ['state', `${job.state}${job.reason ? ` (${job.reason})` : ''}`],
+      ['submitted at', formatTime(job.createdAt)],
+      ...(job.startedAt !== undefined ? [['started', formatTime(job.startedAt)] as [string, string]] : []),
+      ...(job.endedAt !== undefined ? [['ended', `${formatTime(job.endedAt)}${job.startedAt !== undefined ? ` (ran ${formatElapsed(job.endedAt - job.startedAt)})` : ''}`] as [string, string]] : []),
       [job.command !== undefined ? 'command' : 'notebook', job.command ?? job.notebook ?? ''],
       ['params', Object.entries(job.params).map(([name, value]) => `${name}=${value}`).join(' ') || '-'],
       ['resources', describeResources(job.resources)],
@@ -366,6 +377,7 @@ export async function showCommand(ids: string[], options: { json: boolean }, out
       // The record's host is this machine's; a run on an SSH host names its host on its attempt line.
       ['submitted on', job.record.host ? `${job.record.host.name} (${job.record.host.os}${job.record.host.gpuModels.length ? `, ${job.record.host.gpuModels.join(', ')}` : ''}${job.record.host.driverVersion ? `, driver ${job.record.host.driverVersion}` : ''})` : '-'],
       ['spec', job.record.specPath ?? '(ad hoc)'],
+      ['env', describeEnv(job.record.env)],
     ];
     if (job.record.targetHost !== undefined) lines.push(['pinned to', `${job.record.targetHost} (--host)`]);
     for (const attempt of job.attemptList) {
