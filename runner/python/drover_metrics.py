@@ -27,9 +27,13 @@ Only one of the two is written, so Drover never counts a record twice, and the s
 unchanged with and without Drover.
 
 Metric names match [A-Za-z_][A-Za-z0-9_./-]* ("loss", "train/acc", "lr.group-0"); `step` and
-`time` are reserved. Values are finite numbers: ints, floats, and anything float() takes
-(NumPy scalars, one-element tensors), but not strings or booleans. `step` is None or an
-integer >= 0. Anything else raises ValueError before anything is written.
+`time` are reserved. Values are numbers: ints, floats, and anything float() takes (NumPy
+scalars, one-element tensors), but not strings or booleans. `step` is None or an integer >= 0.
+Anything else raises ValueError before anything is written: those are mistakes in the script.
+
+A NaN or infinite value is not one: a diverging loss must not end the training. It is left out
+of the record (the call writes the other metrics, or nothing if none is left), and stderr says
+so once per metric name.
 """
 
 import json
@@ -37,12 +41,15 @@ import math
 import numbers
 import os
 import re
+import sys
 import time
 
 __all__ = ["log"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*\Z")
 _RESERVED = ("step", "time")
+# Metrics already said on stderr to have had a NaN or infinite value.
+_warned = set()
 
 
 def log(step=None, **metrics):
@@ -51,6 +58,13 @@ def log(step=None, **metrics):
     if not metrics:
         raise ValueError("drover_metrics.log() needs at least one metric, e.g. log(step, loss=0.5)")
     values = [(name, _check_value(name, value)) for name, value in metrics.items()]
+    for name, value in values:
+        if not _finite(value) and name not in _warned:
+            _warned.add(name)
+            sys.stderr.write("drover_metrics: %s is %r at step %s; NaN and infinite values are left out (said once per metric)\n" % (name, value, step))
+    values = [(name, value) for name, value in values if _finite(value)]
+    if not values:
+        return
 
     path = os.environ.get("DROVER_METRICS")
     if path:
@@ -81,16 +95,19 @@ def _check_value(name, value):
         raise ValueError("drover_metrics: %r is reserved and cannot be a metric name" % name)
     # bool is an int, and str would pass float(); both are almost surely mistakes.
     if isinstance(value, (bool, str, bytes)):
-        raise ValueError("drover_metrics: metric %r must be a finite number, got %r" % (name, value))
+        raise ValueError("drover_metrics: metric %r must be a number, got %r" % (name, value))
     if isinstance(value, numbers.Integral):
         return int(value)  # kept exact, not turned into a float
     try:
         number = float(value)
     except Exception:  # whatever float() raises (TypeError, ValueError, a tensor's RuntimeError)
-        raise ValueError("drover_metrics: metric %r must be a finite number, got %r" % (name, value)) from None
-    if not math.isfinite(number):
-        raise ValueError("drover_metrics: metric %r must be a finite number, got %r" % (name, number))
+        raise ValueError("drover_metrics: metric %r must be a number, got %r" % (name, value)) from None
     return number
+
+
+def _finite(value):
+    # An int is exact and finite, however large (math.isfinite would overflow on it).
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def _append(path, line):

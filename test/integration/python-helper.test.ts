@@ -19,7 +19,9 @@ log(2, **{"train/loss": 1e-7, "lr.group-0": 0.1, "big": 2**40})
 log(lr=3e-4)
 bad = sys.argv[1] if len(sys.argv) > 1 else ""
 if bad == "nan":
-    log(3, loss=float("nan"))
+    log(3, loss=float("nan"), acc=0.25)
+    log(4, loss=float("inf"))
+    log(5, loss=float("-inf"), acc=0.5)
 elif bad == "string":
     log(3, loss="0.5")
 elif bad == "name":
@@ -88,11 +90,22 @@ describe('drover_metrics.py', function () {
     }
   });
 
+  it('leaves out NaN and infinite values, says so once per metric on stderr, and goes on', () => {
+    const file = join(dir, 'metrics.jsonl');
+    const expected = [...EXPECTED, [{ step: 3, name: 'acc', value: 0.25 }], [{ step: 5, name: 'acc', value: 0.5 }]];
+    const warning = "drover_metrics: loss is nan at step 3; NaN and infinite values are left out (said once per metric)\n";
+    const written = runScript(['nan'], file);
+    assert.deepEqual([written.code, written.stdout, written.stderr], [0, 'done\n', warning]);
+    assert.deepEqual(readFileSync(file, 'utf8').trimEnd().split('\n').map((line) => withoutTime(parseMetricJson(line) ?? [])), expected);
+    const printed = runScript(['nan']);
+    assert.deepEqual([printed.code, printed.stderr], [0, warning]);
+    assert.deepEqual(printed.stdout.trimEnd().split('\n').map(parseMetricLine), [...expected, null]);
+  });
+
   it('fails with a ValueError naming the problem, before writing the bad record', () => {
     const file = join(dir, 'metrics.jsonl');
     const cases: [string, RegExp][] = [
-      ['nan', /ValueError: drover_metrics: metric 'loss' must be a finite number, got nan/],
-      ['string', /ValueError: drover_metrics: metric 'loss' must be a finite number, got '0\.5'/],
+      ['string', /ValueError: drover_metrics: metric 'loss' must be a number, got '0\.5'/],
       ['name', /ValueError: drover_metrics: metric name 'bad name' must match/],
     ];
     for (const [bad, message] of cases) {
