@@ -87,6 +87,7 @@ describe('runner daemon', function () {
       const result = await harness.cli(['submit', '--wait', '-p', 'seed=0', 'examples/train.drover.yaml']);
       assert.equal(result.code, 0, result.stderr);
       assert.match(result.stderr, /submitted lr-sweep: 3 runs/);
+      assert.match(result.stderr, /^3 runs: 3 succeeded$/m);
       const runs = JSON.parse((await harness.cli(['runs', '--json'])).stdout) as JobView[];
       assert.deepEqual(runs.map((run) => run.state), ['succeeded', 'succeeded', 'succeeded']);
       const id = runs.find((run) => run.params['lr'] === 0.3)!.id;
@@ -216,6 +217,8 @@ describe('runner daemon', function () {
       assert.equal(byKey['report']!.state, 'skipped');
       assert.equal(byKey['report']!.reason, 'it needs wf/train, which failed');
       assert.ok(byKey['train']!.startedAt! >= byKey['prepare']!.endedAt!);
+      // The last line says how they all ended, naming the runs that did not succeed.
+      assert.equal(result.stderr.trimEnd().split('\n').at(-1), `4 runs: 2 succeeded, 1 failed (train #${byKey['train']!.id}), 1 skipped (report #${byKey['report']!.id})`);
     });
 
     it('refuses a broken spec with file:line:col messages', async () => {

@@ -188,7 +188,19 @@ async function submitAndReport(
   out.stderr(`submitted ${result.jobs[0]?.specName}: ${result.jobs.length} run${result.jobs.length === 1 ? '' : 's'}; following until they end (Ctrl-C stops following, not the runs)`);
   const finals = await follower!.follow(result.jobs);
   if (options.json) out.stdout(JSON.stringify(finals, null, 2));
+  else if (finals.length > 1) out.stderr(summarizeEnds(finals));
   return exitCodeOf(finals);
+}
+
+/** How a sweep's or workflow's runs ended, in a line: '3 runs: 2 succeeded, 1 failed (sw[1] #2)'. */
+function summarizeEnds(jobs: JobView[]): string {
+  const byState = new Map<string, JobView[]>(FINAL_STATES.map((state) => [state, []]));
+  for (const job of jobs) byState.set(job.state, [...(byState.get(job.state) ?? []), job]);
+  const parts = [...byState].filter(([, those]) => those.length > 0).map(([state, those]) => {
+    const named = state === 'succeeded' || state === 'stopped' ? '' : ` (${those.slice(0, 5).map((job) => `${job.key} #${job.id}`).join(', ')}${those.length > 5 ? `, and ${those.length - 5} more` : ''})`;
+    return `${those.length} ${state}${named}`;
+  });
+  return `${jobs.length} runs: ${parts.join(', ')}`;
 }
 
 /** A single run's own exit code; for several, 0 only when all succeeded (or were stopped early: a sweep's normal end). */
