@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -95,6 +95,15 @@ describe('drover CLI', () => {
       assert.match(result.stderr, message);
     }
     assert.ok(!existsSync(home), 'no daemon was started');
+  });
+
+  it('ends quietly when the reader of its output stops early (a pipe into head)', () => {
+    const spec = join(dir, 'big.drover.yaml');
+    writeFileSync(spec, 'name: big\nrun: "echo ${{ params.i }}"\nsweep: { parameters: { i: { range: [0, 5000] } } }\n');
+    // Far more than a pipe holds, so the writes after head has gone meet a closed pipe.
+    const result = spawnSync('bash', ['-c', 'set -o pipefail; "$0" "$1" plan --json "$2" 2>"$3" | head -c 100 >/dev/null', process.execPath, BIN, spec, join(dir, 'stderr')], { encoding: 'utf8' });
+    assert.equal(result.status, 141, 'as a process ended by SIGPIPE');
+    assert.equal(readFileSync(join(dir, 'stderr'), 'utf8'), '', 'no stack trace');
   });
 
   it('plans the runs of a sweep, with overrides', () => {

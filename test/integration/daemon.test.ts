@@ -239,7 +239,7 @@ describe('runner daemon', function () {
       const running = await untilState(harness, run!.id, ['running']);
       const pid = await waitFor('the pid', async () => (await job(harness, run!.id)).attemptList[0]?.pid ?? running.attemptList[0]?.pid);
       const cancel = await harness.cli(['cancel', String(run!.id)]);
-      assert.match(cancel.stdout, new RegExp(`cancelling ${run!.id}`));
+      assert.equal(cancel.stdout, `cancelling 1 run (id ${run!.id})\n`);
       const ended = await untilState(harness, run!.id, ['cancelled']);
       assert.equal(ended.attemptList[0]!.outcome, 'cancelled');
       assert.ok(!alive(pid), 'the wrapper is gone');

@@ -181,7 +181,7 @@ async function submitAndReport(
     if (options.json) out.stdout(JSON.stringify(result, null, 2));
     else {
       const name = result.jobs[0]?.specName ?? 'spec';
-      out.stdout(`submitted ${name}: ${result.jobs.length} run${result.jobs.length === 1 ? '' : 's'} (${describeIds(result.jobs)})`);
+      out.stdout(`submitted ${name}: ${result.jobs.length} run${result.jobs.length === 1 ? '' : 's'} (${describeIds(result.jobs.map((job) => job.id))})`);
     }
     return EXIT.ok;
   }
@@ -444,8 +444,8 @@ export async function cancelCommand(ids: string[], options: { json: boolean }, o
       out.stdout(JSON.stringify({ cancelled, alreadyEnded: already }, null, 2));
       return EXIT.ok;
     }
-    if (cancelled.length) out.stdout(`cancelling ${cancelled.join(', ')}`);
-    if (already.length) out.stdout(`already ended: ${already.join(', ')}`);
+    if (cancelled.length) out.stdout(`cancelling ${cancelled.length} run${cancelled.length === 1 ? '' : 's'} (${describeIds(cancelled)})`);
+    if (already.length) out.stdout(`already ended: ${already.length} run${already.length === 1 ? '' : 's'} (${describeIds(already)})`);
     return EXIT.ok;
   });
 }
@@ -561,9 +561,18 @@ function describeResources(resources: ResourceRequest): string {
   return parts.join(', ');
 }
 
-function describeIds(jobs: JobView[]): string {
-  if (jobs.length === 1) return `id ${jobs[0]!.id}`;
-  return `ids ${jobs[0]!.id}–${jobs.at(-1)!.id}`;
+/** Run ids in a line however many: consecutive ones as ranges, 'ids 1–3, 7, 9–12', at most 10 of those. */
+function describeIds(ids: readonly number[]): string {
+  const sorted = [...ids].sort((a, b) => a - b);
+  const ranges: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let end = i;
+    while (end + 1 < sorted.length && sorted[end + 1] === sorted[end]! + 1) end++;
+    ranges.push(end === i ? String(sorted[i]) : `${sorted[i]}–${sorted[end]}`);
+    i = end + 1;
+  }
+  const shown = ranges.length > 10 ? `${ranges.slice(0, 10).join(', ')} and ${ranges.length - 10} more` : ranges.join(', ');
+  return `${sorted.length === 1 ? 'id' : 'ids'} ${shown}`;
 }
 
 function singleId(ids: string[]): number {

@@ -218,6 +218,14 @@ export async function main(argv: string[], out: CommandOutput): Promise<number> 
 
 /** The process entry point (bin/drover.js). */
 export function run(): void {
+  // A reader that stops early (`drover runs --json | head`) closes the pipe: the command ends
+  // quietly, as one killed by SIGPIPE (128 + 13), the way other Unix tools do, with no stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      process.exit(141);
+    });
+  }
   void main(process.argv.slice(2), {
     stdout: (line) => process.stdout.write(`${line}\n`),
     stderr: (line) => process.stderr.write(`${line}\n`),
