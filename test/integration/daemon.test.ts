@@ -550,6 +550,17 @@ describe('runner daemon', function () {
       assert.match(ps.stdout, /nothing queued or running/);
     });
 
+    it('takes over a lock whose pid now belongs to another process (as after a reboot)', async () => {
+      harness = new DaemonHarness();
+      // This test's own process: alive, but not the process the lock's start time names.
+      writeFileSync(daemonPaths(harness.home).lock, `${process.pid}\n1\n`);
+      const started = await harness.cli(['daemon', 'start']);
+      assert.equal(started.code, 0, started.stderr);
+      // Its own lock names it the same way: its pid, then its start time.
+      const pid = Number(/^started: pid (\d+)/.exec(started.stdout)![1]);
+      assert.match(readFileSync(daemonPaths(harness.home).lock, 'utf8'), new RegExp(`^${pid}\\n\\d+\\n$`));
+    });
+
     it('starts one daemon per home: a second start finds the first', async () => {
       harness = new DaemonHarness();
       const first = await harness.cli(['daemon', 'start']);
