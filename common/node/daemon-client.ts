@@ -47,9 +47,15 @@ export class DaemonClient {
     let socket = await openSocket(paths.socket);
     if (!socket) {
       if (!options.startWith) throw new DaemonUnavailable('the Drover daemon is not running (start it with: drover daemon start)');
-      await startDaemon(paths, options.env ?? process.env, options.startWith);
+      const heldBy = await startDaemon(paths, options.env ?? process.env, options.startWith);
       socket = await openSocket(paths.socket);
-      if (!socket) throw new DaemonUnavailable(`the daemon started but its socket ${paths.socket} does not answer; see ${paths.daemonLog}`);
+      if (!socket) {
+        throw new DaemonUnavailable(
+          heldBy
+            ? `${heldBy}, says its lock ${paths.lock}, but nothing answers on ${paths.socket}: if that process is not a Drover daemon (its pid used again after a restart), delete the lock and try again`
+            : `the daemon started but its socket ${paths.socket} does not answer; see ${paths.daemonLog}`,
+        );
+      }
     }
     return DaemonClient.handshake(socket, options.client, undefined);
   }
@@ -130,9 +136,10 @@ function openSocket(path: string): Promise<Socket | undefined> {
 
 /**
  * Starts the daemon in the background, detached from this process, and waits until it says it
- * is ready. A daemon that finds another already running (a race with another client) is fine.
+ * is ready. A daemon that finds another already running (a race with another client) is fine:
+ * what it said of the other is returned.
  */
-export async function startDaemon(paths: DaemonPaths, env: NodeJS.ProcessEnv, script: string): Promise<void> {
+async function startDaemon(paths: DaemonPaths, env: NodeJS.ProcessEnv, script: string): Promise<string | undefined> {
   mkdirSync(paths.home, { recursive: true, mode: 0o700 });
   const log = openSync(paths.daemonLog, 'a', 0o600);
   const child = spawn(process.execPath, [script], { detached: true, stdio: ['ignore', 'pipe', log], env });
@@ -140,7 +147,7 @@ export async function startDaemon(paths: DaemonPaths, env: NodeJS.ProcessEnv, sc
   const started = await untilReady(child, 15_000);
   if (started.ready || started.exitCode === DAEMON_EXIT.alreadyRunning) {
     child.unref();
-    return;
+    return started.ready ? undefined : (started.said ?? 'a Drover daemon is already running');
   }
   throw new DaemonUnavailable(
     started.said ?? (started.exitCode === null ? `the daemon did not start within 15 s; see ${paths.daemonLog}` : `the daemon could not start (exit ${started.exitCode}); see ${paths.daemonLog}`),

@@ -561,6 +561,17 @@ describe('runner daemon', function () {
       assert.match(readFileSync(daemonPaths(harness.home).lock, 'utf8'), new RegExp(`^${pid}\\n\\d+\\n$`));
     });
 
+    it('says what to do about a lock from an earlier Drover (a pid alone) that names a live process', async () => {
+      harness = new DaemonHarness();
+      const paths = daemonPaths(harness.home);
+      writeFileSync(paths.lock, `${process.pid}\n`);
+      const refused = await harness.cli(['ps']);
+      assert.equal(refused.code, 4);
+      assert.equal(refused.stderr.trim(), `drover ps: a Drover daemon is already running (pid ${process.pid}), says its lock ${paths.lock}, but nothing answers on ${paths.socket}: if that process is not a Drover daemon (its pid used again after a restart), delete the lock and try again`);
+      rmSync(paths.lock);
+      assert.equal((await harness.cli(['ps'])).code, 0);
+    });
+
     it('starts one daemon per home: a second start finds the first', async () => {
       harness = new DaemonHarness();
       const first = await harness.cli(['daemon', 'start']);

@@ -1,6 +1,6 @@
-import { DaemonUnavailable, startDaemon, type DaemonClient } from '../../../common/node/daemon-client';
+import { DaemonUnavailable, type DaemonClient } from '../../../common/node/daemon-client';
 import { daemonPaths, droverHome } from '../../../common/node/daemon-paths';
-import { connectDaemon, daemonScript } from './daemon-connection';
+import { connectDaemon } from './daemon-connection';
 import { CliError, EXIT, type CommandOutput } from './output';
 
 /** `drover daemon start|stop|status`; with `--json`, one object that says the same. */
@@ -32,8 +32,7 @@ export async function daemonCommand(args: string[], options: { json: boolean }, 
       before.close();
       return EXIT.ok;
     }
-    await startDaemon(paths, process.env, daemonScript());
-    const client = await connectDaemon(false);
+    const client = await connectDaemon(true);
     say(`started: pid ${client.daemon.pid}; state in ${client.daemon.home}`, { started: true, pid: client.daemon.pid, home: client.daemon.home });
     client.close();
     return EXIT.ok;
