@@ -94,6 +94,12 @@ describe('drover CLI', () => {
       assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
       assert.match(result.stderr, message);
     }
+    // A file that is not there: exit 3, the same words as for a spec, and still no daemon.
+    for (const args of [['run', 'nope.ipynb'], ['submit', 'nope.drover.yaml']]) {
+      const result = spawnSync(process.execPath, [BIN, ...args], { cwd: dir, encoding: 'utf8', env: { ...process.env, DROVER_HOME: home } });
+      assert.equal(result.status, 3, `${args.join(' ')}: ${result.stderr}`);
+      assert.equal(result.stderr.trim(), `drover ${args[0]}: cannot read '${args[1]}': no such file or directory`);
+    }
     assert.ok(!existsSync(home), 'no daemon was started');
   });
 

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { stringify } from 'yaml';
 import { FINAL_STATES, type CellEventsChunk, type HostView, type JobView, type LogChunk, type SubmitParams, type SubmitResult } from '../../../common/protocol';
@@ -7,7 +7,7 @@ import { DaemonUnavailable, type DaemonClient } from '../../../common/node/daemo
 import { connectDaemon } from './daemon-connection';
 import { CliError, EXIT, formatTable, type CommandOutput } from './output';
 import { REDACTED } from '../records/reproduction';
-import { parseOverrides } from './spec-commands';
+import { parseOverrides, readSpecText } from './spec-commands';
 
 /**
  * Connects, starting the daemon if it is not running (on demand, for reading as for submitting:
@@ -39,12 +39,7 @@ export async function submitCommand(
 function readSubmission(files: string[], options: { params: string[]; host?: string }): SubmitParams {
   if (files.length !== 1) throw new CliError('name exactly one spec file', EXIT.usage);
   const file = files[0]!;
-  let specText: string;
-  try {
-    specText = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new CliError(`cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`, EXIT.noInput);
-  }
+  const specText = readSpecText(file);
   const overrides = parseOverrides(options.params);
   return { specText, specPath: file, cwd: process.cwd(), overrides, env: stringEnv(), user: userInfo().username, ...onHost(options.host) };
 }
@@ -125,6 +120,8 @@ export async function runCommand(
 ): Promise<number> {
   if (argv.length === 0) throw new CliError('name a command to run, after --: drover run --gpus 1 -- python train.py', EXIT.usage);
   const notebook = argv.length === 1 && argv[0]!.endsWith('.ipynb') ? argv[0]! : undefined;
+  // Checked here, as a spec file is: a run of a notebook that is not there could only fail.
+  if (notebook !== undefined && !existsSync(notebook)) throw new CliError(`cannot read '${notebook}': no such file or directory`, EXIT.noInput);
   if (options.params?.length && !notebook) throw new CliError('-p sets a notebook\'s parameters: pass them to a command as its own arguments', EXIT.usage);
   const resources: Record<string, unknown> = {};
   if (options.gpus !== undefined) {

@@ -42,13 +42,20 @@ export function specFilesFrom(paths: string[]): string[] {
 }
 
 function readSpec(file: string): SpecAnalysis {
-  let text: string;
+  return analyzeSpec(readSpecText(file), file);
+}
+
+/** Why a file could not be read, in words: the usual causes by name, others by their code. */
+const READ_FAILURES: Record<string, string> = { ENOENT: 'no such file or directory', EACCES: 'permission denied', EPERM: 'permission denied', EISDIR: 'it is a folder, not a file' };
+
+/** A spec file's text; a file that cannot be read is a CliError that says why (exit 3). */
+export function readSpecText(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (error) {
-    throw new CliError(`cannot read '${file}': ${(error as NodeJS.ErrnoException).code ?? String(error)}`, EXIT.noInput);
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CliError(`cannot read '${file}': ${(code && READ_FAILURES[code]) ?? code ?? String(error)}`, EXIT.noInput);
   }
-  return analyzeSpec(text, file);
 }
 
 function diagnosticJson(analysis: SpecAnalysis, diagnostic: SpecDiagnostic) {
