@@ -354,7 +354,7 @@ export async function psCommand(options: { all: boolean; json: boolean }, out: C
 
 export async function runsCommand(options: { limit: string | undefined; json: boolean }, out: CommandOutput): Promise<number> {
   const limit = options.limit === undefined ? 50 : Number(options.limit);
-  if (!Number.isInteger(limit) || limit < 1) throw new CliError(`--limit takes a whole number, not '${options.limit}'`, EXIT.usage);
+  if (!Number.isInteger(limit) || limit < 1) throw new CliError(`--limit takes a whole number above 0, not '${options.limit}'`, EXIT.usage);
   return withDaemon(async (client) => {
     const jobs = await client.request('drover/jobs', { limit });
     if (options.json) out.stdout(JSON.stringify(jobs, null, 2));
