@@ -5,7 +5,7 @@ import { FINAL_STATES, type CellEventsChunk, type HostView, type JobView, type L
 import { analyzeSpec, formatElapsed, formatGib, formatMetricValue, formatSize, parseDuration, parseGpuRequest, parseSize, shellWord, type ResourceRequest } from '../../../common/spec';
 import { DaemonUnavailable, type DaemonClient } from '../../../common/node/daemon-client';
 import { connectDaemon } from './daemon-connection';
-import { CliError, EXIT, formatTable, type CommandOutput } from './output';
+import { CliError, EXIT, formatTable, plural, type CommandOutput } from './output';
 import { REDACTED } from '../records/reproduction';
 import { parseOverrides, readSpecText } from './spec-commands';
 
@@ -91,7 +91,7 @@ export async function scheduleCommand(args: string[], options: { params: string[
 function describeEnv(env: Record<string, string>): string {
   const names = Object.keys(env);
   const redacted = names.filter((name) => env[name] === REDACTED).length;
-  return `${names.length} variable${names.length === 1 ? '' : 's'} as submitted${redacted ? `, ${redacted} redacted (names that look secret)` : ''}; drover show --json ${names.length === 1 ? 'has it' : 'lists them'}`;
+  return `${plural(names.length, 'variable')} as submitted${redacted ? `, ${redacted} redacted (names that look secret)` : ''}; drover show --json ${names.length === 1 ? 'has it' : 'lists them'}`;
 }
 
 /** A time in the user's zone, as cron reads schedules: 2026-01-10 02:00:00. */
@@ -178,11 +178,11 @@ async function submitAndReport(
     if (options.json) out.stdout(JSON.stringify(result, null, 2));
     else {
       const name = result.jobs[0]?.specName ?? 'spec';
-      out.stdout(`submitted ${name}: ${result.jobs.length} run${result.jobs.length === 1 ? '' : 's'} (${describeIds(result.jobs.map((job) => job.id))})`);
+      out.stdout(`submitted ${name}: ${plural(result.jobs.length, 'run')} (${describeIds(result.jobs.map((job) => job.id))})`);
     }
     return EXIT.ok;
   }
-  out.stderr(`submitted ${result.jobs[0]?.specName}: ${result.jobs.length} run${result.jobs.length === 1 ? '' : 's'}; following until they end (Ctrl-C stops following, not the runs)`);
+  out.stderr(`submitted ${result.jobs[0]?.specName}: ${plural(result.jobs.length, 'run')}; following until they end (Ctrl-C stops following, not the runs)`);
   const finals = await follower!.follow(result.jobs);
   if (options.json) out.stdout(JSON.stringify(finals, null, 2));
   else if (finals.length > 1) out.stderr(summarizeEnds(finals));
@@ -197,7 +197,7 @@ function summarizeEnds(jobs: JobView[]): string {
     const named = state === 'succeeded' || state === 'stopped' ? '' : ` (${those.slice(0, 5).map((job) => `${job.key} #${job.id}`).join(', ')}${those.length > 5 ? `, and ${those.length - 5} more` : ''})`;
     return `${those.length} ${state}${named}`;
   });
-  return `${jobs.length} runs: ${parts.join(', ')}`;
+  return `${plural(jobs.length, 'run')}: ${parts.join(', ')}`;
 }
 
 /** A single run's own exit code; for several, 0 only when all succeeded (or were stopped early: a sweep's normal end). */
@@ -407,7 +407,7 @@ export async function logsCommand(ids: string[], options: { follow: boolean; att
   return withDaemon(async (client) => {
     const job = await client.request('drover/job', { id });
     if (options.attempt !== undefined && Number(options.attempt) > job.attempts) {
-      throw new CliError(`run ${id} has ${job.attempts === 0 ? 'not started yet' : `${job.attempts} attempt${job.attempts === 1 ? '' : 's'}`}: there is no attempt ${options.attempt}`, EXIT.invalid);
+      throw new CliError(`run ${id} has ${job.attempts === 0 ? 'not started yet' : plural(job.attempts, 'attempt')}: there is no attempt ${options.attempt}`, EXIT.invalid);
     }
     if (options.follow && !FINAL_STATES.includes(job.state)) {
       const follower = new RunFollower(client, out, { prefix: false, json: false });
@@ -441,8 +441,8 @@ export async function cancelCommand(ids: string[], options: { json: boolean }, o
       out.stdout(JSON.stringify({ cancelled, alreadyEnded: already }, null, 2));
       return EXIT.ok;
     }
-    if (cancelled.length) out.stdout(`cancelling ${cancelled.length} run${cancelled.length === 1 ? '' : 's'} (${describeIds(cancelled)})`);
-    if (already.length) out.stdout(`already ended: ${already.length} run${already.length === 1 ? '' : 's'} (${describeIds(already)})`);
+    if (cancelled.length) out.stdout(`cancelling ${plural(cancelled.length, 'run')} (${describeIds(cancelled)})`);
+    if (already.length) out.stdout(`already ended: ${plural(already.length, 'run')} (${describeIds(already)})`);
     return EXIT.ok;
   });
 }
@@ -477,7 +477,7 @@ export async function hostsCommand(args: string[], options: { json: boolean; slu
     }
     const rows: string[][] = [];
     for (const host of hosts) {
-      rows.push([host.name, describeHostState(host), host.state === 'connecting' ? '' : `${host.cpus} CPUs, ${formatGib(host.memoryBytes)} GiB`, host.gpus.length ? `${host.gpus.length} GPU${host.gpus.length === 1 ? '' : 's'}` : 'no GPUs']);
+      rows.push([host.name, describeHostState(host), host.state === 'connecting' ? '' : `${host.cpus} CPUs, ${formatGib(host.memoryBytes)} GiB`, host.gpus.length ? plural(host.gpus.length, 'GPU') : 'no GPUs']);
       for (const partition of host.slurm?.partitions ?? []) {
         rows.push([`  partition ${partition.name}${partition.default ? ' (default)' : ''}`, partition.state, `nodes ${partition.nodes}`, `time limit ${partition.timeLimit}`]);
       }
@@ -499,7 +499,7 @@ export async function hostsCommand(args: string[], options: { json: boolean; slu
 
 function describeHostState(host: HostView): string {
   if (host.kind === 'slurm' && host.state === 'up') return `up, SLURM${host.slurm?.via ? ` via ${host.slurm.via}` : ''}`;
-  if (host.state === 'up') return host.gpus.length ? `up, ${host.gpus.length} GPU${host.gpus.length === 1 ? '' : 's'}` : 'up, no GPUs';
+  if (host.state === 'up') return host.gpus.length ? `up, ${plural(host.gpus.length, 'GPU')}` : 'up, no GPUs';
   return `${host.state}${host.message ? ` (${host.message})` : ''}`;
 }
 

@@ -14,7 +14,7 @@ import {
   type SpecAnalysis,
   type SpecDiagnostic,
 } from '../../../common/spec';
-import { CliError, EXIT, formatTable, type CommandOutput } from './output';
+import { CliError, EXIT, formatTable, plural, type CommandOutput } from './output';
 
 const SKIPPED_DIRECTORIES = new Set(['node_modules', '.git', 'out', 'dist', '__pycache__']);
 
@@ -152,8 +152,4 @@ function describeResources(plan: RunPlan): string {
   if (cpus !== undefined) parts.push(`${cpus} cpu`);
   if (memoryBytes !== undefined) parts.push(formatSize(memoryBytes));
   return parts.join(', ') || '-';
-}
-
-function plural(count: number, noun: string): string {
-  return `${count.toLocaleString('en-US')} ${noun}${count === 1 ? '' : 's'}`;
 }
