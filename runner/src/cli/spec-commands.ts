@@ -90,7 +90,7 @@ export function validateCommand(paths: string[], options: { json: boolean }, out
   });
   if (options.json) out.stdout(JSON.stringify(report, null, 2));
   else {
-    const checked = `${files.length} spec${files.length === 1 ? '' : 's'} checked`;
+    const checked = `${plural(files.length, 'spec')} checked`;
     const found = errors + warnings === 0 ? 'no problems' : `${plural(errors, 'error')}, ${plural(warnings, 'warning')}`;
     (errors > 0 ? out.stderr : out.stdout)(`${checked}: ${found}`);
   }
