@@ -46,7 +46,7 @@ import { redactEnv } from '../records/reproduction';
 import { earlyStopVerdict, type StepValue } from '../scheduler/early-stop';
 import { DEFAULT_USAGE_HALF_LIFE_MS, recentGpuHours, type GpuUse } from '../scheduler/fair-share';
 import { DEFAULT_CPUS, type Allocation, type HostCapacity } from '../scheduler/placement';
-import { schedule, type PolicyOptions, type QueuedJob, type RunningJob } from '../scheduler/policy';
+import { neededEndedReason, schedule, type PolicyOptions, type QueuedJob, type RunningJob } from '../scheduler/policy';
 import { Store, StoreError, TransactionLost, type AttemptRow, type JobRow, type MetricRow, type ScheduleRow } from '../store/store';
 import { IdleGpuWatch } from './idle-gpus';
 import { ScheduleTimer } from './schedules';
@@ -851,8 +851,8 @@ export class Daemon {
       const upstream = this.store.job(need);
       if (!upstream || upstream.state === 'succeeded') continue;
       if (FINAL_STATES.includes(upstream.state) || upstream.slurmId === null || this.slurmClusterOf(upstream) !== cluster) {
-        // The state says it was skipped: the reason says why (as the scheduler's reasons do).
-        const why = FINAL_STATES.includes(upstream.state) ? `it needs ${upstream.specName}/${upstream.key}, which ${upstream.state === 'skipped' ? 'was skipped' : upstream.state}` : `it needs ${upstream.specName}/${upstream.key}, which is not on ${cluster.name}`;
+        const name = `${upstream.specName}/${upstream.key}`;
+        const why = FINAL_STATES.includes(upstream.state) ? neededEndedReason(name, upstream.state) : `it needs ${name}, which is not on ${cluster.name}`;
         this.settleUnhanded(group, 'skipped', why);
         return;
       }

@@ -571,6 +571,11 @@ function heldWords(rule: string, reservation: HeldReservation, runLimit: number,
   return `${rule} (run ${first.job.id} is first in line, expected to start on ${reservation.host} ${starts}); ${delay}`;
 }
 
+/** Why a run is skipped: a run it needs ended without succeeding ('it needs wf/train, which failed'). */
+export function neededEndedReason(key: string, state: JobState): string {
+  return `it needs ${key}, which ${state === 'skipped' || state === 'cancelled' ? `was ${state}` : state}`;
+}
+
 function dependencyBlock(job: QueuedJob, states: SchedulingInput['states']): { reason: string; skip?: true } | undefined {
   if (job.needs.length === 0) return undefined;
   const waitingFor: string[] = [];
@@ -579,7 +584,7 @@ function dependencyBlock(job: QueuedJob, states: SchedulingInput['states']): { r
     if (!needed) continue;
     if (needed.state === 'succeeded') continue;
     if (needed.state === 'failed' || needed.state === 'cancelled' || needed.state === 'skipped') {
-      return { reason: `it needs ${needed.key}, which ${needed.state === 'skipped' ? 'was skipped' : needed.state === 'failed' ? 'failed' : 'was cancelled'}`, skip: true };
+      return { reason: neededEndedReason(needed.key, needed.state), skip: true };
     }
     waitingFor.push(needed.key);
   }
